@@ -1,0 +1,48 @@
+"""What every backend takes and gives: many requests per call, so batching engines can batch."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class Request:
+    key: str                      # content hash; the completions cache is keyed by it
+    messages: tuple[dict, ...]    # chat messages: {"role": ..., "content": ...}
+    sampling: dict                # SamplingParams.model_dump()
+    seed: int                     # per request, so a rerun samples the same text
+    json_schema: dict | None = None
+
+
+@dataclass(frozen=True)
+class Completion:
+    key: str
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    seconds: float
+    finish_reason: str = "stop"
+    cached: bool = False
+
+
+@dataclass(frozen=True)
+class ModelIdentity:
+    """Enters every request key and every row's lineage."""
+
+    backend: str
+    model: str
+    file_sha256: str = ""
+    extra: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return {"backend": self.backend, "model": self.model, "file_sha256": self.file_sha256, **self.extra}
+
+
+class Backend(Protocol):
+    identity: ModelIdentity
+
+    def generate(self, requests: list[Request]) -> list[Completion]: ...
+
+
+class MissingPackage(RuntimeError):
+    """A backend or model needs a package that is not installed; the message names it."""

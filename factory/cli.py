@@ -1,0 +1,127 @@
+"""`factory run | stats | sql`: errors are one line, never a traceback.
+
+Exit codes: 0 ok; 1 a runtime problem (database busy, model package missing, unknown job);
+2 an invalid job file or command line (nothing written).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from rich.console import Console
+
+from factory.backends import MissingPackage
+from factory.spec import JobError, load_job
+from stores import StoreError, open_database
+from stores.stats import UnknownJob, job_stats
+
+DEFAULT_DB = "factory.duckdb"
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="factory", description="synthetic data factory")
+    sub = p.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run or resume a job")
+    run.add_argument("job", help="job YAML file")
+    run.add_argument("--limit", type=int, help="process only the first N seeds (a rerun without it continues)")
+    run.add_argument("--db", help="DuckDB file (default: the job's db field)")
+    run.add_argument("--address", help="Ray cluster address to join (default: start a local Ray)")
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    stats = sub.add_parser("stats", help="dataset quality stats of a job")
+    stats.add_argument("job", nargs="?", help="job name or fingerprint (optional when the db holds one job)")
+    stats.add_argument("--db", default=DEFAULT_DB)
+    stats.add_argument("--json", action="store_true", help="machine-readable output")
+    sql = sub.add_parser("sql", help="run a read-only SQL query")
+    sql.add_argument("query")
+    sql.add_argument("--db", default=DEFAULT_DB)
+    sql.add_argument("--json", action="store_true", help="rows as JSON lines")
+    return p
+
+
+def _run(args, out: Console, err: Console) -> int:
+    from factory.pipeline import run_job
+    from factory.progress import RichProgress
+
+    spec = load_job(args.job)  # JobError -> exit 2 before anything is written
+    if args.limit is not None and args.limit < 1:
+        raise JobError(f"--limit: must be >= 1 (got {args.limit})")
+    db = args.db or spec.db
+    progress = None if args.quiet else RichProgress(err)
+    result = run_job(spec, db=db, limit=args.limit, address=args.address, progress=progress)
+    if result.seeds_processed == 0:
+        err.print(f"job {spec.name} ({result.job}): all {result.seeds_done_before} seeds already done, no model calls")
+    else:
+        err.print(f"job {spec.name} ({result.job}): {result.seeds_processed} seeds processed "
+                  f"({result.seeds_done_before} done before), {result.model_calls} model calls, db {db}")
+    con = open_database(db, read_only=True)
+    try:
+        from factory.render import print_all, stats_tables
+
+        print_all(out, stats_tables(job_stats(con, result.job)))
+    finally:
+        con.close()
+    return 0
+
+
+def _stats(args, out: Console, err: Console) -> int:
+    con = open_database(args.db, read_only=True)
+    try:
+        stats = job_stats(con, args.job)
+    finally:
+        con.close()
+    if args.json:
+        print(json.dumps(stats, indent=2, sort_keys=True))
+    else:
+        from factory.render import print_all, stats_tables
+
+        print_all(out, stats_tables(stats))
+    return 0
+
+
+def _sql(args, out: Console, err: Console) -> int:
+    import duckdb
+
+    con = open_database(args.db, read_only=True)
+    try:
+        try:
+            cur = con.execute(args.query)
+        except duckdb.Error as e:
+            err.print(f"error: {str(e).splitlines()[0]}", markup=False, highlight=False)
+            return 1
+        if cur.description is None:
+            return 0
+        columns = [d[0] for d in cur.description]
+        rows = cur.fetchall()
+    finally:
+        con.close()
+    if args.json:
+        for row in rows:
+            print(json.dumps(dict(zip(columns, row)), default=str))
+    else:
+        from factory.render import query_table
+
+        out.print(query_table(columns, rows))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    out, err = Console(), Console(stderr=True)
+    handlers = {"run": _run, "stats": _stats, "sql": _sql}
+    try:
+        return handlers[args.command](args, out, err)
+    except JobError as e:
+        err.print(f"error: {e}", markup=False, highlight=False)
+        return 2
+    except (StoreError, MissingPackage, UnknownJob, FileNotFoundError, ValueError, ConnectionError) as e:
+        err.print(f"error: {e}", markup=False, highlight=False)
+        return 1
+    except KeyboardInterrupt:
+        err.print("interrupted: committed batches are kept; rerun the same command to resume")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

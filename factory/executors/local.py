@@ -1,0 +1,26 @@
+"""In-process executor: one engine per (backend, model), requests run in order."""
+from __future__ import annotations
+
+from factory.backends import Completion, Request, build_backend
+
+
+class LocalExecutor:
+    def __init__(self, threads: int = 1):
+        self.threads = threads
+        self.engines = 1
+        self._backends: dict[tuple[str, str], object] = {}
+
+    def generate(self, backend: str, model: str, requests: list[Request], on_completion=None) -> list[Completion]:
+        key = (backend, model)
+        if key not in self._backends:
+            self._backends[key] = build_backend(backend, model, threads=self.threads)
+        out = []
+        for request in requests:
+            completion = self._backends[key].generate([request])[0]
+            if on_completion:
+                on_completion(completion)
+            out.append(completion)
+        return out
+
+    def close(self) -> None:
+        self._backends.clear()

@@ -1,0 +1,85 @@
+"""Ray executor: a pool of engine actors, each holding its loaded models.
+
+Actors are sized to the cores: on 2 cores two 1-thread llama.cpp engines gave ~140 tok/s
+together against ~118 for one 2-thread engine. Requests are dealt one at a time to
+whichever actor is free (2 in flight per actor so none idles between calls); one Ray
+call costs ~1 ms against seconds of generation.
+"""
+from __future__ import annotations
+
+import os
+from collections import deque
+
+from factory.backends import Completion, Request, build_backend
+
+# Ray 2.60 writes ~/.ray/auth_token unless told not to; a local tool should not.
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+import ray  # noqa: E402
+
+IN_FLIGHT_PER_ACTOR = 2
+
+
+class EngineActor:
+    def __init__(self, threads: int):
+        self.threads = threads
+        self.backends = {}
+
+    def generate(self, backend: str, model: str, requests: list[Request]) -> list[Completion]:
+        key = (backend, model)
+        if key not in self.backends:
+            self.backends[key] = build_backend(backend, model, threads=self.threads)
+        return self.backends[key].generate(requests)
+
+    def node_id(self) -> str:
+        return ray.get_runtime_context().get_node_id()
+
+
+class RayExecutor:
+    def __init__(self, engines: int | str = "auto", threads: int = 1, address: str | None = None):
+        self._owns_ray = not ray.is_initialized()
+        if self._owns_ray:
+            ray.init(address=address, include_dashboard=False, log_to_driver=False,
+                     logging_level="ERROR", configure_logging=True)
+        cpus = int(ray.cluster_resources().get("CPU", 1))
+        self.engines = max(1, cpus // threads) if engines == "auto" else int(engines)
+        # A crashed actor is restarted and its call retried: generation is idempotent
+        # (same request, same seed, same text) and the driver writes nothing until it returns.
+        actor_cls = ray.remote(num_cpus=threads, max_restarts=2, max_task_retries=2)(EngineActor)
+        self.actors = [actor_cls.remote(threads) for _ in range(self.engines)]
+
+    def generate(self, backend: str, model: str, requests: list[Request], on_completion=None) -> list[Completion]:
+        pending = deque(enumerate(requests))
+        results: list[Completion | None] = [None] * len(requests)
+        in_flight = {}  # ObjectRef -> (actor, index)
+        load = {i: 0 for i in range(len(self.actors))}
+
+        def submit() -> None:
+            for actor_index, actor in enumerate(self.actors):
+                while pending and load[actor_index] < IN_FLIGHT_PER_ACTOR:
+                    index, request = pending.popleft()
+                    ref = actor.generate.remote(backend, model, [request])
+                    in_flight[ref] = (actor_index, index)
+                    load[actor_index] += 1
+
+        submit()
+        while in_flight:
+            ready, _ = ray.wait(list(in_flight), num_returns=1)
+            for ref in ready:
+                actor_index, index = in_flight.pop(ref)
+                load[actor_index] -= 1
+                completion = ray.get(ref)[0]
+                results[index] = completion
+                if on_completion:
+                    on_completion(completion)
+            submit()
+        return results  # type: ignore[return-value]
+
+    def node_ids(self) -> list[str]:
+        return ray.get([actor.node_id.remote() for actor in self.actors])
+
+    def close(self) -> None:
+        for actor in self.actors:
+            ray.kill(actor)
+        self.actors = []
+        if self._owns_ray:
+            ray.shutdown()

@@ -1,0 +1,117 @@
+"""The DuckDB store. The driver process is its only writer; workers return results.
+
+A batch's rows and its done-marks commit in one transaction, so a kill -9 leaves either
+all of a batch or none of it. The completions cache commits on its own, as soon as
+completions arrive, so a rerun after a crash pays for no completion twice.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from stores.connection import open_database
+from stores.migrations import migrate
+
+TABLES_WRITTEN_PER_BATCH = ("seeds", "samples", "reviews", "verdicts", "drops")
+
+
+@dataclass
+class BatchRows:
+    batch_id: str
+    job: str
+    seed_indices: list[int]
+    rows: dict[str, list[dict]] = field(default_factory=lambda: {t: [] for t in TABLES_WRITTEN_PER_BATCH})
+
+    def add(self, table: str, row: dict) -> None:
+        self.rows[table].append(row)
+
+
+def _value(v):
+    return json.dumps(v, sort_keys=True) if isinstance(v, (dict, list, tuple)) else v
+
+
+def _insert(con, table: str, rows: list[dict], on_conflict: str = "") -> None:
+    if not rows:
+        return
+    columns = list(rows[0])
+    sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) {on_conflict}"
+    con.executemany(sql, [[_value(row[c]) for c in columns] for row in rows])
+
+
+class Store:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.con = open_database(self.path)
+        migrate(self.con)
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # jobs
+    def register_job(self, fingerprint: str, name: str, recipe: str, spec: dict, decision_rule: dict,
+                     num_samples: int) -> None:
+        self.con.execute(
+            """INSERT INTO jobs (fingerprint, name, recipe, spec, decision_rule, num_samples)
+               VALUES (?, ?, ?, ?, ?, ?)
+               ON CONFLICT (fingerprint) DO UPDATE SET name = excluded.name,
+                 num_samples = greatest(jobs.num_samples, excluded.num_samples)""",
+            [fingerprint, name, recipe, json.dumps(spec, sort_keys=True), json.dumps(decision_rule, sort_keys=True),
+             num_samples],
+        )
+
+    def done_indices(self, job: str) -> set[int]:
+        rows = self.con.execute("SELECT seed_index FROM done_seeds WHERE job = ?", [job]).fetchall()
+        return {r[0] for r in rows}
+
+    # completions cache
+    def cached(self, keys: list[str]) -> dict[str, dict]:
+        if not keys:
+            return {}
+        rows = self.con.execute(
+            """SELECT request_key, text, prompt_tokens, completion_tokens, seconds, finish_reason
+               FROM completions WHERE request_key IN (SELECT unnest(?))""",
+            [list(keys)],
+        ).fetchall()
+        names = ("key", "text", "prompt_tokens", "completion_tokens", "seconds", "finish_reason")
+        return {r[0]: dict(zip(names, r)) for r in rows}
+
+    def put_completions(self, rows: list[dict]) -> None:
+        self.con.begin()
+        try:
+            _insert(self.con, "completions", rows, "ON CONFLICT (request_key) DO NOTHING")
+            self.con.commit()
+        except Exception:
+            self.con.rollback()
+            raise
+
+    # exact dedup
+    def samples_by_hash(self, job: str, hashes: list[str]) -> dict[str, str]:
+        if not hashes:
+            return {}
+        rows = self.con.execute(
+            """SELECT content_hash, min(sample_id ORDER BY seed_index) FROM samples
+               WHERE job = ? AND duplicate_of IS NULL AND content_hash IN (SELECT unnest(?))
+               GROUP BY content_hash""",
+            [job, list(hashes)],
+        ).fetchall()
+        return dict(rows)
+
+    # the batch
+    def write_batch(self, batch: BatchRows) -> None:
+        self.con.begin()
+        try:
+            for table in TABLES_WRITTEN_PER_BATCH:
+                _insert(self.con, table, batch.rows[table])
+            _insert(self.con, "done_seeds",
+                    [{"job": batch.job, "seed_index": i, "batch_id": batch.batch_id} for i in batch.seed_indices])
+            self.con.commit()
+        except Exception:
+            self.con.rollback()
+            raise
