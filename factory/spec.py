@@ -104,14 +104,25 @@ class JobError(ValueError):
     """An invalid job file; str() is one line naming the field and what is allowed."""
 
 
+def _fields_at(loc: tuple) -> list[str]:
+    """The field names a spec allows at a location, for 'unknown field' messages."""
+    model: type[BaseModel] = JobSpec
+    for part in loc:
+        annotation = model.model_fields[part].annotation
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return list(model.model_fields)
+
+
 def _one_line(path: str, err: ValidationError) -> str:
     first = err.errors()[0]
     where = ".".join(str(p) for p in first["loc"]) or "(top level)"
     msg = first["msg"]
-    if first["type"] == "extra_forbidden":
-        msg = "unknown field"
     got = first.get("input")
     shown = "" if isinstance(got, (dict, list)) or got is None else f" (got {got!r})"
+    if first["type"] == "extra_forbidden":
+        msg, shown = f"unknown field; allowed here: {', '.join(_fields_at(first['loc'][:-1]))}", ""
     more = len(err.errors()) - 1
     tail = f"; and {more} more error(s)" if more else ""
     return f"{path}: {where}: {msg}{shown}{tail}"

@@ -1,0 +1,65 @@
+"""A fake backend with the real signature: deterministic text from the request, no model.
+
+Model names pick behaviours: "fake" answers well; "fake-garbage" answers schema requests
+with prose (as an unconstrained 135M model does); "fake-slow" sleeps per request.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+
+from factory.backends import Completion, ModelIdentity, Request, register
+
+CALLS: list[Request] = []
+
+
+def _h(*parts) -> int:
+    return int(hashlib.sha256(repr(parts).encode()).hexdigest()[:8], 16)
+
+
+class FakeBackend:
+    def __init__(self, model: str, threads: int = 1):
+        self.identity = fake_identity(model)
+        self.model = model
+
+    def generate(self, requests: list[Request]) -> list[Completion]:
+        out = []
+        for r in requests:
+            CALLS.append(r)
+            if self.model == "fake-slow":
+                time.sleep(0.05)
+            text = self._answer(r)
+            out.append(Completion(key=r.key, text=text, prompt_tokens=len(str(r.messages)) // 4,
+                                  completion_tokens=len(text) // 4, seconds=0.01))
+        return out
+
+    def _answer(self, r: Request) -> str:
+        prompt = r.messages[-1]["content"]
+        h = _h(prompt, r.seed)
+        if r.json_schema and self.model == "fake-garbage":
+            return "Sure! Here is my review: the story is nice."
+        if r.json_schema and "grammar" in r.json_schema["properties"]:
+            base = 3 + h % 6  # 3..8: some accepted, some rejected, some adjudicated
+            return json.dumps({"grammar": base, "creativity": max(1, base - h % 2), "consistency": base,
+                               "plot": min(10, base + (h >> 3) % 3), "age_group": "3-5", "critique": "fine"})
+        if r.json_schema and "decision" in r.json_schema["properties"]:
+            return json.dumps({"decision": "accept" if h % 2 else "reject", "reason": "fake judge"})
+        words = re.findall(r'"([a-z]+)"', prompt)[:3]
+        if h % 7 == 0:
+            return "Too short."  # exercises the generator's drop path
+        story = ("Once upon a time there was a little dog. The dog liked to {words} every day. "
+                 "One day the dog met a cat and they played in the sun. They were happy and they went home. "
+                 "The end of story number {n}.")
+        if h % 5 == 0:  # the same text for different seeds (case and spacing aside): exact dedup
+            return story.format(words="play", n=0).upper().replace(" ", "  ") if h % 2 else story.format(words="play", n=0)
+        return story.format(words=" and ".join(words), n=h)
+
+
+def fake_identity(model: str) -> ModelIdentity:
+    return ModelIdentity(backend="fake", model=model, file_sha256="0" * 64)
+
+
+def install() -> None:
+    register("fake", fake_identity, lambda model, threads=1: FakeBackend(model, threads))

@@ -1,0 +1,51 @@
+import pytest
+
+from factory.spec import JobError, load_job, parse_job
+from conftest import REPO, fake_job
+
+
+def test_demo_job_is_valid():
+    spec = load_job(REPO / "jobs/tinystories-demo.yaml")
+    assert spec.num_samples == 30 and spec.recipe == "tinystories"
+
+
+def test_unknown_field_is_named_on_one_line():
+    with pytest.raises(JobError) as e:
+        parse_job(fake_job(reviewrs=3), "job.yaml")
+    assert str(e.value).startswith("job.yaml: reviewrs: unknown field; allowed here: name, recipe, num_samples")
+    assert "\n" not in str(e.value)
+    job = fake_job()
+    job["roles"]["reviewer"]["temp"] = 1
+    with pytest.raises(JobError, match=r"roles.reviewer.temp: unknown field; allowed here: backend, model, template"):
+        parse_job(job, "job.yaml")
+
+
+def test_nested_bad_value_names_the_path_and_what_is_allowed():
+    job = fake_job()
+    job["roles"]["reviewer"]["sampling"] = {"temperature": 5}
+    with pytest.raises(JobError) as e:
+        parse_job(job, "job.yaml")
+    msg = str(e.value)
+    assert "\n" not in msg
+    assert msg.startswith("job.yaml: roles.reviewer.sampling.temperature: ")
+    assert "less than or equal to 2" in msg and "(got 5)" in msg
+
+
+def test_decision_thresholds_must_be_ordered():
+    with pytest.raises(JobError, match="reject_mean must be <= accept_mean"):
+        parse_job(fake_job(decision={"accept_mean": 5, "reject_mean": 6}))
+
+
+def test_fingerprint_ignores_size_and_db_but_not_content():
+    a = parse_job(fake_job())
+    assert a.fingerprint == parse_job(fake_job(num_samples=99, db="elsewhere.duckdb")).fingerprint
+    assert a.fingerprint != parse_job(fake_job(seed=4)).fingerprint
+    assert a.fingerprint != parse_job(fake_job(reviewers=2)).fingerprint
+
+
+def test_yaml_syntax_error_is_one_line(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\n  num_samples: [\n")
+    with pytest.raises(JobError) as e:
+        load_job(bad)
+    assert "not valid YAML" in str(e.value) and "\n" not in str(e.value)
