@@ -88,7 +88,7 @@ def _sql(args, out: Console, err: Console) -> int:
         try:
             cur = con.execute(args.query)
         except duckdb.Error as e:
-            err.print(f"error: {str(e).splitlines()[0]}", markup=False, highlight=False)
+            _error(str(e).splitlines()[0])
             return 1
         if cur.description is None:
             return 0
@@ -106,6 +106,11 @@ def _sql(args, out: Console, err: Console) -> int:
     return 0
 
 
+def _error(message: str) -> None:
+    # plain print, not rich: an error must stay one line whatever the terminal width
+    print(f"error: {message}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     out, err = Console(), Console(stderr=True)
@@ -113,10 +118,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return handlers[args.command](args, out, err)
     except JobError as e:
-        err.print(f"error: {e}", markup=False, highlight=False)
+        _error(str(e))
         return 2
     except (StoreError, MissingPackage, UnknownJob, FileNotFoundError, ValueError, ConnectionError) as e:
-        err.print(f"error: {e}", markup=False, highlight=False)
+        _error(str(e))
         return 1
     except KeyboardInterrupt:
         err.print("interrupted: committed batches are kept; rerun the same command to resume")
