@@ -41,7 +41,9 @@ class Role(ABC):
 def parse_json_model(model: type[BaseModel], text: str) -> BaseModel | Drop:
     """JSON text -> a validated pydantic model, or a Drop naming what was wrong."""
     try:
-        data = json.loads(text)
+        # strict=False: a raw newline inside a string is still JSON we can read (16 of 87
+        # demo reviews broke on exactly that)
+        data = json.loads(text, strict=False)
     except json.JSONDecodeError as err:
         return Drop(f"invalid JSON: {err.msg} at char {err.pos}", text)
     try:

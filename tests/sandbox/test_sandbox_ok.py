@@ -91,6 +91,24 @@ def test_classes_and_prints_are_captured():
     assert (res.status, res.value, res.stdout) == ("ok", "8", "héllo 3\n")
 
 
+def test_common_idioms_are_not_rejected():
+    res = run("""
+        from collections import namedtuple
+        class Base:
+            def __init__(self, n):
+                self._n = n
+        class Kid(Base):
+            def __init__(self, n):
+                super().__init__(n * 2)
+        def simple_math_problem():
+            P = namedtuple("P", "a b")
+            return Kid(3)._n + P(1, 2)._asdict()["b"]
+        if __name__ == "__main__":
+            print(simple_math_problem())
+    """)
+    assert (res.status, res.value, res.stdout) == ("ok", "8", "")
+
+
 def test_custom_entry_name():
     res = run("def solve():\n    return 5\n", entry="solve")
     assert (res.status, res.value) == ("ok", "5")
