@@ -19,15 +19,27 @@ def stats_tables(stats: dict) -> list[Table]:
     funnel.add_row("adjudication rate", _pct(stats["adjudication_rate"]))
     funnel.add_row("acceptance rate", _pct(stats["acceptance_rate"]))
 
-    scores = Table(title="review scores (1-10)")
-    for col in ("axis", "mean", "stddev", "histogram 1..10"):
+    scores = Table(title="review scores")
+    for col in ("axis", "mean", "stddev", "histogram (score:count)"):
         scores.add_column(col)
     for axis, s in stats["scores"].items():
-        hist = " ".join(str(s["histogram"].get(str(k), 0)) for k in range(1, 11))
+        hist = " ".join(f"{k}:{v}" for k, v in sorted(s.get("histogram", {}).items(), key=lambda kv: float(kv[0])))
         scores.add_row(axis, _num(s["mean"]), _num(s["stddev"]), hist)
     a = stats["reviewer_agreement"]
     scores.caption = (f"reviewer agreement: mean spread {_num(a['mean_spread'])}, "
-                      f"pairs within 1 point on all axes {_pct(a['pairs_within_1_point_all_axes'])}")
+                      f"reviewer pairs within 1 point {_pct(a['pairs_within_1_point'])}")
+    tables = [funnel, scores]
+
+    v = stats.get("verification")
+    if v:
+        ver = Table(title=f"verification: {v['verified']} of {v['checked']} verified ({_pct(v['pass_rate'])})")
+        ver.add_column("why not verified / attempts")
+        ver.add_column("rows", justify="right")
+        for why, n in v["failure_reasons"].items():
+            ver.add_row(why, str(n))
+        for key, a in v["attempts"].items():
+            ver.add_row(f"attempt {key} (correct)", f"{a['count']} ({a['correct']})")
+        tables.append(ver)
 
     tokens = Table(title="tokens per role")
     for col in ("role", "calls", "prompt tokens", "completion tokens", "tok/s per engine"):
@@ -35,7 +47,7 @@ def stats_tables(stats: dict) -> list[Table]:
     for role, t in stats["tokens"].items():
         tokens.add_row(role, str(t["calls"]), str(t["prompt_tokens"]), str(t["completion_tokens"]),
                        _num(t["completion_tokens_per_second"]))
-    return [funnel, scores, tokens]
+    return [*tables, tokens]
 
 
 def query_table(columns: list[str], rows: list[tuple]) -> Table:

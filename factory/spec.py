@@ -39,13 +39,14 @@ class RoleSpec(Strict):
 
 class DecisionRule(Strict):
     """accept if mean >= accept_mean and spread <= max_spread; reject if mean < reject_mean;
-    otherwise ask the Adjudicator. Means are over reviewers of each review's mean axis score."""
+    otherwise ask the Adjudicator. Means are over reviewers of each review's overall score
+    (1-10 for TinyStories and math, the additive 0-5 for textbooks)."""
 
-    accept_mean: float = Field(7.0, ge=1, le=10)
-    max_spread: float = Field(1.5, ge=0, le=9)
-    reject_mean: float = Field(5.0, ge=1, le=10)
+    accept_mean: float = Field(7.0, ge=0, le=10)
+    max_spread: float = Field(1.5, ge=0, le=10)
+    reject_mean: float = Field(5.0, ge=0, le=10)
     max_out_of_vocabulary: float | None = Field(
-        None, ge=0, le=1, description="reject (stage 'rule') above this share of words outside the vocabulary"
+        None, ge=0, le=1, description="TinyStories: reject (stage 'vocabulary') above this share of words outside the vocabulary"
     )
 
     @model_validator(mode="after")
@@ -55,14 +56,37 @@ class DecisionRule(Strict):
         return self
 
 
-class Roles(Strict):
-    generator: RoleSpec = RoleSpec(template="tinystories/generator@1", sampling=SamplingParams(max_tokens=300))
-    reviewer: RoleSpec = RoleSpec(
-        template="tinystories/reviewer@1", sampling=SamplingParams(temperature=0.7, max_tokens=160)
-    )
-    adjudicator: RoleSpec = RoleSpec(
-        template="tinystories/adjudicator@1", sampling=SamplingParams(temperature=0.2, max_tokens=120)
-    )
+class TextbookOptions(Strict):
+    topics_file: str | None = Field(
+        None, description="a topic a line, or JSONL with 'topic' and an optional 'extract'; default: the shipped list")
+    audiences: list[str] | None = Field(None, min_length=1, description="default: the four shipped audiences")
+    styles: list[str] | None = Field(None, min_length=1, description="default: the four shipped styles")
+    min_words: int = Field(120, ge=1, description="shorter texts are dropped")
+
+
+class MathOptions(Strict):
+    source: Literal["builtin", "file", "generated"] = Field(
+        "builtin", description="builtin: the word-problem generator; file: a GSM8K-format JSONL; "
+        "generated: the problem_writer writes a new problem after each seed problem")
+    seed_file: str | None = Field(None, description="GSM8K-format JSONL (question, answer ending in '#### n')")
+    families: list[str] | None = Field(None, min_length=1, description="builtin families; default: all")
+    max_steps: int = Field(4, ge=1, le=6, description="builtin difficulty: 1..max_steps arithmetic steps")
+    programs: int = Field(3, ge=1, le=16, description="programs sampled per problem; their majority decides "
+                          "where there is no ground truth")
+
+    @model_validator(mode="after")
+    def _needs_file(self) -> "MathOptions":
+        if self.source == "file" and not self.seed_file:
+            raise ValueError("source 'file' needs seed_file")
+        if self.source == "builtin" and self.seed_file:
+            raise ValueError("seed_file is read only when source is 'file' or 'generated'")
+        if self.families:
+            from factory.recipes.math_problems import FAMILIES
+
+            unknown = [f for f in self.families if f not in FAMILIES]
+            if unknown:
+                raise ValueError(f"unknown family {unknown[0]!r}; families: {', '.join(FAMILIES)}")
+        return self
 
 
 class ExecutionSpec(Strict):
@@ -82,14 +106,57 @@ class ExecutionSpec(Strict):
 
 class JobSpec(Strict):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
-    recipe: Literal["tinystories"] = "tinystories"
+    recipe: Literal["tinystories", "textbook", "math"] = "tinystories"
     num_samples: int = Field(ge=1, le=10_000_000)
     seed: int = Field(0, ge=0)
     reviewers: int = Field(3, ge=1, le=16)
-    roles: Roles = Roles()
+    roles: dict[str, RoleSpec] = Field(default_factory=dict, description="per role; the recipe fills what is left out")
     decision: DecisionRule = DecisionRule()
+    textbook: TextbookOptions | None = None
+    math: MathOptions | None = None
     execution: ExecutionSpec = ExecutionSpec()
     db: str = Field("factory.duckdb", description="DuckDB file; --db overrides")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _recipe_defaults(cls, data):
+        """Fill each role and the decision rule from the recipe's defaults, so the spec that
+        is fingerprinted and recorded says everything that was run."""
+        if not isinstance(data, dict):
+            return data
+        from factory.recipes.defaults import RECIPE_DEFAULTS
+
+        recipe = data.get("recipe", "tinystories")
+        if recipe not in RECIPE_DEFAULTS:
+            return data  # the Literal check names the allowed recipes
+        defaults = RECIPE_DEFAULTS[recipe]
+        roles = data.get("roles") or {}
+        if not isinstance(roles, dict):
+            return data
+        unknown = sorted(set(roles) - set(defaults["roles"]))
+        if unknown:
+            raise ValueError(f"roles.{unknown[0]}: not a role of recipe {recipe}; its roles: "
+                             f"{', '.join(defaults['roles'])}")
+        merged = {}
+        for role, default in defaults["roles"].items():
+            given = roles.get(role) or {}
+            if not isinstance(given, dict):
+                merged[role] = given
+                continue
+            sampling = {**default["sampling"], **(given.get("sampling") or {})}
+            merged[role] = {**default, **given, "sampling": sampling}
+        data = {**data, "roles": merged}
+        if isinstance(data.get("decision", {}), dict):
+            data["decision"] = {**defaults["decision"], **(data.get("decision") or {})}
+        for other in ("textbook", "math"):
+            if other != recipe and data.get(other) is not None:
+                raise ValueError(f"{other}: options of recipe {other}, but this job's recipe is {recipe}")
+        if recipe in ("textbook", "math") and data.get(recipe) is None:
+            data[recipe] = {}
+        return data
+
+    def role(self, name: str) -> RoleSpec:
+        return self.roles[name]
 
     def canonical(self) -> dict:
         return self.model_dump(mode="json", exclude=NOT_FINGERPRINTED)
@@ -108,10 +175,14 @@ def _fields_at(loc: tuple) -> list[str]:
     """The field names a spec allows at a location, for 'unknown field' messages."""
     model: type[BaseModel] = JobSpec
     for part in loc:
+        if isinstance(part, int) or part not in model.model_fields:
+            continue  # a list index or a dict key (a role name): same model below it
         annotation = model.model_fields[part].annotation
-        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+        inner = [a for a in getattr(annotation, "__args__", (annotation,)) if isinstance(a, type)]
+        inner = [a for a in inner if issubclass(a, BaseModel)]
+        if not inner:
             return []
-        model = annotation
+        model = inner[0]
     return list(model.model_fields)
 
 

@@ -2,6 +2,8 @@
 from roles.adjudicator import Adjudicator, Verdict
 from roles.base import Drop, Role
 from roles.generator import Generator, Story
-from roles.reviewer import Review, Reviewer
+from roles.math import ProblemWriter, ProgramWriter, Solver
+from roles.reviewer import ProblemReviewer, ReviewResult, Reviewer, StoryReviewer, TextbookReviewer
 
-__all__ = ["Adjudicator", "Drop", "Generator", "Review", "Reviewer", "Role", "Story", "Verdict"]
+__all__ = ["Adjudicator", "Drop", "Generator", "ProblemReviewer", "ProblemWriter", "ProgramWriter", "ReviewResult",
+           "Reviewer", "Role", "Solver", "Story", "StoryReviewer", "TextbookReviewer", "Verdict"]

@@ -18,11 +18,15 @@ class Generator(Role):
     name = "generator"
     version = 1
 
+    def __init__(self, template: str, min_words: int = MIN_WORDS):
+        super().__init__(template)
+        self.min_words = min_words
+
     def parse(self, row: dict, text: str) -> Story | Drop:
         story = text.strip()
         if not story:
             return Drop("empty output", text)
         words = len(story.split())
-        if words < MIN_WORDS:
-            return Drop(f"too short: {words} words (< {MIN_WORDS})", text)
+        if words < self.min_words:
+            return Drop(f"too short: {words} words (< {self.min_words})", text)
         return Story(story)

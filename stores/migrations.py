@@ -23,12 +23,11 @@ def m001_initial(con) -> None:
     con.execute(f"""CREATE TABLE samples (
         sample_id VARCHAR PRIMARY KEY, job VARCHAR NOT NULL, seed_id VARCHAR NOT NULL,
         seed_index INTEGER NOT NULL, text VARCHAR NOT NULL, content_hash VARCHAR NOT NULL,
-        duplicate_of VARCHAR, rule_checks JSON, {LINEAGE})""")
+        duplicate_of VARCHAR, rule_checks JSON, payload JSON, {LINEAGE})""")
     con.execute(f"""CREATE TABLE reviews (
         review_id VARCHAR PRIMARY KEY, job VARCHAR NOT NULL, sample_id VARCHAR NOT NULL,
-        reviewer_index INTEGER NOT NULL, grammar INTEGER, creativity INTEGER,
-        consistency INTEGER, plot INTEGER, overall DOUBLE, age_group VARCHAR,
-        critique VARCHAR, {LINEAGE})""")
+        reviewer_index INTEGER NOT NULL, scores JSON NOT NULL, overall DOUBLE NOT NULL,
+        label VARCHAR, critique VARCHAR, {LINEAGE})""")
     # decision: accept | reject | drop; stage: which rule or role decided.
     con.execute(f"""CREATE TABLE verdicts (
         sample_id VARCHAR PRIMARY KEY, job VARCHAR NOT NULL, decision VARCHAR NOT NULL,
@@ -48,7 +47,22 @@ def m001_initial(con) -> None:
         PRIMARY KEY (job, seed_index))""")
 
 
-MIGRATIONS = [m001_initial]
+def m002_verification(con) -> None:
+    """Math: every solution attempt (program, long and short chain of thought) and the
+    verification of each sample."""
+    con.execute(f"""CREATE TABLE solutions (
+        solution_id VARCHAR PRIMARY KEY, job VARCHAR NOT NULL, sample_id VARCHAR NOT NULL,
+        kind VARCHAR NOT NULL, attempt INTEGER NOT NULL, text VARCHAR NOT NULL,
+        answer VARCHAR, status VARCHAR NOT NULL, status_reason VARCHAR, correct BOOLEAN,
+        {LINEAGE})""")
+    con.execute("""CREATE TABLE verifications (
+        sample_id VARCHAR PRIMARY KEY, job VARCHAR NOT NULL, verified BOOLEAN NOT NULL,
+        reference_answer VARCHAR, reference_source VARCHAR NOT NULL,
+        program_answer VARCHAR, programs_ok INTEGER NOT NULL, programs INTEGER NOT NULL,
+        agreement DOUBLE, long_correct BOOLEAN, short_correct BOOLEAN, reason VARCHAR NOT NULL)""")
+
+
+MIGRATIONS = [m001_initial, m002_verification]
 
 
 def migrate(con) -> list[str]:

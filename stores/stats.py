@@ -7,9 +7,6 @@ from __future__ import annotations
 
 import json
 
-AXES = ("grammar", "creativity", "consistency", "plot")
-
-
 class UnknownJob(LookupError):
     pass
 
@@ -59,7 +56,7 @@ def funnel(con, job: str) -> dict:
         "accepted": decided.get("accept", 0),
         "rejected": decided.get("reject", 0),
         "dropped": decided.get("drop", 0)
-        + _scalar(con, "SELECT count(*) FROM drops WHERE job = ? AND role = 'generator'", job),
+        + _scalar(con, "SELECT count(*) FROM drops WHERE job = ? AND role IN ('seed', 'generator', 'problem_writer')", job),
         "drop_reasons": {why: n for why, n in drops},
         "rejected_by_stage": dict(con.execute(
             "SELECT stage, count(*) FROM verdicts WHERE job = ? AND decision = 'reject' GROUP BY stage ORDER BY stage",
@@ -68,18 +65,29 @@ def funnel(con, job: str) -> dict:
 
 
 def score_distributions(con, job: str) -> dict:
-    out = {}
-    for axis in AXES:
-        hist = dict(con.execute(f"SELECT {axis}, count(*) FROM reviews WHERE job = ? GROUP BY 1 ORDER BY 1", [job]).fetchall())
-        mean, sd = con.execute(f"SELECT avg({axis}), stddev_samp({axis}) FROM reviews WHERE job = ?", [job]).fetchone()
-        out[axis] = {"histogram": {str(k): v for k, v in hist.items()},
-                     "mean": None if mean is None else round(mean, 3), "stddev": None if sd is None else round(sd, 3)}
+    """Per rubric axis (whatever the recipe's reviewer scores): histogram, mean, stddev."""
+    rows = con.execute(
+        """SELECT j.key, j.value::INTEGER AS v, count(*) FROM reviews r, json_each(r.scores) j
+           WHERE r.job = ? GROUP BY ALL ORDER BY ALL""", [job]).fetchall()
+    out: dict[str, dict] = {}
+    for axis, value, n in rows:
+        out.setdefault(axis, {"histogram": {}})["histogram"][str(value)] = n
+    for axis, mean, sd in con.execute(
+            """SELECT j.key, avg(j.value::INTEGER), stddev_samp(j.value::INTEGER) FROM reviews r, json_each(r.scores) j
+               WHERE r.job = ? GROUP BY ALL""", [job]).fetchall():
+        out[axis]["mean"] = round(mean, 3)
+        out[axis]["stddev"] = None if sd is None else round(sd, 3)
+    overall = con.execute("SELECT avg(overall), stddev_samp(overall), min(overall), max(overall) FROM reviews "
+                          "WHERE job = ?", [job]).fetchone()
+    if overall[0] is not None:
+        out["overall"] = {"mean": round(overall[0], 3), "stddev": None if overall[1] is None else round(overall[1], 3),
+                          "min": overall[2], "max": overall[3]}
     return out
 
 
 def reviewer_agreement(con, job: str) -> dict:
-    """Per sample, the spread (max - min) of the reviewers' overall scores, and pairs of
-    reviewers within one point of each other on each axis."""
+    """Per sample, the spread (max - min) of the reviewers' overall scores, and the share
+    of reviewer pairs whose overall scores are within one point."""
     spread = con.execute(
         """SELECT avg(s), median(s), count(*) FROM (
              SELECT max(overall) - min(overall) AS s FROM reviews WHERE job = ?
@@ -87,31 +95,57 @@ def reviewer_agreement(con, job: str) -> dict:
         [job],
     ).fetchone()
     within = con.execute(
-        f"""SELECT avg(CASE WHEN {' AND '.join(f'abs(a.{x} - b.{x}) <= 1' for x in AXES)} THEN 1.0 ELSE 0.0 END)
-            FROM reviews a JOIN reviews b ON a.sample_id = b.sample_id AND a.reviewer_index < b.reviewer_index
-            WHERE a.job = ?""",
+        """SELECT avg(CASE WHEN abs(a.overall - b.overall) <= 1 THEN 1.0 ELSE 0.0 END)
+           FROM reviews a JOIN reviews b ON a.sample_id = b.sample_id AND a.reviewer_index < b.reviewer_index
+           WHERE a.job = ?""",
         [job],
     ).fetchone()[0]
     return {
         "samples_with_2plus_reviews": spread[2],
         "mean_spread": None if spread[0] is None else round(spread[0], 3),
         "median_spread": None if spread[1] is None else round(spread[1], 3),
-        "pairs_within_1_point_all_axes": None if within is None else round(within, 3),
+        "pairs_within_1_point": None if within is None else round(within, 3),
+    }
+
+
+def verification(con, job: str) -> dict | None:
+    """Math: the verification pass rate and why items failed."""
+    total, passed = con.execute("SELECT count(*), count(*) FILTER (verified) FROM verifications WHERE job = ?",
+                                [job]).fetchone()
+    if not total:
+        return None
+    failures = con.execute(
+        """SELECT regexp_replace(reason, '[-0-9./]+', 'N', 'g') AS why, count(*) FROM verifications
+           WHERE job = ? AND NOT verified GROUP BY why ORDER BY 2 DESC, 1""", [job]).fetchall()
+    attempts = con.execute(
+        """SELECT kind, status, count(*), count(*) FILTER (correct) FROM solutions WHERE job = ?
+           GROUP BY ALL ORDER BY ALL""", [job]).fetchall()
+    sources = dict(con.execute("SELECT reference_source, count(*) FROM verifications WHERE job = ? GROUP BY 1 ORDER BY 1",
+                               [job]).fetchall())
+    return {
+        "verified": passed, "checked": total, "pass_rate": round(passed / total, 4),
+        "failure_reasons": {why: n for why, n in failures},
+        "reference_sources": sources,
+        "attempts": {f"{kind}:{status}": {"count": n, "correct": c} for kind, status, n, c in attempts},
     }
 
 
 def tokens_per_role(con, job: str) -> dict:
     rows = con.execute(
         """SELECT role, count(*), sum(prompt_tokens), sum(completion_tokens), sum(seconds) FROM (
-             SELECT 'generator' AS role, prompt_tokens, completion_tokens, seconds FROM samples WHERE job = ?
-             UNION ALL SELECT 'generator', prompt_tokens, completion_tokens, seconds FROM drops WHERE job = ? AND role = 'generator'
+             SELECT CASE WHEN payload IS NOT NULL AND template IS NOT NULL THEN 'problem_writer' ELSE 'generator' END
+                    AS role, prompt_tokens, completion_tokens, seconds
+               FROM samples WHERE job = ? AND template IS NOT NULL
              UNION ALL SELECT 'reviewer', prompt_tokens, completion_tokens, seconds FROM reviews WHERE job = ?
-             UNION ALL SELECT 'reviewer', prompt_tokens, completion_tokens, seconds FROM drops WHERE job = ? AND role = 'reviewer'
              UNION ALL SELECT 'adjudicator', prompt_tokens, completion_tokens, seconds FROM verdicts
                        WHERE job = ? AND stage = 'adjudicator'
-             UNION ALL SELECT 'adjudicator', prompt_tokens, completion_tokens, seconds FROM drops WHERE job = ? AND role = 'adjudicator'
+             UNION ALL SELECT CASE kind WHEN 'program' THEN 'generator' WHEN 'long' THEN 'long_solver'
+                              ELSE 'short_solver' END, prompt_tokens, completion_tokens, seconds
+                       FROM solutions WHERE job = ?
+             UNION ALL SELECT role, prompt_tokens, completion_tokens, seconds FROM drops
+                       WHERE job = ? AND template IS NOT NULL AND NOT (role = 'adjudicator')
            ) GROUP BY role ORDER BY role""",
-        [job] * 6,
+        [job] * 5,
     ).fetchall()
     out = {}
     for role, calls, prompt, completion, seconds in rows:
@@ -137,4 +171,5 @@ def job_stats(con, job: str | None = None) -> dict:
         "scores": score_distributions(con, fingerprint),
         "reviewer_agreement": reviewer_agreement(con, fingerprint),
         "tokens": tokens_per_role(con, fingerprint),
+        "verification": verification(con, fingerprint),
     }

@@ -13,7 +13,7 @@ from pathlib import Path
 from stores.connection import open_database
 from stores.migrations import migrate
 
-TABLES_WRITTEN_PER_BATCH = ("seeds", "samples", "reviews", "verdicts", "drops")
+TABLES_WRITTEN_PER_BATCH = ("seeds", "samples", "reviews", "verdicts", "drops", "solutions", "verifications")
 
 
 @dataclass

@@ -46,6 +46,20 @@ class FakeBackend:
                                "plot": min(10, base + (h >> 3) % 3), "age_group": "3-5", "critique": "fine"})
         if r.json_schema and "decision" in r.json_schema["properties"]:
             return json.dumps({"decision": "accept" if h % 2 else "reject", "reason": "fake judge"})
+        if r.json_schema and "relevant_information" in r.json_schema["properties"]:
+            points = {k: bool((h >> n) % 2) or n < 2 for n, k in enumerate(
+                ("relevant_information", "coherent_teaching", "key_concepts_for_audience",
+                 "clear_with_examples_or_exercises", "outstanding"))}
+            return json.dumps({**points, "facts_wrong": h % 11 == 0, "critique": "fake"})
+        if r.json_schema and "clarity" in r.json_schema["properties"]:
+            return json.dumps({"clarity": 5 + h % 5, "solvability": 6 + h % 4, "critique": "fake"})
+        if r.json_schema and "question" in r.json_schema["properties"]:
+            a, b = 2 + h % 7, 3 + (h >> 4) % 5
+            return json.dumps({"question": f"Sam has {a} apples and buys {b} more. How many apples does Sam have?"})
+        if "def simple_math_problem" in prompt:
+            return self._program(prompt, r.seed)
+        if "Final answer" in prompt:
+            return f"We add the numbers step by step.\nFinal answer: {self._sum(prompt)}"
         words = re.findall(r'"([a-z]+)"', prompt)[:3]
         if h % 7 == 0:
             return "Too short."  # exercises the generator's drop path
@@ -55,6 +69,24 @@ class FakeBackend:
         if h % 5 == 0:  # the same text for different seeds (case and spacing aside): exact dedup
             return story.format(words="play", n=0).upper().replace(" ", "  ") if h % 2 else story.format(words="play", n=0)
         return story.format(words=" and ".join(words), n=h)
+
+
+    @staticmethod
+    def _sum(prompt: str) -> int:
+        question = prompt.split("Problem:")[-1] if "Problem:" in prompt else prompt
+        return sum(int(n) for n in re.findall(r"\b\d+\b", question.split("End with")[0]))
+
+    def _program(self, prompt: str, seed: int) -> str:
+        """A program that adds the question's numbers; some attempts are hostile or broken,
+        as a model's output can be."""
+        question = prompt.split('"""')[1] if '"""' in prompt else prompt
+        total = sum(int(n) for n in re.findall(r"\b\d+\b", question))
+        kind = seed % 10
+        if kind == 0:
+            return "```python\ndef simple_math_problem():\n    import os\n    return os.system('id')\n```"
+        if kind == 1:
+            return "I think the answer is easy."
+        return f"```python\ndef simple_math_problem():\n    total = {total}\n    return total\n```\nThis adds them."
 
 
 def fake_identity(model: str) -> ModelIdentity:

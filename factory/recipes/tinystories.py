@@ -2,18 +2,10 @@
 vocabulary plus a random subset of story features; deterministic in (job seed, index)."""
 from __future__ import annotations
 
-import hashlib
-import random
-
+from factory.recipes.base import TextRecipe, rng_for
 from factory.recipes.vocabulary import load_vocabulary, vocabulary_check
 
 FEATURES = ("Dialogue", "BadEnding", "MoralValue", "Twist", "Foreshadowing", "Conflict")
-
-
-def rng_for(job_seed: int, index: int, salt: str = "seed") -> random.Random:
-    # sha256, not hash(): Python salts str hashes per process, and seeds must survive restarts.
-    digest = hashlib.sha256(f"{salt}:{job_seed}:{index}".encode()).digest()
-    return random.Random(int.from_bytes(digest[:8], "big"))
 
 
 def make_seed(job_seed: int, index: int) -> dict:
@@ -32,3 +24,23 @@ def make_seed(job_seed: int, index: int) -> dict:
 
 def rule_checks(seed: dict, text: str) -> dict:
     return vocabulary_check(text, seed["verb"], seed["noun"], seed["adjective"])
+
+
+class TinyStories(TextRecipe):
+    name = "tinystories"
+
+    def make_seed(self, index: int) -> dict:
+        return make_seed(self.spec.seed, index)
+
+    def rule_checks(self, seed: dict, text: str) -> dict:
+        return rule_checks(seed, text)
+
+    def rule_reject(self, checks: dict) -> tuple[str, str] | None:
+        limit = self.spec.decision.max_out_of_vocabulary
+        share = checks["out_of_vocabulary_share"]
+        if limit is None or share <= limit:
+            return None
+        return "vocabulary", f"{share:.1%} of words outside the vocabulary > {limit:.1%}"
+
+    def review_variables(self, seed: dict, text: str) -> dict:
+        return {**seed, "story": text}

@@ -33,7 +33,7 @@ JOB = {
 }
 CONTENT = {
     "samples": "SELECT sample_id, text, content_hash, duplicate_of, request_key, completion_tokens FROM samples",
-    "reviews": "SELECT review_id, grammar, creativity, consistency, plot, age_group, critique FROM reviews",
+    "reviews": "SELECT review_id, scores, overall, label, critique FROM reviews",
     "verdicts": "SELECT sample_id, decision, stage, reason FROM verdicts",
     "drops": "SELECT drop_id, role, reason, raw_text FROM drops",
     "done": "SELECT seed_index FROM done_seeds",
@@ -76,7 +76,7 @@ def test_run_writes_real_generations_with_lineage(reference_db):
     sha = con.execute("SELECT DISTINCT model->>'file_sha256' FROM samples").fetchall()
     assert sha == [(file_sha256(model_path("smollm2-135m-instruct-q4_1")),)]
     # constrained decoding: every review the model wrote parsed into the rubric
-    bad = con.execute("SELECT count(*) FROM reviews WHERE NOT (grammar BETWEEN 1 AND 10 AND plot BETWEEN 1 AND 10)").fetchone()[0]
+    bad = con.execute("SELECT count(*) FROM reviews WHERE NOT (overall BETWEEN 1 AND 10 AND (scores->>'grammar')::INT BETWEEN 1 AND 10)").fetchone()[0]
     assert bad == 0
     n_reviews, n_review_drops = con.execute(
         "SELECT (SELECT count(*) FROM reviews), (SELECT count(*) FROM drops WHERE role = 'reviewer')").fetchone()

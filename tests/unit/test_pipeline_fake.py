@@ -30,7 +30,7 @@ def test_run_writes_every_stage_with_lineage(tmp_path, fake_spec):
                                  request_seed, request_key, completion_tokens FROM samples""")
     for template, sha, backend, max_tokens, seed, key, tokens in lineage:
         assert template == "tinystories/generator@1" and len(sha) == 16 and backend == "fake"
-        assert int(max_tokens) == 256 and seed >= 0 and len(key) == 32 and tokens > 0
+        assert int(max_tokens) == 300 and seed >= 0 and len(key) == 32 and tokens > 0
     # reviews point at samples, 3 per non-duplicate sample
     orphans = rows(db, "SELECT count(*) FROM reviews r ANTI JOIN samples s USING (sample_id)")[0][0]
     assert orphans == 0
@@ -128,7 +128,7 @@ def test_stats_are_sql_over_rows_and_stable(tmp_path, fake_spec):
     f = s["funnel"]
     assert f["seeds"] == 20 and f["generated"] + f["drop_reasons"].get("generator: too short: 3 words (< 30)", 0) >= 20 - f["dropped"]
     assert f["accepted"] + f["rejected"] + f["dropped"] == 20
-    assert set(s["scores"]) == {"grammar", "creativity", "consistency", "plot"}
+    assert set(s["scores"]) == {"grammar", "creativity", "consistency", "plot", "overall"}
     assert sum(s["scores"]["plot"]["histogram"].values()) == 3 * f["reviewed"]
     assert s["tokens"]["reviewer"]["calls"] == 3 * f["reviewed"]
     run_job(fake_spec(num_samples=20), db=db)

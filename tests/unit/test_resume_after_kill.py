@@ -13,7 +13,7 @@ N = 15
 CONTENT = {
     "seeds": "SELECT seed_id, seed_index, payload FROM seeds",
     "samples": "SELECT sample_id, text, content_hash, duplicate_of, rule_checks, request_key, completion_tokens FROM samples",
-    "reviews": "SELECT review_id, sample_id, grammar, creativity, consistency, plot, overall, critique FROM reviews",
+    "reviews": "SELECT review_id, sample_id, scores, overall, label, critique FROM reviews",
     "verdicts": "SELECT sample_id, decision, stage, reason, mean_score, spread FROM verdicts",
     "drops": "SELECT drop_id, role, reason, raw_text FROM drops",
     "done": "SELECT job, seed_index FROM done_seeds",

@@ -1,6 +1,6 @@
 import json
 
-from roles import Adjudicator, Drop, Generator, Reviewer, Story
+from roles import Adjudicator, Drop, Generator, ProblemReviewer, StoryReviewer, Story, TextbookReviewer
 
 
 def test_generator_keeps_a_story_and_drops_fragments():
@@ -22,10 +22,13 @@ def test_generator_prompt_carries_seed_words_and_features():
 
 
 def test_reviewer_parses_valid_json_and_drops_the_rest():
-    r = Reviewer("tinystories/reviewer@1")
+    r = StoryReviewer("tinystories/reviewer@1")
     ok = {"grammar": 7, "creativity": 5, "consistency": 6, "plot": 4, "age_group": "3-5", "critique": "ok"}
     review = r.parse({}, json.dumps(ok))
-    assert review.overall == 5.5
+    assert review.overall == 5.5 and review.label == "3-5"
+    assert review.scores == {"grammar": 7, "creativity": 5, "consistency": 6, "plot": 4}
+    # a raw newline inside the critique string is still readable JSON
+    assert r.parse({}, json.dumps(ok).replace('"ok"', '"line one\nline two"').replace("\\n", "\n")).critique
     prose = r.parse({}, "I think it is a good story")
     assert isinstance(prose, Drop) and prose.reason.startswith("invalid JSON") and prose.raw.startswith("I think")
     out_of_range = r.parse({}, json.dumps({**ok, "plot": 11}))
@@ -33,7 +36,7 @@ def test_reviewer_parses_valid_json_and_drops_the_rest():
 
 
 def test_reviewer_schema_constrains_every_axis():
-    schema = Reviewer.json_schema
+    schema = StoryReviewer.json_schema
     assert set(schema["required"]) == {"grammar", "creativity", "consistency", "plot", "age_group", "critique"}
     assert schema["properties"]["plot"]["enum"] == list(range(1, 11))
 
@@ -43,6 +46,22 @@ def test_adjudicator_parses_a_verdict():
     v = a.parse({}, '{"decision": "reject", "reason": "no plot"}')
     assert v.decision == "reject" and v.reason == "no plot"
     assert isinstance(a.parse({}, '{"decision": "maybe", "reason": ""}'), Drop)
-    msgs = a.messages({"story": "S", "reviews": [{"grammar": 1, "creativity": 2, "consistency": 3, "plot": 4,
-                                                   "critique": "meh"}]})
+    msgs = a.messages({"story": "S", "reviews": [{"scores": {"grammar": 1, "creativity": 2, "consistency": 3,
+                                                              "plot": 4}, "critique": "meh"}]})
     assert "grammar 1" in msgs[-1]["content"] and "meh" in msgs[-1]["content"]
+
+
+def test_textbook_review_is_additive_and_zero_when_facts_are_wrong():
+    r = TextbookReviewer("textbook/reviewer@1")
+    points = {"relevant_information": True, "coherent_teaching": True, "key_concepts_for_audience": False,
+              "clear_with_examples_or_exercises": True, "outstanding": False}
+    good = r.parse({}, json.dumps({**points, "facts_wrong": False, "critique": "ok"}))
+    assert good.overall == 3.0 and good.scores["coherent_teaching"] == 1
+    wrong = r.parse({}, json.dumps({**points, "facts_wrong": True, "critique": "wrong date"}))
+    assert wrong.overall == 0.0 and wrong.scores["facts_wrong"] == 1
+
+
+def test_problem_reviewer_scores_clarity_and_solvability():
+    r = ProblemReviewer("math/reviewer@1")
+    review = r.parse({}, '{"clarity": 8, "solvability": 6, "critique": "fine"}')
+    assert review.overall == 7.0 and review.scores == {"clarity": 8, "solvability": 6}

@@ -1,0 +1,1 @@
+"""A batch turns seed indices into rows; one class per shape of recipe."""

@@ -1,0 +1,88 @@
+"""Textbook-style recipe (phi-1, Cosmopedia): seeds are topic x audience x style; rule
+signals are length, repeated n-grams and format."""
+from __future__ import annotations
+
+import re
+from collections import Counter
+from functools import cached_property
+
+from factory.recipes.base import SeedDrop, TextRecipe, rng_for
+from factory.recipes.seed_files import jsonl_record, read_lines
+from factory.templates import data_file
+
+# Degenerate loops of a small model repeat whole phrases; 5-grams catch them while
+# ordinary prose repeats under ~5% of its 5-grams.
+NGRAM = 5
+MAX_REPEATED_NGRAMS = 0.30
+
+
+def _shipped(name: str) -> list[str]:
+    return [line.strip() for line in data_file(f"textbook/{name}").splitlines() if line.strip()]
+
+
+def repeated_ngram_ratio(words: list[str], n: int = NGRAM) -> float:
+    grams = [tuple(words[i:i + n]) for i in range(len(words) - n + 1)]
+    if not grams:
+        return 0.0
+    counts = Counter(grams)
+    return round(sum(c - 1 for c in counts.values()) / len(grams), 4)
+
+
+class Textbook(TextRecipe):
+    name = "textbook"
+
+    @cached_property
+    def options(self):
+        return self.spec.textbook
+
+    @cached_property
+    def topic_lines(self) -> list[tuple[int, str]]:
+        """(1-based line number, line) of every non-blank topic line."""
+        if self.options.topics_file:
+            lines = read_lines(self.options.topics_file)
+        else:
+            lines = tuple(_shipped("topics.txt"))
+        return [(n, line) for n, line in enumerate(lines, start=1) if line.strip()]
+
+    @cached_property
+    def order(self) -> list[int]:
+        # A seeded permutation walks every topic once before any repeats.
+        order = list(range(len(self.topic_lines)))
+        rng_for(self.spec.seed, 0, "topics").shuffle(order)
+        return order
+
+    def _topic(self, line_number: int, line: str) -> dict | SeedDrop:
+        if not line.lstrip().startswith("{"):
+            return {"topic": line.strip(), "extract": ""}
+        record = jsonl_record(self.options.topics_file, line_number, line, ("topic",))
+        if isinstance(record, str):
+            return SeedDrop(record, line)
+        return {"topic": record["topic"].strip(), "extract": str(record.get("extract") or "")[:2000]}
+
+    def make_seed(self, index: int) -> dict | SeedDrop:
+        line_number, line = self.topic_lines[self.order[index % len(self.order)]]
+        topic = self._topic(line_number, line)
+        if isinstance(topic, SeedDrop):
+            return topic
+        rng = rng_for(self.spec.seed, index)
+        audiences = self.options.audiences or _shipped("audiences.txt")
+        styles = self.options.styles or _shipped("styles.txt")
+        return {**topic, "audience": rng.choice(audiences), "style": rng.choice(styles)}
+
+    def rule_checks(self, seed: dict, text: str) -> dict:
+        words = re.findall(r"\w+", text.lower())
+        paragraphs = [p for p in re.split(r"\n\s*\n", text) if p.strip()]
+        return {
+            "words": len(words),
+            "paragraphs": len(paragraphs),
+            f"repeated_{NGRAM}gram_ratio": repeated_ngram_ratio(words),
+            "has_example_or_exercise": bool(re.search(r"\b(for example|example|exercise|try this|e\.g\.)", text, re.I)),
+            "mentions_topic": any(w in words for w in re.findall(r"\w+", seed["topic"].lower()) if len(w) > 3),
+            "ends_cleanly": text.rstrip()[-1:] in ".!?)\"'`",
+        }
+
+    def rule_reject(self, checks: dict) -> tuple[str, str] | None:
+        ratio = checks[f"repeated_{NGRAM}gram_ratio"]
+        if ratio > MAX_REPEATED_NGRAMS:
+            return "repetition", f"{ratio:.0%} of {NGRAM}-grams repeat (> {MAX_REPEATED_NGRAMS:.0%})"
+        return None

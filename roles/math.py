@@ -1,0 +1,89 @@
+"""Math roles (TinyGSM / Orca-Math): a problem writer, a program writer, and solvers that
+write natural-language solutions ending in one final-answer line."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from factory.verify.answers import extract_final_answer
+from roles.base import Drop, Role, parse_json_model
+
+ENTRY = "simple_math_problem"
+_FENCE = re.compile(r"```(?:python|py)?\s*\n(.*?)```", re.S)
+
+
+@dataclass(frozen=True)
+class Program:
+    code: str
+
+
+@dataclass(frozen=True)
+class Solution:
+    text: str
+    answer: str
+
+
+@dataclass(frozen=True)
+class NewProblem:
+    question: str
+
+
+def _function_only(code: str) -> str:
+    """From `def simple_math_problem` to the end of its body: drops prose around it."""
+    lines = code[code.index(f"def {ENTRY}"):].splitlines()
+    body = [lines[0]]
+    for line in lines[1:]:
+        if line.strip() and not line[0].isspace():
+            break  # back at column 0: the function has ended
+        body.append(line)
+    return "\n".join(body).rstrip() + "\n"
+
+
+class ProgramWriter(Role):
+    name = "generator"
+    version = 1
+
+    def parse(self, row: dict, text: str) -> Program | Drop:
+        blocks = [b for b in _FENCE.findall(text) if f"def {ENTRY}" in b]
+        source = blocks[0] if blocks else text
+        if f"def {ENTRY}" not in source:
+            return Drop(f"no `def {ENTRY}():` in the output", text)
+        return Program(_function_only(source))
+
+
+class Solver(Role):
+    """long_solver and short_solver share this parse; their templates differ."""
+
+    version = 1
+
+    def __init__(self, template: str, name: str):
+        super().__init__(template)
+        self.name = name
+
+    def parse(self, row: dict, text: str) -> Solution | Drop:
+        answer = extract_final_answer(text)
+        if answer is None:
+            return Drop("no final answer in the solution", text)
+        return Solution(text.strip(), answer)
+
+
+class _Question(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    question: str = Field(min_length=20, max_length=800)
+
+
+class ProblemWriter(Role):
+    name = "problem_writer"
+    version = 1
+    json_schema = {"type": "object", "properties": {"question": {"type": "string", "maxLength": 600}},
+                   "required": ["question"], "additionalProperties": False}
+
+    def parse(self, row: dict, text: str) -> NewProblem | Drop:
+        parsed = parse_json_model(_Question, text)
+        if isinstance(parsed, Drop):
+            return parsed
+        if not re.search(r"\d", parsed.question):
+            return Drop("the new problem has no numbers", text)
+        return NewProblem(parsed.question.strip())
