@@ -33,6 +33,18 @@ def _parser() -> argparse.ArgumentParser:
     stats.add_argument("job", nargs="?", help="job name or fingerprint (optional when the db holds one job)")
     stats.add_argument("--db", default=DEFAULT_DB)
     stats.add_argument("--json", action="store_true", help="machine-readable output")
+    curate = sub.add_parser("curate", help="near and semantic dedup, decontamination, quality scores")
+    curate.add_argument("job", help="job YAML (its curation section), or a job name / fingerprint in the db")
+    curate.add_argument("--db", help="DuckDB file (default: the job's db field, else factory.duckdb)")
+    explain = sub.add_parser("explain", help="the whole story of one sample")
+    explain.add_argument("sample_id", help="a sample id (or a unique prefix)")
+    explain.add_argument("--db", default=DEFAULT_DB)
+    explain.add_argument("--json", action="store_true")
+    export = sub.add_parser("export", help="export a job's accepted view")
+    export.add_argument("job", nargs="?", help="job name or fingerprint (optional when the db holds one job)")
+    export.add_argument("--db", default=DEFAULT_DB)
+    export.add_argument("--format", default="parquet", help="parquet, jsonl or hf")
+    export.add_argument("-o", "--out", required=True, help="output directory (new or empty)")
     sql = sub.add_parser("sql", help="run a read-only SQL query")
     sql.add_argument("query")
     sql.add_argument("--db", default=DEFAULT_DB)
@@ -106,6 +118,58 @@ def _sql(args, out: Console, err: Console) -> int:
     return 0
 
 
+def _curate(args, out: Console, err: Console) -> int:
+    from pathlib import Path
+
+    from factory.curation.run import curate
+    from factory.spec import CurationSpec
+    from stores import Store
+    from stores.stats import resolve_job
+
+    if Path(args.job).is_file():
+        spec = load_job(args.job)
+        db, config, ref = args.db or spec.db, spec.curation, spec.fingerprint
+    else:
+        db, config, ref = args.db or DEFAULT_DB, CurationSpec(), args.job
+    if not Path(db).exists():
+        raise StoreError(f"no database at {db}: run the job first, or pass --db")
+    with Store(db) as store:
+        job = resolve_job(store.con, ref)
+        recipe = store.con.execute("SELECT recipe FROM jobs WHERE fingerprint = ?", [job]).fetchone()[0]
+        summary = curate(store.con, job, recipe, config)
+    err.print(f"curated job {job} in {db}: " + ", ".join(f"{k} {v}" for k, v in summary.items()))
+    return 0
+
+
+def _explain(args, out: Console, err: Console) -> int:
+    from factory.explain import explain
+
+    con = open_database(args.db, read_only=True)
+    try:
+        story = explain(con, args.sample_id)
+    finally:
+        con.close()
+    if args.json:
+        print(json.dumps(story, indent=2, default=str))
+    else:
+        from factory.render import explain_view
+
+        out.print(explain_view(story))
+    return 0
+
+
+def _export(args, out: Console, err: Console) -> int:
+    from factory.export import export
+
+    con = open_database(args.db, read_only=True)
+    try:
+        result = export(con, args.job, args.format, args.out)
+    finally:
+        con.close()
+    err.print(f"exported {result['rows']} rows as {result['format']} to {result['path']}")
+    return 0
+
+
 def _error(message: str) -> None:
     # plain print, not rich: an error must stay one line whatever the terminal width
     print(f"error: {message}", file=sys.stderr)
@@ -114,13 +178,14 @@ def _error(message: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     out, err = Console(), Console(stderr=True)
-    handlers = {"run": _run, "stats": _stats, "sql": _sql}
+    handlers = {"run": _run, "stats": _stats, "sql": _sql, "curate": _curate, "explain": _explain, "export": _export}
     try:
         return handlers[args.command](args, out, err)
     except JobError as e:
         _error(str(e))
         return 2
-    except (StoreError, MissingPackage, UnknownJob, FileNotFoundError, ValueError, ConnectionError) as e:
+    except (StoreError, MissingPackage, UnknownJob, FileNotFoundError, FileExistsError, ValueError, LookupError,
+            ConnectionError, RuntimeError) as e:
         _error(str(e))
         return 1
     except KeyboardInterrupt:

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 # Fields that do not change what any one sample is: growing num_samples extends the same
 # job, and the same job may live in another database file.
-NOT_FINGERPRINTED = {"num_samples", "db", "name"}
+NOT_FINGERPRINTED = {"num_samples", "db", "name", "curation"}
 
 
 class Strict(BaseModel):
@@ -104,6 +104,34 @@ class ExecutionSpec(Strict):
         return self
 
 
+class BenchmarkFile(Strict):
+    path: str = Field(description="JSONL or Parquet file of benchmark rows")
+    field: str | None = Field(None, description="text field; default: 'question' if present (GSM8K), else 'text'")
+    name: str | None = Field(None, description="default: the file name")
+
+
+class QualityWeights(Strict):
+    """Weights of the composite quality score's components (each in [0, 1]); a component a
+    sample does not have (no adjudication, no verifier) is left out and the rest renormalized."""
+
+    reviewers: float = Field(0.4, ge=0)
+    adjudicator: float = Field(0.15, ge=0)
+    verifier: float = Field(0.25, ge=0)
+    rules: float = Field(0.2, ge=0)
+    duplicate_penalty: float = Field(1.0, ge=0, le=1, description="score x (1 - penalty) for a removed duplicate")
+
+
+class CurationSpec(Strict):
+    near_threshold: float = Field(0.8, gt=0, le=1, description="MinHash Jaccard at or above which texts are near duplicates")
+    shingle_words: int = Field(3, ge=1, le=13, description="word n-gram size of the MinHash shingles")
+    num_perm: int = Field(128, ge=16, le=1024)
+    semantic: bool = Field(True, description="embedding dedup with all-MiniLM-L6-v2")
+    semantic_threshold: float = Field(0.95, gt=0, le=1, description="cosine similarity at or above which texts are duplicates")
+    decontaminate: list[BenchmarkFile] = Field(default_factory=list)
+    contamination_ngrams: list[int] = Field(default_factory=lambda: [8, 13], min_length=1)
+    weights: QualityWeights = QualityWeights()
+
+
 class JobSpec(Strict):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     recipe: Literal["tinystories", "textbook", "math"] = "tinystories"
@@ -115,6 +143,7 @@ class JobSpec(Strict):
     textbook: TextbookOptions | None = None
     math: MathOptions | None = None
     execution: ExecutionSpec = ExecutionSpec()
+    curation: CurationSpec = CurationSpec()
     db: str = Field("factory.duckdb", description="DuckDB file; --db overrides")
 
     @model_validator(mode="before")

@@ -62,7 +62,37 @@ def m002_verification(con) -> None:
         agreement DOUBLE, long_correct BOOLEAN, short_correct BOOLEAN, reason VARCHAR NOT NULL)""")
 
 
-MIGRATIONS = [m001_initial, m002_verification]
+def m003_curation(con) -> None:
+    """Curation results (replaced whole by each curation pass) and the accepted view."""
+    con.execute("""CREATE TABLE embeddings (
+        sample_id VARCHAR NOT NULL, model VARCHAR NOT NULL, embedding FLOAT[384] NOT NULL,
+        PRIMARY KEY (sample_id, model))""")
+    # method: near | semantic. Every member of a cluster of two or more; kept = the best-scored.
+    con.execute("""CREATE TABLE dedup_clusters (
+        job VARCHAR NOT NULL, method VARCHAR NOT NULL, cluster_id VARCHAR NOT NULL,
+        sample_id VARCHAR NOT NULL, kept BOOLEAN NOT NULL, similarity DOUBLE,
+        PRIMARY KEY (method, sample_id))""")
+    con.execute("""CREATE TABLE contamination (
+        job VARCHAR NOT NULL, sample_id VARCHAR NOT NULL, benchmark VARCHAR NOT NULL,
+        benchmark_row INTEGER NOT NULL, ngram_size INTEGER NOT NULL, ngram VARCHAR NOT NULL,
+        PRIMARY KEY (sample_id, benchmark, ngram_size))""")
+    con.execute("""CREATE TABLE quality_scores (
+        sample_id VARCHAR PRIMARY KEY, job VARCHAR NOT NULL, score DOUBLE NOT NULL,
+        components JSON NOT NULL)""")
+    con.execute("""CREATE TABLE curation_runs (
+        job VARCHAR PRIMARY KEY, config JSON NOT NULL, summary JSON NOT NULL,
+        curated_at TIMESTAMP DEFAULT current_timestamp)""")
+    # What export and distillation read: accepted, not a duplicate, not contaminated.
+    con.execute("""CREATE VIEW accepted AS
+        SELECT s.*, q.score AS quality_score FROM samples s
+        JOIN verdicts v ON v.sample_id = s.sample_id AND v.decision = 'accept'
+        LEFT JOIN quality_scores q ON q.sample_id = s.sample_id
+        WHERE s.duplicate_of IS NULL
+          AND NOT EXISTS (SELECT 1 FROM dedup_clusters d WHERE d.sample_id = s.sample_id AND NOT d.kept)
+          AND NOT EXISTS (SELECT 1 FROM contamination c WHERE c.sample_id = s.sample_id)""")
+
+
+MIGRATIONS = [m001_initial, m002_verification, m003_curation]
 
 
 def migrate(con) -> list[str]:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 
+from stores.curation_stats import curation_stats, krippendorff_alpha
+
 class UnknownJob(LookupError):
     pass
 
@@ -172,4 +174,6 @@ def job_stats(con, job: str | None = None) -> dict:
         "reviewer_agreement": reviewer_agreement(con, fingerprint),
         "tokens": tokens_per_role(con, fingerprint),
         "verification": verification(con, fingerprint),
+        "reviewer_alpha": krippendorff_alpha(con, fingerprint),
+        **curation_stats(con, fingerprint),
     }

@@ -16,6 +16,7 @@ RECIPE_DEFAULTS: dict[str, dict] = {
         },
         # GRA-style: 3 reviewers, accept mean >= 7 and spread <= 1.5, reject mean < 5
         "decision": {"accept_mean": 7.0, "max_spread": 1.5, "reject_mean": 5.0},
+        "score_range": (1, 10),
     },
     "textbook": {
         "roles": {
@@ -25,6 +26,7 @@ RECIPE_DEFAULTS: dict[str, dict] = {
         },
         # phi-1 / FineWeb-Edu style: keep educational value >= 3 of 5
         "decision": {"accept_mean": 3.0, "max_spread": 1.0, "reject_mean": 2.0},
+        "score_range": (0, 5),
     },
     "math": {
         "roles": {
@@ -36,5 +38,6 @@ RECIPE_DEFAULTS: dict[str, dict] = {
             "adjudicator": _role("math/adjudicator@1", temperature=0.2, max_tokens=120),
         },
         "decision": {"accept_mean": 6.0, "max_spread": 3.0, "reject_mean": 3.0},
+        "score_range": (1, 10),
     },
 }

@@ -1,0 +1,69 @@
+"""One curation pass over a job: scores, near and semantic clusters, contamination, then
+the final composite scores, written in one transaction."""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+
+import numpy as np
+
+from factory.curation import decontaminate, near_dedup, semantic_dedup
+from factory.curation.clusters import clusters_from_pairs
+from factory.curation.quality import SampleSignals, parse_checks, quality
+from factory.recipes.defaults import RECIPE_DEFAULTS
+from factory.spec import CurationSpec
+from stores.curation import cached_embeddings, sample_signals, write_curation
+
+
+def curate(con, job: str, recipe: str, config: CurationSpec) -> dict:
+    # Benchmarks first: a missing file or field fails before any work or write.
+    benchmarks = [(b.name or b.path.rsplit("/", 1)[-1], decontaminate.load_benchmark(b.path, b.field))
+                  for b in config.decontaminate]
+    rows = sample_signals(con, job)
+    score_range = RECIPE_DEFAULTS[recipe]["score_range"]
+    signals = {r[0]: SampleSignals(r[0], r[5], r[6], r[7], parse_checks(r[4]), removed=r[3] is not None) for r in rows}
+    base = {sid: quality(s, config.weights, score_range)[0] for sid, s in signals.items()}
+    order = {r[0]: r[1] for r in rows}
+    candidates = [(r[0], r[2]) for r in rows if r[3] is None]  # exact duplicates are already out
+    ids, texts = [c[0] for c in candidates], [c[1] for c in candidates]
+
+    near_pairs = near_dedup.near_duplicate_pairs(ids, texts, config.near_threshold, config.shingle_words,
+                                                 config.num_perm)
+    members = [{"method": "near", **asdict(m)} for m in clusters_from_pairs(near_pairs, base, order)]
+
+    new_vectors: dict[str, np.ndarray] = {}
+    if config.semantic and ids:
+        cached = cached_embeddings(con, semantic_dedup.MODEL_NAME, ids)
+        missing = [i for i in ids if i not in cached]
+        if missing:
+            by_id = dict(zip(ids, texts))
+            new_vectors = dict(zip(missing, semantic_dedup.embed([by_id[i] for i in missing])))
+        vectors = np.stack([cached.get(i, new_vectors.get(i)) for i in ids])
+        semantic_pairs = semantic_dedup.similar_pairs(ids, vectors, config.semantic_threshold)
+        members += [{"method": "semantic", **asdict(m)} for m in clusters_from_pairs(semantic_pairs, base, order)]
+
+    hits = []
+    for name, bench_rows in benchmarks:
+        hits += [asdict(h) for h in decontaminate.contamination_hits(ids, texts, name, bench_rows,
+                                                                     config.contamination_ngrams)]
+    removed = {m["sample_id"] for m in members if not m["kept"]} | {h["sample_id"] for h in hits}
+    scores = []
+    for sid, s in signals.items():
+        s.removed = s.removed or sid in removed
+        score, components = quality(s, config.weights, score_range)
+        scores.append({"sample_id": sid, "job": job, "score": score, "components": json.dumps(components)})
+    for m in members:
+        m["job"] = job
+    for h in hits:
+        h["job"] = job
+    summary = {
+        "samples": len(rows), "exact_duplicates": sum(1 for r in rows if r[3] is not None),
+        "near_clusters": len({m["cluster_id"] for m in members if m["method"] == "near"}),
+        "near_removed": sum(1 for m in members if m["method"] == "near" and not m["kept"]),
+        "semantic_clusters": len({m["cluster_id"] for m in members if m["method"] == "semantic"}),
+        "semantic_removed": sum(1 for m in members if m["method"] == "semantic" and not m["kept"]),
+        "contaminated": len({h["sample_id"] for h in hits}), "contamination_hits": len(hits),
+    }
+    write_curation(con, job, semantic_dedup.MODEL_NAME, new_vectors, members, hits, scores,
+                   config.model_dump(mode="json"), summary)
+    return summary

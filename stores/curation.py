@@ -1,0 +1,65 @@
+"""Reads and writes of the curation pass. The write replaces a job's curation results in
+one transaction: a failing pass leaves the previous state."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+
+DIMENSIONS = 384
+
+
+def sample_signals(con, job: str) -> list[tuple]:
+    """(sample_id, seed_index, text, duplicate_of, rule_checks, review_mean, adjudication, verified)"""
+    return con.execute(
+        """SELECT s.sample_id, s.seed_index, s.text, s.duplicate_of, s.rule_checks,
+                  (SELECT avg(r.overall) FROM reviews r WHERE r.sample_id = s.sample_id),
+                  (SELECT v.decision FROM verdicts v WHERE v.sample_id = s.sample_id AND v.stage = 'adjudicator'),
+                  (SELECT x.verified FROM verifications x WHERE x.sample_id = s.sample_id)
+           FROM samples s WHERE s.job = ? ORDER BY s.seed_index""", [job]).fetchall()
+
+
+def cached_embeddings(con, model: str, sample_ids: list[str]) -> dict[str, np.ndarray]:
+    if not sample_ids:
+        return {}
+    columns = con.execute(
+        "SELECT sample_id, embedding FROM embeddings WHERE model = ? AND sample_id IN (SELECT unnest(?))",
+        [model, sample_ids]).fetchnumpy()
+    if len(columns["sample_id"]) == 0:
+        return {}
+    vectors = np.stack(columns["embedding"]).astype(np.float32).reshape(-1, DIMENSIONS)
+    return dict(zip(columns["sample_id"].tolist(), vectors))
+
+
+def write_curation(con, job: str, model: str, new_embeddings: dict[str, np.ndarray], members: list[dict],
+                   hits: list[dict], scores: list[dict], config: dict, summary: dict) -> None:
+    con.begin()
+    try:
+        if new_embeddings:
+            frame = pd.DataFrame({"sample_id": list(new_embeddings), "model": model,
+                                  "embedding": [v.tolist() for v in new_embeddings.values()]})
+            con.register("new_embeddings", frame)
+            con.execute("""INSERT INTO embeddings SELECT sample_id, model, embedding::FLOAT[384] FROM new_embeddings
+                           ON CONFLICT DO NOTHING""")
+            con.unregister("new_embeddings")
+        for table in ("dedup_clusters", "contamination", "quality_scores", "curation_runs"):
+            con.execute(f"DELETE FROM {table} WHERE job = ?", [job])
+        _insert_frame(con, "dedup_clusters", members)
+        _insert_frame(con, "contamination", hits)
+        _insert_frame(con, "quality_scores", scores)
+        con.execute("INSERT INTO curation_runs (job, config, summary) VALUES (?, ?, ?)",
+                    [job, json.dumps(config, sort_keys=True), json.dumps(summary, sort_keys=True)])
+        con.commit()
+    except Exception:
+        con.rollback()
+        raise
+
+
+def _insert_frame(con, table: str, rows: list[dict]) -> None:
+    if not rows:
+        return
+    frame = pd.DataFrame(rows)
+    con.register("rows_to_insert", frame)
+    con.execute(f"INSERT INTO {table} ({', '.join(frame.columns)}) SELECT * FROM rows_to_insert")
+    con.unregister("rows_to_insert")
