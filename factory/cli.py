@@ -45,6 +45,10 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--db", default=DEFAULT_DB)
     export.add_argument("--format", default="parquet", help="parquet, jsonl or hf")
     export.add_argument("-o", "--out", required=True, help="output directory (new or empty)")
+    report = sub.add_parser("report", help="one self-contained HTML quality report of a job")
+    report.add_argument("job", nargs="?", help="job name or fingerprint (optional when the db holds one job)")
+    report.add_argument("--db", default=DEFAULT_DB)
+    report.add_argument("-o", "--out", default="report.html", help="HTML file to write")
     sql = sub.add_parser("sql", help="run a read-only SQL query")
     sql.add_argument("query")
     sql.add_argument("--db", default=DEFAULT_DB)
@@ -170,6 +174,18 @@ def _export(args, out: Console, err: Console) -> int:
     return 0
 
 
+def _report(args, out: Console, err: Console) -> int:
+    from factory.report import write_report
+
+    con = open_database(args.db, read_only=True)
+    try:
+        path = write_report(con, args.job, args.out)
+    finally:
+        con.close()
+    err.print(f"wrote {path}")
+    return 0
+
+
 def _error(message: str) -> None:
     # plain print, not rich: an error must stay one line whatever the terminal width
     print(f"error: {message}", file=sys.stderr)
@@ -178,7 +194,8 @@ def _error(message: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     out, err = Console(), Console(stderr=True)
-    handlers = {"run": _run, "stats": _stats, "sql": _sql, "curate": _curate, "explain": _explain, "export": _export}
+    handlers = {"run": _run, "stats": _stats, "sql": _sql, "curate": _curate, "explain": _explain, "export": _export,
+                "report": _report}
     try:
         return handlers[args.command](args, out, err)
     except JobError as e:

@@ -94,6 +94,9 @@ def export(con, job: str, fmt: str, out_dir: str | Path) -> dict:
     frame = con.execute(ROWS_SQL, [stats["job"]]).df()
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".export-", dir=out_dir.parent))
+    import datasets
+
+    datasets.disable_progress_bars()
     try:
         if fmt == "parquet":
             frame.to_parquet(tmp / "data.parquet", index=False)
