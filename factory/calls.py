@@ -1,60 +1,117 @@
-"""Role calls: a role bound to its spec and model, run through the completions cache and
-an executor. Only requests missing from the cache reach a model."""
+"""Role calls: a role bound to its spec and model(s), run through the completions cache,
+the token budgets and an executor. Only requests missing from the cache reach a model."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 
 from factory.backends import Completion, Request
 from factory.keys import request_key
-from factory.spec import RoleSpec
+from factory.spec import ModelRef, RoleSpec
 from roles import Role
+
+
+class BudgetExceeded(RuntimeError):
+    """A token budget was reached: the job stops; committed batches and cached completions stay."""
 
 
 @dataclass
 class BoundRole:
     role: Role
     spec: RoleSpec
-    identity: dict  # ModelIdentity.as_dict()
+    models: list[tuple[ModelRef, dict]]  # (model ref, identity); more than one for a reviewer pool
 
-    def request(self, variables: dict, seed: int) -> Request:
+    @property
+    def identity(self) -> dict:
+        return self.models[0][1]
+
+    def route(self, slot: int, seed: int, exclude: dict | None) -> int:
+        if len(self.models) == 1:
+            return 0
+        if self.spec.exclude_generator_model and exclude is not None:
+            # GRA's random role pool: a seeded draw among the models that did not write the sample
+            allowed = [i for i, (_, ident) in enumerate(self.models) if ident != exclude] or list(range(len(self.models)))
+            return allowed[seed % len(allowed)]
+        return slot % len(self.models)
+
+    def request(self, variables: dict, seed: int, slot: int = 0, exclude: dict | None = None) -> Request:
+        route = self.route(slot, seed, exclude)
         messages = self.role.messages(variables)
         sampling = self.spec.sampling.model_dump()
-        key = request_key(self.identity, messages, sampling, seed, self.role.json_schema,
+        key = request_key(self.models[route][1], messages, sampling, seed, self.role.json_schema,
                           self.role.name, self.role.version, self.role.template.sha256)
-        return Request(key=key, messages=messages, sampling=sampling, seed=seed, json_schema=self.role.json_schema)
+        return Request(key=key, messages=messages, sampling=sampling, seed=seed, json_schema=self.role.json_schema,
+                       route=route)
 
     def lineage(self, request: Request, completion: Completion) -> dict:
         return {
             "template": self.role.template.ref, "template_sha256": self.role.template.sha256,
-            "role_version": self.role.version, "model": self.identity, "sampling": request.sampling,
+            "role_version": self.role.version, "model": self.models[request.route][1], "sampling": request.sampling,
             "request_seed": request.seed, "request_key": request.key,
             "prompt_tokens": completion.prompt_tokens, "completion_tokens": completion.completion_tokens,
             "seconds": round(completion.seconds, 4),
         }
 
 
+@dataclass
+class Budget:
+    """Hard token caps (prompt + completion) per role and per job, counting what the job's
+    committed rows already spent."""
+
+    job_cap: int | None
+    role_caps: dict[str, int]
+    spent: dict[str, int] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def check(self, role: str) -> None:
+        total = sum(self.spent.values())
+        if self.job_cap is not None and total >= self.job_cap:
+            raise BudgetExceeded(f"job token budget reached: {total} of {self.job_cap} tokens spent")
+        cap = self.role_caps.get(role)
+        if cap is not None and self.spent.get(role, 0) >= cap:
+            raise BudgetExceeded(f"token budget of role {role} reached: {self.spent[role]} of {cap} tokens spent")
+
+    def add(self, role: str, tokens: int) -> None:
+        with self._lock:
+            self.spent[role] = self.spent.get(role, 0) + tokens
+
+
 class Caller:
-    def __init__(self, store, executor, on_completion=None):
+    def __init__(self, store, executor, on_completion=None, budget: Budget | None = None):
         self.store = store
         self.executor = executor
         self.on_completion = on_completion
+        self.budget = budget or Budget(None, {})
         self.model_calls = 0
 
     def run(self, bound: BoundRole, requests: list[Request]) -> list[Completion]:
         hits = self.store.cached([r.key for r in requests])
-        missing = [r for r in requests if r.key not in hits]
         # Two seeds may render the same request: ask the model once.
-        unique = list({r.key: r for r in missing}.values())
-        fresh = {}
-        if unique:
-            self.model_calls += len(unique)
-            for c in self.executor.generate(bound.spec.backend, bound.spec.model, unique, self.on_completion):
-                fresh[c.key] = c
+        unique = list({r.key: r for r in requests if r.key not in hits}.values())
+        fresh: dict[str, Completion] = {}
+        route_of = {r.key: r.route for r in unique}
+        role = bound.role.name
+
+        def arrived(c: Completion) -> None:
+            fresh[c.key] = c
+            self.budget.add(role, c.prompt_tokens + c.completion_tokens)
+            if self.on_completion:
+                self.on_completion(c)
+            self.budget.check(role)  # at the cap: stop now, not after the batch
+
+        try:
+            for route in sorted({r.route for r in unique}):
+                batch = [r for r in unique if r.route == route]
+                self.budget.check(role)
+                self.model_calls += len(batch)
+                self.executor.generate(bound.models[route][0], batch, arrived)
+        finally:
+            # Whatever arrived is cached even if the batch fails: a rerun pays for none of it twice.
             self.store.put_completions([
-                {"request_key": c.key, "model": bound.identity, "text": c.text, "prompt_tokens": c.prompt_tokens,
-                 "completion_tokens": c.completion_tokens, "seconds": round(c.seconds, 4),
-                 "finish_reason": c.finish_reason}
-                for c in fresh.values()
+                {"request_key": c.key, "model": bound.models[route_of[c.key]][1],
+                 "text": c.text, "prompt_tokens": c.prompt_tokens, "completion_tokens": c.completion_tokens,
+                 "seconds": round(c.seconds, 4), "finish_reason": c.finish_reason}
+                for c in list(fresh.values())
             ])
         out = []
         for r in requests:

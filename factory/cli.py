@@ -1,7 +1,8 @@
 """`factory run | stats | sql`: errors are one line, never a traceback.
 
-Exit codes: 0 ok; 1 a runtime problem (database busy, model package missing, unknown job);
-2 an invalid job file or command line (nothing written).
+Exit codes: 0 ok; 1 a runtime problem (database busy, model package missing, server
+unreachable, unknown job); 2 an invalid job file or command line (nothing written);
+3 stopped at a token budget (committed work kept; rerun with a higher cap to resume).
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 from rich.console import Console
 
 from factory.backends import MissingPackage
+from factory.calls import BudgetExceeded
 from factory.spec import JobError, load_job
 from stores import StoreError, open_database
 from stores.stats import UnknownJob, job_stats
@@ -67,10 +69,11 @@ def _run(args, out: Console, err: Console) -> int:
     progress = None if args.quiet else RichProgress(err)
     result = run_job(spec, db=db, limit=args.limit, address=args.address, progress=progress)
     if result.seeds_processed == 0:
-        err.print(f"job {spec.name} ({result.job}): all {result.seeds_done_before} seeds already done, no model calls")
+        err.print(f"job {spec.name} ({result.job}): all {result.seeds_done_before} seeds already done, no model calls",
+                  soft_wrap=True)
     else:
         err.print(f"job {spec.name} ({result.job}): {result.seeds_processed} seeds processed "
-                  f"({result.seeds_done_before} done before), {result.model_calls} model calls, db {db}")
+                  f"({result.seeds_done_before} done before), {result.model_calls} model calls, db {db}", soft_wrap=True)
     con = open_database(db, read_only=True)
     try:
         from factory.render import print_all, stats_tables
@@ -201,6 +204,9 @@ def main(argv: list[str] | None = None) -> int:
     except JobError as e:
         _error(str(e))
         return 2
+    except BudgetExceeded as e:
+        _error(f"stopped: {e}; committed batches are kept: raise the cap and rerun to continue")
+        return 3
     except (StoreError, MissingPackage, UnknownJob, FileNotFoundError, FileExistsError, ValueError, LookupError,
             ConnectionError, RuntimeError) as e:
         _error(str(e))

@@ -8,7 +8,7 @@ from pathlib import Path
 from factory.backends import model_identity
 from factory.batches.math import MathBatch
 from factory.batches.text import TextBatch
-from factory.calls import BoundRole, Caller
+from factory.calls import BoundRole, Budget, Caller
 from factory.executors import make_executor
 from factory.recipes.base import Recipe
 from factory.recipes.math import Math
@@ -67,9 +67,15 @@ def bind_roles(spec: JobSpec) -> dict[str, BoundRole]:
     bound = {}
     for name, make in factories.items():
         role_spec = spec.role(name)
-        identity = model_identity(role_spec.backend, role_spec.model).as_dict()
-        bound[name] = BoundRole(make(role_spec.template, spec), role_spec, identity)
+        refs = role_spec.pool or [role_spec.model_ref()]
+        models = [(ref, model_identity(ref).as_dict()) for ref in refs]
+        bound[name] = BoundRole(make(role_spec.template, spec), role_spec, models)
     return bound
+
+
+def make_budget(spec: JobSpec, store: Store, job: str) -> Budget:
+    role_caps = {name: r.max_tokens_budget for name, r in spec.roles.items() if r.max_tokens_budget}
+    return Budget(spec.max_tokens_budget, role_caps, spent=store.tokens_spent(job))
 
 
 def make_recipe(spec: JobSpec) -> Recipe:
@@ -107,7 +113,8 @@ def run_job(spec: JobSpec, db: str | Path | None = None, limit: int | None = Non
             return result  # a finished job costs no model call, and starts no engine
         ex = spec.execution
         executor = make_executor(ex.executor, ex.engines, ex.threads_per_engine, address)
-        caller = Caller(store, executor, on_completion=lambda c: progress.tokens(c.completion_tokens))
+        caller = Caller(store, executor, on_completion=lambda c: progress.tokens(c.completion_tokens),
+                        budget=make_budget(spec, store, job))
         ctx = Context(spec=spec, job=job, bound=bound, caller=caller)
         runner = RECIPES[spec.recipe][1](ctx, recipe, store)
         progress.start(total=target, done=result.seeds_done_before)

@@ -30,11 +30,39 @@ class SamplingParams(Strict):
     repeat_penalty: float = Field(1.1, ge=0.5, le=2.0)
 
 
+class EndpointSpec(Strict):
+    """Where a remote backend (openai) lives. The key itself never enters the job or the db."""
+
+    base_url: str = Field(description="e.g. http://127.0.0.1:8000/v1")
+    api_key_env: str | None = Field(None, description="environment variable holding the API key")
+    max_concurrency: int = Field(4, ge=1, le=1024, description="requests in flight")
+    timeout_s: float = Field(120.0, gt=0)
+    max_retries: int = Field(5, ge=0, le=20, description="retries on 429, 5xx and connection errors, with backoff")
+    schema_format: Literal["json_schema", "json_object"] = Field(
+        "json_schema", description="json_schema: OpenAI / vLLM / SGLang; json_object: llama.cpp's server")
+    send_extra_sampling: bool = Field(True, description="send top_k and repeat_penalty (vLLM, llama.cpp accept them)")
+
+
+class ModelRef(Strict):
+    backend: str = "llamacpp"
+    model: str = "smollm2-135m-instruct-q4_1"
+    endpoint: EndpointSpec | None = None
+
+
 class RoleSpec(Strict):
-    backend: str = Field("llamacpp", description="registered backend name, e.g. llamacpp")
+    backend: str = Field("llamacpp", description="registered backend name: llamacpp, openai")
     model: str = Field("smollm2-135m-instruct-q4_1", description="model name the backend knows")
+    endpoint: EndpointSpec | None = Field(None, description="for remote backends")
     template: str = Field(description="prompt template name@version under prompts/")
     sampling: SamplingParams = SamplingParams()
+    max_tokens_budget: int | None = Field(None, ge=1, description="hard cap on this role's tokens in this job")
+    pool: list[ModelRef] | None = Field(
+        None, min_length=1, description="reviewer only: reviewer k uses pool[k % len(pool)] (GRA's pool of small models)")
+    exclude_generator_model: bool = Field(
+        False, description="reviewer only: draw each reviewer from the pool, never the model that generated the sample")
+
+    def model_ref(self) -> ModelRef:
+        return ModelRef(backend=self.backend, model=self.model, endpoint=self.endpoint)
 
 
 class DecisionRule(Strict):
@@ -143,6 +171,7 @@ class JobSpec(Strict):
     textbook: TextbookOptions | None = None
     math: MathOptions | None = None
     execution: ExecutionSpec = ExecutionSpec()
+    max_tokens_budget: int | None = Field(None, ge=1, description="hard cap on all roles' tokens in this job")
     curation: CurationSpec = CurationSpec()
     db: str = Field("factory.duckdb", description="DuckDB file; --db overrides")
 
@@ -188,7 +217,15 @@ class JobSpec(Strict):
         return self.roles[name]
 
     def canonical(self) -> dict:
-        return self.model_dump(mode="json", exclude=NOT_FINGERPRINTED)
+        """The spec that names the job: without what can change between runs of the same
+        job (size, db, budgets, connection settings)."""
+        data = self.model_dump(mode="json", exclude=NOT_FINGERPRINTED | {"max_tokens_budget"})
+        for role in data["roles"].values():
+            role.pop("max_tokens_budget", None)
+            role.pop("endpoint", None)
+            for ref in role.get("pool") or []:
+                ref.pop("endpoint", None)
+        return data
 
     @property
     def fingerprint(self) -> str:

@@ -33,11 +33,14 @@ class Context:
     bound: dict[str, BoundRole]
     caller: Caller
 
-    def call(self, role: str, items: list[tuple[int, int, dict]]) -> list[Call]:
+    def call(self, role: str, items: list[tuple[int, int, dict]], exclude: dict[int, dict] | None = None) -> list[Call]:
         """items: (seed index, slot, template variables). The slot tells apart several calls
-        of one role for one seed (reviewer k, program attempt k) in the request seed."""
+        of one role for one seed (reviewer k, program attempt k) in the request seed.
+        exclude: seed index -> the identity of the model that wrote the sample (reviewer pools)."""
         bound = self.bound[role]
-        requests = [bound.request(v, request_seed(self.spec.seed, i, role, slot)) for i, slot, v in items]
+        exclude = exclude or {}
+        requests = [bound.request(v, request_seed(self.spec.seed, i, role, slot), slot, exclude.get(i))
+                    for i, slot, v in items]
         completions = self.caller.run(bound, requests)
         return [Call(i, slot, bound.role.parse(v, c.text), bound.lineage(r, c))
                 for (i, slot, v), r, c in zip(items, requests, completions)]
@@ -58,10 +61,13 @@ def add_verdict(ctx: Context, batch: BatchRows, sample: str, decision: str, stag
                            **(lineage or NO_LINEAGE)})
 
 
-def review(ctx: Context, batch: BatchRows, items: dict[int, tuple[str, dict]]) -> dict[int, list]:
+def review(ctx: Context, batch: BatchRows, items: dict[int, tuple[str, dict]],
+           authors: dict[int, dict] | None = None) -> dict[int, list]:
     """items: seed index -> (sample id, reviewer variables). k reviews each; returns the
-    parsed ReviewResults per index (unparseable ones become drop rows)."""
-    calls = ctx.call("reviewer", [(i, r, v) for i, (_, v) in items.items() for r in range(ctx.spec.reviewers)])
+    parsed ReviewResults per index (unparseable ones become drop rows). authors: seed index ->
+    identity of the model that wrote the sample, kept out of its reviews when the pool says so."""
+    calls = ctx.call("reviewer", [(i, r, v) for i, (_, v) in items.items() for r in range(ctx.spec.reviewers)],
+                     authors)
     results: dict[int, list] = {i: [] for i in items}
     for call in calls:
         sample = items[call.index][0]

@@ -21,7 +21,7 @@ def _h(*parts) -> int:
 
 class FakeBackend:
     def __init__(self, model: str, threads: int = 1):
-        self.identity = fake_identity(model)
+        self.identity = ModelIdentity(backend="fake", model=model, file_sha256="0" * 64)
         self.model = model
 
     def generate(self, requests: list[Request]) -> list[Completion]:
@@ -89,9 +89,9 @@ class FakeBackend:
         return f"```python\ndef simple_math_problem():\n    total = {total}\n    return total\n```\nThis adds them."
 
 
-def fake_identity(model: str) -> ModelIdentity:
-    return ModelIdentity(backend="fake", model=model, file_sha256="0" * 64)
+def fake_identity(ref) -> ModelIdentity:
+    return ModelIdentity(backend="fake", model=ref.model, file_sha256="0" * 64)
 
 
 def install() -> None:
-    register("fake", fake_identity, lambda model, threads=1: FakeBackend(model, threads))
+    register("fake", fake_identity, lambda ref, threads=1: FakeBackend(ref.model, threads))

@@ -1,47 +1,72 @@
-"""Backend registry: name -> (identity function, constructor). The error lists what exists."""
+"""Backend registry: name -> identity function, constructor, and whether it is remote.
+
+A local backend (llamacpp) runs inside engine actors that hold the loaded model; a remote
+one (openai) is an HTTP client, run from the driver with bounded concurrency. The error
+for an unknown name lists what exists.
+"""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 from factory.backends.base import Backend, Completion, MissingPackage, ModelIdentity, Request
 
-_IDENTITY: dict[str, Callable[[str], ModelIdentity]] = {}
-_BUILD: dict[str, Callable[..., Backend]] = {}
+
+@dataclass(frozen=True)
+class Registered:
+    identity: Callable  # (model_ref) -> ModelIdentity
+    build: Callable     # (model_ref, threads) -> Backend
+    remote: bool = False
 
 
-def register(name: str, identity: Callable[[str], ModelIdentity], build: Callable[..., Backend]) -> None:
-    _IDENTITY[name] = identity
-    _BUILD[name] = build
+_REGISTRY: dict[str, Registered] = {}
 
 
-def _check(name: str) -> None:
-    if name not in _BUILD:
-        raise ValueError(f"unknown backend {name!r}: registered backends are {', '.join(sorted(_BUILD))}")
+def register(name: str, identity: Callable, build: Callable, remote: bool = False) -> None:
+    _REGISTRY[name] = Registered(identity, build, remote)
 
 
-def model_identity(backend: str, model: str) -> ModelIdentity:
-    _check(backend)
-    return _IDENTITY[backend](model)
+def registered(name: str) -> Registered:
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown backend {name!r}: registered backends are {', '.join(sorted(_REGISTRY))}")
+    return _REGISTRY[name]
 
 
-def build_backend(backend: str, model: str, threads: int = 1) -> Backend:
-    _check(backend)
-    return _BUILD[backend](model, threads=threads)
+def model_identity(ref) -> ModelIdentity:
+    """ref: a RoleSpec or ModelRef (backend, model, endpoint)."""
+    return registered(ref.backend).identity(ref)
 
 
-def _llamacpp_identity(model: str) -> ModelIdentity:
+def build_backend(ref, threads: int = 1) -> Backend:
+    return registered(ref.backend).build(ref, threads)
+
+
+def _llamacpp_identity(ref) -> ModelIdentity:
     from factory.backends.llamacpp import identity_for
 
-    return identity_for(model)
+    return identity_for(ref.model)
 
 
-def _llamacpp_build(model: str, threads: int = 1) -> Backend:
+def _llamacpp_build(ref, threads: int = 1) -> Backend:
     from factory.backends.llamacpp import LlamaCppBackend
 
-    return LlamaCppBackend(model, threads=threads)
+    return LlamaCppBackend(ref.model, threads=threads)
+
+
+def _openai_identity(ref) -> ModelIdentity:
+    from factory.backends.openai_compat import identity_for
+
+    return identity_for(ref.model, ref.endpoint)
+
+
+def _openai_build(ref, threads: int = 1) -> Backend:
+    from factory.backends.openai_compat import OpenAIBackend
+
+    return OpenAIBackend(ref.model, ref.endpoint, threads=threads)
 
 
 register("llamacpp", _llamacpp_identity, _llamacpp_build)
+register("openai", _openai_identity, _openai_build, remote=True)
 
-__all__ = ["Backend", "Completion", "MissingPackage", "ModelIdentity", "Request", "register",
-           "model_identity", "build_backend"]
+__all__ = ["Backend", "Completion", "MissingPackage", "ModelIdentity", "Request", "build_backend",
+           "model_identity", "register", "registered"]

@@ -12,6 +12,7 @@ class Request:
     sampling: dict                # SamplingParams.model_dump()
     seed: int                     # per request, so a rerun samples the same text
     json_schema: dict | None = None
+    route: int = 0                # which of the role's models serves it (reviewer pools)
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ class TextBatch:
                 add_verdict(ctx, batch, row["sample_id"], "reject", *rejected)
             else:
                 to_review[i] = (row["sample_id"], self.recipe.review_variables(seeds[i], row["text"]))
-        reviews = review(ctx, batch, to_review)
+        reviews = review(ctx, batch, to_review, {i: unique[i]["model"] for i in to_review})
         decide_and_adjudicate(ctx, batch, to_review, reviews)
         return batch
 

@@ -1,9 +1,11 @@
-"""Executors run role requests on model engines: in this process, or in Ray actors."""
+"""Executors run role requests: local engines (llama.cpp) in Ray actors or in this process;
+remote backends (HTTP servers) from the driver with bounded concurrency. The Dispatcher
+routes each role to the right one."""
 from __future__ import annotations
 
 from typing import Callable, Protocol
 
-from factory.backends import Completion, Request
+from factory.backends import Completion, Request, registered
 
 OnCompletion = Callable[[Completion], None]
 
@@ -11,17 +13,44 @@ OnCompletion = Callable[[Completion], None]
 class Executor(Protocol):
     engines: int
 
-    def generate(self, backend: str, model: str, requests: list[Request],
-                 on_completion: OnCompletion | None = None) -> list[Completion]: ...
+    def generate(self, ref, requests: list[Request], on_completion: OnCompletion | None = None) -> list[Completion]: ...
 
     def close(self) -> None: ...
 
 
-def make_executor(kind: str, engines: int | str, threads: int, address: str | None = None) -> Executor:
-    if kind == "local":
-        from factory.executors.local import LocalExecutor
+class Dispatcher:
+    def __init__(self, kind: str, engines: int | str, threads: int, address: str | None = None):
+        self._kind, self._engines, self._threads, self._address = kind, engines, threads, address
+        self._local: Executor | None = None
+        self._remote: Executor | None = None
 
-        return LocalExecutor(threads=threads)
-    from factory.executors.ray_pool import RayExecutor
+    def _engine_pool(self) -> Executor:
+        # Started on first use: a job whose roles are all remote starts no engines.
+        if self._local is None:
+            if self._kind == "local":
+                from factory.executors.local import LocalExecutor
 
-    return RayExecutor(engines=engines, threads=threads, address=address)
+                self._local = LocalExecutor(threads=self._threads)
+            else:
+                from factory.executors.ray_pool import RayExecutor
+
+                self._local = RayExecutor(engines=self._engines, threads=self._threads, address=self._address)
+        return self._local
+
+    def generate(self, ref, requests: list[Request], on_completion: OnCompletion | None = None) -> list[Completion]:
+        if registered(ref.backend).remote:
+            if self._remote is None:
+                from factory.executors.remote import RemoteExecutor
+
+                self._remote = RemoteExecutor()
+            return self._remote.generate(ref, requests, on_completion)
+        return self._engine_pool().generate(ref, requests, on_completion)
+
+    def close(self) -> None:
+        for ex in (self._local, self._remote):
+            if ex is not None:
+                ex.close()
+
+
+def make_executor(kind: str, engines: int | str, threads: int, address: str | None = None) -> Dispatcher:
+    return Dispatcher(kind, engines, threads, address)

@@ -10,10 +10,10 @@ class LocalExecutor:
         self.engines = 1
         self._backends: dict[tuple[str, str], object] = {}
 
-    def generate(self, backend: str, model: str, requests: list[Request], on_completion=None) -> list[Completion]:
-        key = (backend, model)
+    def generate(self, ref, requests: list[Request], on_completion=None) -> list[Completion]:
+        key = (ref.backend, ref.model)
         if key not in self._backends:
-            self._backends[key] = build_backend(backend, model, threads=self.threads)
+            self._backends[key] = build_backend(ref, threads=self.threads)
         out = []
         for request in requests:
             completion = self._backends[key].generate([request])[0]

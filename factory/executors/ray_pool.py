@@ -24,10 +24,10 @@ class EngineActor:
         self.threads = threads
         self.backends = {}
 
-    def generate(self, backend: str, model: str, requests: list[Request]) -> list[Completion]:
-        key = (backend, model)
+    def generate(self, ref, requests: list[Request]) -> list[Completion]:
+        key = (ref.backend, ref.model)
         if key not in self.backends:
-            self.backends[key] = build_backend(backend, model, threads=self.threads)
+            self.backends[key] = build_backend(ref, threads=self.threads)
         return self.backends[key].generate(requests)
 
     def node_id(self) -> str:
@@ -47,7 +47,7 @@ class RayExecutor:
         actor_cls = ray.remote(num_cpus=threads, max_restarts=2, max_task_retries=2)(EngineActor)
         self.actors = [actor_cls.remote(threads) for _ in range(self.engines)]
 
-    def generate(self, backend: str, model: str, requests: list[Request], on_completion=None) -> list[Completion]:
+    def generate(self, ref, requests: list[Request], on_completion=None) -> list[Completion]:
         pending = deque(enumerate(requests))
         results: list[Completion | None] = [None] * len(requests)
         in_flight = {}  # ObjectRef -> (actor, index)
@@ -57,17 +57,17 @@ class RayExecutor:
             for actor_index, actor in enumerate(self.actors):
                 while pending and load[actor_index] < IN_FLIGHT_PER_ACTOR:
                     index, request = pending.popleft()
-                    ref = actor.generate.remote(backend, model, [request])
-                    in_flight[ref] = (actor_index, index)
+                    call = actor.generate.remote(ref, [request])
+                    in_flight[call] = (actor_index, index)
                     load[actor_index] += 1
 
         submit()
         while in_flight:
             ready, _ = ray.wait(list(in_flight), num_returns=1)
-            for ref in ready:
-                actor_index, index = in_flight.pop(ref)
+            for call in ready:
+                actor_index, index = in_flight.pop(call)
                 load[actor_index] -= 1
-                completion = ray.get(ref)[0]
+                completion = ray.get(call)[0]
                 results[index] = completion
                 if on_completion:
                     on_completion(completion)

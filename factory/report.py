@@ -1,0 +1,202 @@
+"""`factory report`: one self-contained HTML page (inline CSS, inline SVG, no script, no
+URL) describing one job's dataset quality, from the same SQL as `factory stats` plus a few
+row-level queries (lengths, clusters, contamination hits). Reads only."""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+import jinja2
+
+from factory.report_charts import BAR, MUTED, hbars, histogram
+from stores.stats import job_stats
+
+EXAMPLE_CHARS = 300   # enough to see why two texts were called duplicates
+TOP_CLUSTERS = 5
+MAX_HITS = 50         # contamination rows listed; the per-benchmark counts cover the rest
+LENGTH_BINS = 20
+
+# Exact duplicates (samples.duplicate_of, known before curation) as clusters beside the
+# near/semantic ones that curation writes; the original is the kept member.
+CLUSTERS_SQL = """
+WITH c AS (
+  SELECT method, cluster_id, sample_id, kept, similarity FROM dedup_clusters WHERE job = $job
+  UNION ALL
+  SELECT 'exact', coalesce(duplicate_of, sample_id), sample_id, duplicate_of IS NULL, 1.0 FROM samples
+  WHERE job = $job AND (duplicate_of IS NOT NULL
+                        OR sample_id IN (SELECT duplicate_of FROM samples WHERE job = $job))
+), top AS (
+  SELECT method, cluster_id, count(*) AS size FROM c GROUP BY ALL
+  ORDER BY size DESC, method, cluster_id LIMIT $top
+)
+SELECT t.method, t.cluster_id, t.size, c.sample_id, c.kept, c.similarity, s.text
+FROM top t JOIN c USING (method, cluster_id) JOIN samples s USING (sample_id)
+QUALIFY row_number() OVER (PARTITION BY t.method, t.cluster_id
+                           ORDER BY c.kept DESC, c.similarity DESC NULLS LAST, c.sample_id) <= 2
+ORDER BY t.size DESC, t.method, t.cluster_id, c.kept DESC, c.sample_id
+"""
+
+
+def _truncate(text: str) -> str:
+    return text if len(text) <= EXAMPLE_CHARS else text[:EXAMPLE_CHARS].rstrip() + " …"
+
+
+def _pct(n: float, d: float) -> str:
+    return f"{100 * n / d:.0f}%" if d else "–"
+
+
+def length_chart(con, job: str):
+    """Words per sample (\\w+ runs, as the diversity stat counts them): all samples behind
+    the ones in the accepted view. Grouped by exact count in SQL, binned here."""
+    rows = con.execute(
+        r"""SELECT len(regexp_extract_all(s.text, '\w+')) AS n, count(*), count(a.sample_id)
+            FROM samples s LEFT JOIN accepted a USING (sample_id) WHERE s.job = ? GROUP BY n ORDER BY n""",
+        [job]).fetchall()
+    if not rows:
+        return None
+    low, high = rows[0][0], rows[-1][0]
+    width = max(1, -(-(high - low + 1) // LENGTH_BINS))
+    bins = (high - low) // width + 1
+    everything, accepted = [0] * bins, [0] * bins
+    for n, total, acc in rows:
+        everything[(n - low) // width] += total
+        accepted[(n - low) // width] += acc
+    labels = [str(low + i * width) if width == 1 else f"{low + i * width}–{low + (i + 1) * width - 1}"
+              for i in range(bins)]
+    return histogram(labels, [("all samples", everything, MUTED), ("accepted view", accepted, BAR)],
+                     x_title="words per sample")
+
+
+def quality_chart(con, job: str):
+    """The composite score in [0, 1], 20 bins of 0.05: all scored samples behind accepted ones."""
+    rows = con.execute(
+        """SELECT least(floor(q.score * 20), 19)::INTEGER AS b, count(*), count(a.sample_id)
+           FROM quality_scores q LEFT JOIN accepted a USING (sample_id) WHERE q.job = ? GROUP BY b""",
+        [job]).fetchall()
+    if not rows:
+        return None
+    everything, accepted = [0] * 20, [0] * 20
+    for b, total, acc in rows:
+        everything[b], accepted[b] = total, acc
+    return histogram([f"{b / 20:.2f}" for b in range(20)],
+                     [("all scored", everything, MUTED), ("accepted view", accepted, BAR)],
+                     x_title="quality score (bin start)")
+
+
+def spread_chart(con, job: str):
+    """Per sample, max - min of the reviewers' overall scores, in half-point bins."""
+    rows = con.execute(
+        """SELECT floor(s * 2)::INTEGER AS b, count(*) FROM (
+             SELECT max(overall) - min(overall) AS s FROM reviews WHERE job = ?
+             GROUP BY sample_id HAVING count(*) >= 2) GROUP BY b ORDER BY b""", [job]).fetchall()
+    if not rows:
+        return None
+    counts = dict(rows)
+    bins = range(0, rows[-1][0] + 1)
+    return histogram([f"{b / 2:g}" for b in bins], [("samples", [counts.get(b, 0) for b in bins], BAR)],
+                     x_title="review spread (max − min overall score)")
+
+
+def score_charts(scores: dict) -> list[dict]:
+    """One histogram per rubric axis, every integer value between the lowest and highest seen."""
+    charts = []
+    for axis, data in sorted(scores.items()):
+        if axis == "overall":
+            continue
+        hist = {int(k): n for k, n in data["histogram"].items()}
+        values = range(min(hist), max(hist) + 1)
+        charts.append({"axis": axis, "mean": data.get("mean"), "stddev": data.get("stddev"),
+                       "svg": histogram([str(v) for v in values], [("reviews", [hist.get(v, 0) for v in values], BAR)],
+                                        x_title=f"{axis} score", width=420, height=200)})
+    return charts
+
+
+def funnel_chart(stats: dict):
+    f = stats["funnel"]
+    steps = [("seeds", f["seeds"]), ("generated", f["generated"]), ("exact duplicates", f["exact_duplicates"]),
+             ("reviewed", f["reviewed"]), ("adjudicated", f["adjudicated"]), ("accepted", f["accepted"]),
+             ("rejected", f["rejected"]), ("dropped", f["dropped"])]
+    if stats["curated"]:
+        steps.append(("accepted after curation", stats["accepted_view_rows"]))
+    return hbars([(name, n, f"{n:,} ({_pct(n, f['seeds'])} of seeds)") for name, n in steps])
+
+
+def acceptance_chart(groups: dict):
+    if not groups:
+        return None
+    return hbars([(k, g["rate"], f"{g['accepted']:,} / {g['samples']:,} = {_pct(g['accepted'], g['samples'])}")
+                  for k, g in groups.items()], max_value=1.0)
+
+
+def clusters(con, job: str) -> list[dict]:
+    out: dict[tuple, dict] = {}
+    for method, cluster_id, size, sample_id, kept, similarity, text in con.execute(
+            CLUSTERS_SQL, {"job": job, "top": TOP_CLUSTERS}).fetchall():
+        cluster = out.setdefault((method, cluster_id), {"method": method, "cluster_id": cluster_id, "size": size,
+                                                        "examples": []})
+        cluster["examples"].append({"sample_id": sample_id, "kept": kept, "similarity": similarity,
+                                    "text": _truncate(text)})
+    return list(out.values())
+
+
+def contamination_hits(con, job: str) -> dict:
+    total = con.execute("SELECT count(*) FROM contamination WHERE job = ?", [job]).fetchone()[0]
+    rows = con.execute(
+        """SELECT benchmark, benchmark_row, ngram_size, sample_id, ngram FROM contamination WHERE job = ?
+           ORDER BY benchmark, sample_id, ngram_size LIMIT ?""", [job, MAX_HITS]).fetchall()
+    config = con.execute("SELECT config FROM curation_runs WHERE job = ?", [job]).fetchone()
+    benchmarks = [b.get("name") or b["path"] for b in json.loads(config[0]).get("decontaminate", [])] if config else []
+    return {"total": total, "rows": rows, "benchmarks": benchmarks}
+
+
+def verification_chart(verification: dict | None):
+    if not verification or not verification["failure_reasons"]:
+        return None
+    failed = verification["checked"] - verification["verified"]
+    return hbars([(why, n, f"{n:,} ({_pct(n, failed)} of failures)")
+                  for why, n in verification["failure_reasons"].items()], width=820, label_width=380)
+
+
+@lru_cache(maxsize=1)
+def _template() -> jinja2.Template:
+    source = resources.files("factory").joinpath("report.html.jinja").read_text(encoding="utf-8")
+    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    return env.from_string(source)
+
+
+def render_report(con, job: str | None) -> str:
+    stats = job_stats(con, job)
+    fp = stats["job"]
+    return _template().render(
+        s=stats, f=stats["funnel"], pct=_pct,
+        funnel_svg=funnel_chart(stats), score_charts=score_charts(stats["scores"]),
+        length_svg=length_chart(con, fp), quality_svg=quality_chart(con, fp), spread_svg=spread_chart(con, fp),
+        clusters=clusters(con, fp), hits=contamination_hits(con, fp),
+        verification_svg=verification_chart(stats["verification"]),
+        template_svg=acceptance_chart(stats["acceptance_by_template"]),
+        model_svg=acceptance_chart(stats["acceptance_by_model"]),
+    )
+
+
+def write_report(con, job: str | None, path) -> str:
+    """Render first, then write a temporary file beside the target and rename it into place:
+    a failure leaves no file or the previous report, never half of one."""
+    html = render_report(con, job)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(html)
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a report is meant to be shared
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return str(path)

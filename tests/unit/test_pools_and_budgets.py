@@ -1,0 +1,65 @@
+"""A model per role, GRA's reviewer pool, and hard token budgets (fake backend)."""
+import duckdb
+import pytest
+
+from conftest import fake_job
+from factory.calls import BudgetExceeded
+from factory.pipeline import run_job
+from factory.spec import parse_job
+
+
+def q(db, sql):
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def pool_job(**kw):
+    job = fake_job(**kw)
+    job["roles"]["generator"]["model"] = "fake-a"
+    job["roles"]["reviewer"].update(pool=[{"backend": "fake", "model": m} for m in ("fake-a", "fake-b", "fake-c")],
+                                    exclude_generator_model=True)
+    return parse_job(job)
+
+
+def test_reviewer_pool_never_lets_the_author_review_and_lineage_says_who(tmp_path):
+    db = tmp_path / "p.duckdb"
+    run_job(pool_job(num_samples=20), db=db)
+    authors = {m for (m,) in q(db, "SELECT DISTINCT model->>'model' FROM samples")}
+    reviewers = {m for (m,) in q(db, "SELECT DISTINCT model->>'model' FROM reviews")}
+    assert authors == {"fake-a"} and reviewers == {"fake-b", "fake-c"}
+
+
+def test_each_role_can_have_its_own_model(tmp_path):
+    job = fake_job()
+    job["roles"]["reviewer"]["model"] = "fake-judge"
+    db = tmp_path / "m.duckdb"
+    run_job(parse_job(job), db=db)
+    assert q(db, "SELECT DISTINCT model->>'model' FROM reviews") == [("fake-judge",)]
+    assert q(db, "SELECT DISTINCT model->>'model' FROM samples") == [("fake",)]
+
+
+def test_budget_stops_the_job_and_a_higher_cap_resumes_it(tmp_path):
+    reference, db = tmp_path / "ref.duckdb", tmp_path / "b.duckdb"
+    run_job(parse_job(fake_job(num_samples=16)), db=reference)
+    capped = parse_job(fake_job(num_samples=16, max_tokens_budget=8000))
+    with pytest.raises(BudgetExceeded, match="job token budget reached"):
+        run_job(capped, db=db)
+    done = q(db, "SELECT count(*) FROM done_seeds")[0][0]
+    assert 0 < done < 16
+    # the same job (budgets are not in the fingerprint), a higher cap: it resumes and finishes
+    assert capped.fingerprint == parse_job(fake_job(num_samples=16, max_tokens_budget=10**9)).fingerprint
+    run_job(parse_job(fake_job(num_samples=16, max_tokens_budget=10**9)), db=db)
+    sql = "SELECT sample_id, text FROM samples ORDER BY 1"
+    assert q(db, sql) == q(reference, sql)
+    sql = "SELECT sample_id, decision, stage FROM verdicts ORDER BY 1"
+    assert q(db, sql) == q(reference, sql)
+
+
+def test_role_budget_names_the_role(tmp_path):
+    job = fake_job(num_samples=16)
+    job["roles"]["reviewer"]["max_tokens_budget"] = 500
+    with pytest.raises(BudgetExceeded, match="token budget of role reviewer reached"):
+        run_job(parse_job(job), db=tmp_path / "r.duckdb")
