@@ -31,7 +31,7 @@ class PromptTemplate:
         return f"{self.name}@{self.version}"
 
     def render(self, **variables) -> tuple[dict, ...]:
-        template = _ENV.from_string(self.source)
+        template = _compiled(self.source)
         context = template.new_context(variables)
         messages = []
         for role in ("system", "user"):
@@ -42,6 +42,12 @@ class PromptTemplate:
         if not messages or messages[-1]["role"] != "user":
             raise ValueError(f"template {self.ref} must define a non-empty `user` block")
         return tuple(messages)
+
+
+@lru_cache(maxsize=256)
+def _compiled(source: str) -> jinja2.Template:
+    # Compiling is ~1 ms a template; rendering a compiled one ~20 us.
+    return _ENV.from_string(source)
 
 
 def data_file(relative: str) -> str:

@@ -10,6 +10,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pyarrow as pa
+
 from stores.connection import open_database
 from stores.migrations import migrate
 
@@ -32,11 +34,18 @@ def _value(v):
 
 
 def _insert(con, table: str, rows: list[dict], on_conflict: str = "") -> None:
+    """Rows through an Arrow table: one statement per table and batch. executemany binds row
+    by row: measured here 0.43 s against 0.003 s for a 1,000-row batch (the first Arrow
+    insert of a process pays ~0.2 s once)."""
     if not rows:
         return
     columns = list(rows[0])
-    sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) {on_conflict}"
-    con.executemany(sql, [[_value(row[c]) for c in columns] for row in rows])
+    arrow = pa.Table.from_pylist([{c: _value(row[c]) for c in columns} for row in rows])
+    # On failure the name stays registered (an aborted transaction refuses the unregister);
+    # the next register of the same name replaces it.
+    con.register("batch_rows", arrow)
+    con.execute(f"INSERT INTO {table} ({', '.join(columns)}) SELECT {', '.join(columns)} FROM batch_rows {on_conflict}")
+    con.unregister("batch_rows")
 
 
 class Store:
@@ -69,6 +78,23 @@ class Store:
     def done_indices(self, job: str) -> set[int]:
         rows = self.con.execute("SELECT seed_index FROM done_seeds WHERE job = ?", [job]).fetchall()
         return {r[0] for r in rows}
+
+    def tokens_spent(self, job: str) -> dict[str, int]:
+        """Prompt + completion tokens of the job's committed rows, per role."""
+        rows = self.con.execute(
+            """SELECT role, sum(coalesce(prompt_tokens, 0) + coalesce(completion_tokens, 0)) FROM (
+                 SELECT 'generator' AS role, prompt_tokens, completion_tokens FROM samples
+                        WHERE job = $1 AND payload IS NULL
+                 UNION ALL SELECT 'problem_writer', prompt_tokens, completion_tokens FROM samples
+                        WHERE job = $1 AND payload IS NOT NULL
+                 UNION ALL SELECT 'reviewer', prompt_tokens, completion_tokens FROM reviews WHERE job = $1
+                 UNION ALL SELECT 'adjudicator', prompt_tokens, completion_tokens FROM verdicts WHERE job = $1
+                 UNION ALL SELECT CASE kind WHEN 'program' THEN 'generator' WHEN 'long' THEN 'long_solver'
+                        ELSE 'short_solver' END, prompt_tokens, completion_tokens FROM solutions WHERE job = $1
+                 UNION ALL SELECT role, prompt_tokens, completion_tokens FROM drops
+                        WHERE job = $1 AND role <> 'adjudicator')
+               GROUP BY role""", [job]).fetchall()
+        return {role: int(n or 0) for role, n in rows if n}
 
     # completions cache
     def cached(self, keys: list[str]) -> dict[str, dict]:

@@ -23,27 +23,41 @@ class Vocabulary:
     known: frozenset[str]          # every lemma a story may use, closed-class words included
     irregular: dict                # form -> lemma (ran -> run, mice -> mouse, better -> good)
 
-    def lemmas(self, word: str) -> set[str]:
-        """Candidate lemmas of an inflected word; regular English suffixes, then irregulars."""
-        out = {word}
-        if word in self.irregular:
-            out.add(self.irregular[word])
-        for suffix, repl in (("ies", "y"), ("ied", "y"), ("ier", "y"), ("iest", "y"), ("ily", "y"),
-                             ("es", ""), ("s", ""), ("ed", ""), ("ed", "e"), ("d", ""), ("ing", ""),
-                             ("ing", "e"), ("er", ""), ("er", "e"), ("est", ""), ("est", "e"), ("ly", "")):
-            if word.endswith(suffix) and len(word) - len(suffix) >= 2:
-                stem = word[: -len(suffix)] + repl
-                out.add(stem)
-                # hopped -> hop, bigger -> big: a doubled final consonant
-                if len(stem) >= 3 and stem[-1] == stem[-2] and not repl:
-                    out.add(stem[:-1])
-        return out
+    def lemmas(self, word: str) -> frozenset[str]:
+        return _lemmas(word, self)
 
     def knows(self, word: str) -> bool:
-        return any(lemma in self.known for lemma in self.lemmas(word))
+        return _knows(word, self)
 
     def uses(self, text_words: list[str], target: str) -> bool:
         return any(target in self.lemmas(word) for word in text_words)
+
+    def __hash__(self) -> int:
+        return id(self)  # one loaded vocabulary per process; lets the lemma caches key on it
+
+
+# ~10k distinct words cover a large job; caching makes the rule check ~10x cheaper.
+@lru_cache(maxsize=1 << 16)
+def _knows(word: str, vocab: "Vocabulary") -> bool:
+    return any(lemma in vocab.known for lemma in _lemmas(word, vocab))
+
+
+@lru_cache(maxsize=1 << 16)
+def _lemmas(word: str, vocab: "Vocabulary") -> frozenset[str]:
+    """Candidate lemmas of an inflected word; regular English suffixes, then irregulars."""
+    out = {word}
+    if word in vocab.irregular:
+        out.add(vocab.irregular[word])
+    for suffix, repl in (("ies", "y"), ("ied", "y"), ("ier", "y"), ("iest", "y"), ("ily", "y"),
+                         ("es", ""), ("s", ""), ("ed", ""), ("ed", "e"), ("d", ""), ("ing", ""),
+                         ("ing", "e"), ("er", ""), ("er", "e"), ("est", ""), ("est", "e"), ("ly", "")):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 2:
+            stem = word[: -len(suffix)] + repl
+            out.add(stem)
+            # hopped -> hop, bigger -> big: a doubled final consonant
+            if len(stem) >= 3 and stem[-1] == stem[-2] and not repl:
+                out.add(stem[:-1])
+    return frozenset(out)
 
 
 @lru_cache(maxsize=1)
