@@ -89,7 +89,7 @@ def outcomes_of(batch: BatchRows) -> dict:
     for v in batch.rows["verdicts"]:
         counts[{"accept": "accepted", "reject": "rejected", "drop": "dropped"}[v["decision"]]] += 1
         counts["adjudicated"] += v["stage"] == "adjudicator"
-    counts["dropped"] += sum(1 for d in batch.rows["drops"] if d["role"] in ("seed", "generator", "problem_writer"))
+    counts["dropped"] += sum(1 for d in batch.rows["drops"] if d["sample_id"] is None)  # seeds that made no sample
     return counts
 
 

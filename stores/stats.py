@@ -58,7 +58,7 @@ def funnel(con, job: str) -> dict:
         "accepted": decided.get("accept", 0),
         "rejected": decided.get("reject", 0),
         "dropped": decided.get("drop", 0)
-        + _scalar(con, "SELECT count(*) FROM drops WHERE job = ? AND role IN ('seed', 'generator', 'problem_writer')", job),
+        + _scalar(con, "SELECT count(*) FROM drops WHERE job = ? AND sample_id IS NULL", job),
         "drop_reasons": {why: n for why, n in drops},
         "rejected_by_stage": dict(con.execute(
             "SELECT stage, count(*) FROM verdicts WHERE job = ? AND decision = 'reject' GROUP BY stage ORDER BY stage",

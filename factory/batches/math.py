@@ -83,6 +83,7 @@ class MathBatch:
             sample = rows[call.index]["sample_id"]
             if result is None:
                 self._solution(batch, sample, "program", call, call.parsed.raw, None, "unparseable", call.parsed.reason)
+                self._drop(batch, call, "generator", sample)
                 values[call.index].append(None)
                 continue
             value = canonical_number(result.value) if result.status == "ok" else None
@@ -101,9 +102,15 @@ class MathBatch:
     def _answer(self, batch: BatchRows, sample: str, kind: str, call) -> str | None:
         if isinstance(call.parsed, Drop):
             self._solution(batch, sample, kind, call, call.parsed.raw, None, "unparseable", call.parsed.reason)
+            self._drop(batch, call, f"{kind}_solver", sample)
             return None
         self._solution(batch, sample, kind, call, call.parsed.text, call.parsed.answer, "ok", "")
         return call.parsed.answer
+
+    def _drop(self, batch, call, role: str, sample: str) -> None:
+        # The attempt, with its lineage and tokens, is the solutions row; the drop row makes
+        # the unparseable output visible where every other drop is (no lineage: no double count).
+        add_drop(self.ctx, batch, call.index, role, call.parsed, None, sample, call.slot)
 
     def _solution(self, batch, sample, kind, call, text, answer, status, reason) -> None:
         batch.add("solutions", {"solution_id": digest("solution", sample, kind, call.slot), "job": self.ctx.job,

@@ -48,6 +48,10 @@ def test_seed_file_problems_are_verified_against_ground_truth(tmp_path, seed_fil
     assert q(db, "SELECT kind, count(*) FROM solutions GROUP BY 1 ORDER BY 1") == [("long", 4), ("program", 12), ("short", 4)]
     statuses = {s for (s,) in q(db, "SELECT DISTINCT status FROM solutions WHERE kind = 'program'")}
     assert statuses <= {"ok", "denied", "unparseable", "error"} and "ok" in statuses
+    # an unparseable attempt is a drop row too, naming the sample, with the raw text
+    program_drops = q(db, "SELECT reason, raw_text, sample_id FROM drops WHERE role = 'generator'")
+    assert program_drops and all(r.startswith("no `def simple_math_problem():`") and raw and sid
+                                 for r, raw, sid in program_drops)
     # the hostile attempt (os.system) never ran in our process: the sandbox denied it
     denied = q(db, "SELECT status_reason FROM solutions WHERE status = 'denied'")
     assert all("os" in r for (r,) in denied)
