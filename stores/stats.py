@@ -67,18 +67,21 @@ def funnel(con, job: str) -> dict:
 
 
 def score_distributions(con, job: str) -> dict:
-    """Per rubric axis (whatever the recipe's reviewer scores): histogram, mean, stddev."""
+    """Per rubric axis (whatever the recipe's reviewer scores): histogram, mean, stddev.
+    One scan of the scores' JSON; the moments come from the histogram."""
     rows = con.execute(
         """SELECT j.key, j.value::INTEGER AS v, count(*) FROM reviews r, json_each(r.scores) j
            WHERE r.job = ? GROUP BY ALL ORDER BY ALL""", [job]).fetchall()
-    out: dict[str, dict] = {}
+    hist: dict[str, dict[int, int]] = {}
     for axis, value, n in rows:
-        out.setdefault(axis, {"histogram": {}})["histogram"][str(value)] = n
-    for axis, mean, sd in con.execute(
-            """SELECT j.key, avg(j.value::INTEGER), stddev_samp(j.value::INTEGER) FROM reviews r, json_each(r.scores) j
-               WHERE r.job = ? GROUP BY ALL""", [job]).fetchall():
-        out[axis]["mean"] = round(mean, 3)
-        out[axis]["stddev"] = None if sd is None else round(sd, 3)
+        hist.setdefault(axis, {})[value] = n
+    out: dict[str, dict] = {}
+    for axis, h in hist.items():
+        n = sum(h.values())
+        mean = sum(v * c for v, c in h.items()) / n
+        var = sum(c * (v - mean) ** 2 for v, c in h.items()) / (n - 1) if n > 1 else None
+        out[axis] = {"histogram": {str(v): c for v, c in h.items()}, "mean": round(mean, 3),
+                     "stddev": None if var is None else round(var ** 0.5, 3)}
     overall = con.execute("SELECT avg(overall), stddev_samp(overall), min(overall), max(overall) FROM reviews "
                           "WHERE job = ?", [job]).fetchone()
     if overall[0] is not None:

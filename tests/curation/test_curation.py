@@ -139,3 +139,34 @@ def test_stats_explain_and_export_after_curation(tmp_path, bench_file):
         export(con, JOB, "jsonl", tmp_path / "out-jsonl")
     with pytest.raises(ValueError, match="--format must be one of parquet, jsonl, hf"):
         export(con, JOB, "csv", tmp_path / "x")
+
+
+def test_alpha_and_distinct_ngrams_in_sql_match_the_reference_implementations(tmp_path):
+    """The stats compute Krippendorff's alpha and the 3-gram ratio in SQL (they must scale to
+    1M samples); the krippendorff package and plain Python are the references."""
+    import random
+    import re
+
+    import krippendorff
+    import numpy as np
+
+    from stores.curation_stats import diversity, krippendorff_alpha
+
+    db = tmp_path / "a.duckdb"
+    build(db)
+    rng = random.Random(5)
+    with Store(db) as store:
+        con = store.con
+        con.execute("DELETE FROM reviews")
+        data = np.full((3, 6), np.nan)
+        for u, sid in enumerate(TEXTS):
+            for r in range(rng.choice([2, 3])):
+                score = rng.choice([1.0, 2.5, 4.0, 6.5, 9.0])
+                data[r, u] = score
+                con.execute("INSERT INTO reviews (review_id, job, sample_id, reviewer_index, scores, overall) "
+                            "VALUES (?, ?, ?, ?, '{}', ?)", [f"{sid}-{r}", JOB, sid, r, score])
+        expected = krippendorff.alpha(reliability_data=data, level_of_measurement="interval")
+        assert krippendorff_alpha(con, JOB) == round(expected, 4)
+        texts = [t for (t,) in con.execute("SELECT text FROM accepted WHERE job = ?", [JOB]).fetchall()]
+        grams = [tuple(w[i:i + 3]) for w in (re.findall(r"\w+", t.lower()) for t in texts) for i in range(len(w) - 2)]
+        assert diversity(con, JOB)["distinct_3gram_ratio"] == round(len(set(grams)) / len(grams), 4)
