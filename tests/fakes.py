@@ -21,6 +21,8 @@ def _h(*parts) -> int:
 
 class FakeBackend:
     def __init__(self, model: str, threads: int = 1):
+        if model == "fake-too-big":  # what an engine says when the model does not fit
+            raise RuntimeError("engine error\nout of memory: the model needs 16.0 GiB, 9.5 GiB free")
         self.identity = ModelIdentity(backend="fake", model=model, file_sha256="0" * 64)
         self.model = model
 

@@ -65,7 +65,20 @@ def _openai_build(ref, threads: int = 1) -> Backend:
     return OpenAIBackend(ref.model, ref.endpoint, threads=threads)
 
 
+def _vllm_identity(ref) -> ModelIdentity:
+    from factory.backends.vllm_backend import identity_for  # hashes the checkpoint; no vllm import
+
+    return identity_for(ref)
+
+
+def _vllm_build(ref, threads: int = 1) -> Backend:
+    from factory.backends.vllm_backend import VLLMBackend
+
+    return VLLMBackend(ref, threads=threads)
+
+
 register("llamacpp", _llamacpp_identity, _llamacpp_build)
+register("vllm", _vllm_identity, _vllm_build)
 register("openai", _openai_identity, _openai_build, remote=True)
 
 __all__ = ["Backend", "Completion", "MissingPackage", "ModelIdentity", "Request", "build_backend",

@@ -63,3 +63,12 @@ def test_role_budget_names_the_role(tmp_path):
     job["roles"]["reviewer"]["max_tokens_budget"] = 500
     with pytest.raises(BudgetExceeded, match="token budget of role reviewer reached"):
         run_job(parse_job(job), db=tmp_path / "r.duckdb")
+
+
+def test_a_model_that_does_not_fit_names_the_role_and_the_engine_error(tmp_path):
+    from factory.calls import RoleFailed
+
+    job = fake_job(num_samples=2)
+    job["roles"]["reviewer"]["model"] = "fake-too-big"
+    with pytest.raises(RoleFailed, match=r"^role reviewer on fake:fake-too-big: out of memory: the model needs 16.0 GiB"):
+        run_job(parse_job(job), db=tmp_path / "big.duckdb")
