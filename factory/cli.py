@@ -58,6 +58,15 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _reading(db: str, read):
+    """read(con) on a read-only connection that is closed whatever happens."""
+    con = open_database(db, read_only=True)
+    try:
+        return read(con)
+    finally:
+        con.close()
+
+
 def _run(args, out: Console, err: Console) -> int:
     from factory.pipeline import run_job
     from factory.progress import RichProgress
@@ -74,22 +83,14 @@ def _run(args, out: Console, err: Console) -> int:
     else:
         err.print(f"job {spec.name} ({result.job}): {result.seeds_processed} seeds processed "
                   f"({result.seeds_done_before} done before), {result.model_calls} model calls, db {db}", soft_wrap=True)
-    con = open_database(db, read_only=True)
-    try:
-        from factory.render import print_all, stats_tables
+    from factory.render import print_all, stats_tables
 
-        print_all(out, stats_tables(job_stats(con, result.job)))
-    finally:
-        con.close()
+    print_all(out, stats_tables(_reading(db, lambda con: job_stats(con, result.job))))
     return 0
 
 
 def _stats(args, out: Console, err: Console) -> int:
-    con = open_database(args.db, read_only=True)
-    try:
-        stats = job_stats(con, args.job)
-    finally:
-        con.close()
+    stats = _reading(args.db, lambda con: job_stats(con, args.job))
     if args.json:
         print(json.dumps(stats, indent=2, sort_keys=True))
     else:
@@ -151,11 +152,7 @@ def _curate(args, out: Console, err: Console) -> int:
 def _explain(args, out: Console, err: Console) -> int:
     from factory.explain import explain
 
-    con = open_database(args.db, read_only=True)
-    try:
-        story = explain(con, args.sample_id)
-    finally:
-        con.close()
+    story = _reading(args.db, lambda con: explain(con, args.sample_id))
     if args.json:
         print(json.dumps(story, indent=2, default=str))
     else:
@@ -168,11 +165,7 @@ def _explain(args, out: Console, err: Console) -> int:
 def _export(args, out: Console, err: Console) -> int:
     from factory.export import export
 
-    con = open_database(args.db, read_only=True)
-    try:
-        result = export(con, args.job, args.format, args.out)
-    finally:
-        con.close()
+    result = _reading(args.db, lambda con: export(con, args.job, args.format, args.out))
     err.print(f"exported {result['rows']} rows as {result['format']} to {result['path']}")
     return 0
 
@@ -180,11 +173,7 @@ def _export(args, out: Console, err: Console) -> int:
 def _report(args, out: Console, err: Console) -> int:
     from factory.report import write_report
 
-    con = open_database(args.db, read_only=True)
-    try:
-        path = write_report(con, args.job, args.out)
-    finally:
-        con.close()
+    path = _reading(args.db, lambda con: write_report(con, args.job, args.out))
     err.print(f"wrote {path}")
     return 0
 
