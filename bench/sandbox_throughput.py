@@ -24,7 +24,7 @@ from factory.verify.verifier import canonical_number
 
 def program(seed: int, index: int) -> tuple[str, str]:
     p = generate_problem(seed, index)
-    lines = [f"def simple_math_problem():", f'    """{p.question}"""']
+    lines = ["def simple_math_problem():", f'    """{p.question}"""']
     for n, step in enumerate(p.solution):
         expr = step.split("=")[0].strip().replace("$", "")
         lines.append(f"    step{n} = {expr}")

@@ -127,7 +127,6 @@ def _sql(args, out: Console, err: Console) -> int:
 
 
 def _curate(args, out: Console, err: Console) -> int:
-    from pathlib import Path
 
     from factory.curation.run import curate
     from factory.spec import CurationSpec

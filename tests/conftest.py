@@ -19,6 +19,17 @@ REPO = Path(__file__).resolve().parents[1]
 collect_ignore = ["vllm"]
 
 
+def query(db, sql: str) -> list[tuple]:
+    """Rows of a read-only query on a database file (the connection closed after)."""
+    import duckdb
+
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
 def fake_job(**overrides) -> dict:
     job = {
         "name": "fake-job", "num_samples": 12, "seed": 3, "reviewers": 3,

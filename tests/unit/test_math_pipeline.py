@@ -4,7 +4,7 @@ import json
 import duckdb
 import pytest
 
-from conftest import fake_job
+from conftest import fake_job, query
 from factory.pipeline import run_job
 from factory.spec import JobError, parse_job
 from stores.stats import job_stats
@@ -17,12 +17,7 @@ def math_job(**math):
     return parse_job(job)
 
 
-def q(db, sql):
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
+q = query
 
 
 @pytest.fixture

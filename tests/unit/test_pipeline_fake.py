@@ -1,5 +1,7 @@
 """The whole pipeline in-process on the fake backend: rows, drops, dedup, decisions, resume."""
 import duckdb
+
+from conftest import query
 import pytest
 
 import fakes
@@ -7,12 +9,7 @@ from factory.pipeline import run_job
 from stores.stats import job_stats
 
 
-def rows(db, sql):
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
+rows = query
 
 
 def test_run_writes_every_stage_with_lineage(tmp_path, fake_spec):

@@ -1,19 +1,13 @@
 """A model per role, GRA's reviewer pool, and hard token budgets (fake backend)."""
-import duckdb
 import pytest
 
-from conftest import fake_job
+from conftest import fake_job, query
 from factory.calls import BudgetExceeded
 from factory.pipeline import run_job
 from factory.spec import parse_job
 
 
-def q(db, sql):
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
+q = query
 
 
 def pool_job(**kw):
