@@ -3,7 +3,7 @@ the same 16 prompts and sampling params, one engine, in the same process and run
 
   bash tests/vllm/run.sh   # once: builds .venv-vllm and .cache/smollm2-135m-hf
   OMP_NUM_THREADS=2 VLLM_CPU_KVCACHE_SPACE=1 VLLM_ENABLE_V1_MULTIPROCESSING=0 \
-      .venv-vllm/bin/python bench/vllm_throughput.py [--model .cache/smollm2-135m-hf] [--rounds 2]
+      .venv-vllm/bin/python bench/vllm_throughput.py [--model .cache/smollm2-135m-hf] [--rounds 4]
 
 The prompts are the generator requests that `factory run jobs/tinystories-demo.yaml`
 renders (its template, sampling params and per-request seeds; max_tokens capped by
@@ -13,7 +13,8 @@ via LLM.chat and builds one SamplingParams per request. raw: the backend's own e
 pre-rendered with the tokenizer's chat template outside the timed window, with
 SamplingParams built by hand. Both sides run the same seeds, so they decode the same
 tokens. The prefix cache is reset before every timed window, and the sides alternate
-for --rounds rounds after one untimed warm-up each.
+for --rounds rounds (ABBA order) after one untimed warm-up each; the texts of the two
+sides are compared.
 """
 from __future__ import annotations
 
@@ -53,7 +54,7 @@ def main() -> None:
     p.add_argument("--job", default=str(REPO / "jobs" / "tinystories-demo.yaml"))
     p.add_argument("--prompts", type=int, default=16)
     p.add_argument("--max-tokens", type=int, default=128)
-    p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--rounds", type=int, default=4)
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     args = p.parse_args()
 
@@ -70,11 +71,16 @@ def main() -> None:
                                       repetition_penalty=r.sampling["repeat_penalty"], seed=r.seed)
                   for r in requests]
 
+    texts: dict[str, list[str]] = {}
+
     def run_factory() -> int:
-        return sum(c.completion_tokens for c in backend.generate(requests))
+        completions = backend.generate(requests)
+        texts["factory"] = [c.text for c in completions]
+        return sum(c.completion_tokens for c in completions)
 
     def run_raw() -> int:
         outs = llm.generate(prompts, raw_params, use_tqdm=False)
+        texts["raw"] = [o.outputs[0].text for o in outs]
         return sum(len(o.outputs[0].token_ids) for o in outs)
 
     sides = {"factory VLLMBackend.generate": run_factory, "raw vllm.LLM.generate": run_raw}
@@ -82,13 +88,21 @@ def main() -> None:
         llm.reset_prefix_cache()
         fn()
     totals = {name: [0, 0.0] for name in sides}
-    for _ in range(args.rounds):
-        for name, fn in sides.items():
+    windows = []
+    for i in range(args.rounds):
+        # ABBA: each side goes first in every other round, so drift in machine speed cancels.
+        order = list(sides) if i % 2 == 0 else list(reversed(sides))
+        for name in order:
             llm.reset_prefix_cache()
             t0 = time.perf_counter()
-            tokens = fn()
+            tokens = sides[name]()
+            seconds = time.perf_counter() - t0
             totals[name][0] += tokens
-            totals[name][1] += time.perf_counter() - t0
+            totals[name][1] += seconds
+            windows.append((i, name, tokens, round(seconds, 2)))
+    for w in windows:
+        print("round %d %-30s %5d tokens %6.2f s" % w)
+    print("same texts on both sides:", texts["factory"] == texts["raw"])
     results = {name: {"completion_tokens": tok, "seconds": round(sec, 2), "tok_per_s": round(tok / sec, 1)}
                for name, (tok, sec) in totals.items()}
     for name, r in results.items():

