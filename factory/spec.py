@@ -47,12 +47,14 @@ class ModelRef(Strict):
     backend: str = "llamacpp"
     model: str = "smollm2-135m-instruct-q4_1"
     endpoint: EndpointSpec | None = None
+    tensor_parallel_size: int = Field(1, ge=1, le=64, description="vllm: GPUs one engine spans")
 
 
 class RoleSpec(Strict):
     backend: str = Field("llamacpp", description="registered backend name: llamacpp, openai")
     model: str = Field("smollm2-135m-instruct-q4_1", description="model name the backend knows")
     endpoint: EndpointSpec | None = Field(None, description="for remote backends")
+    tensor_parallel_size: int = Field(1, ge=1, le=64, description="vllm: GPUs one engine spans")
     template: str = Field(description="prompt template name@version under prompts/")
     sampling: SamplingParams = SamplingParams()
     max_tokens_budget: int | None = Field(None, ge=1, description="hard cap on this role's tokens in this job")
@@ -62,7 +64,8 @@ class RoleSpec(Strict):
         False, description="reviewer only: draw each reviewer from the pool, never the model that generated the sample")
 
     def model_ref(self) -> ModelRef:
-        return ModelRef(backend=self.backend, model=self.model, endpoint=self.endpoint)
+        return ModelRef(backend=self.backend, model=self.model, endpoint=self.endpoint,
+                        tensor_parallel_size=self.tensor_parallel_size)
 
 
 class DecisionRule(Strict):
@@ -123,6 +126,7 @@ class ExecutionSpec(Strict):
         "auto", description="model engines (Ray actors); auto = one per CPU of the cluster"
     )
     threads_per_engine: int = Field(1, ge=1, le=64, description="2 cores: two 1-thread engines ~140 tok/s vs ~118 for one 2-thread")
+    gpus_per_engine: float = Field(0, ge=0, le=64, description="Ray GPUs per engine actor (vllm: = tensor_parallel_size)")
     batch_size: int = Field(8, ge=1, le=4096, description="seeds per committed batch")
 
     @model_validator(mode="after")

@@ -102,6 +102,7 @@ class VLLMBackend:
                 # fp32 on CPU: vLLM would cast an fp32 checkpoint to bf16, slow without AVX-512 BF16.
                 dtype="float32" if on_cpu else "auto",
                 max_model_len=MAX_MODEL_LEN, seed=0, disable_log_stats=True,
+                tensor_parallel_size=getattr(ref, "tensor_parallel_size", 1),
                 # On CPU, eager by default: torch.compile adds ~65-90 s to every engine start for
                 # ~+20% decode tok/s (docs/vllm.md); FACTORY_VLLM_COMPILE=1 turns it on.
                 enforce_eager=on_cpu and os.environ.get("FACTORY_VLLM_COMPILE", "0") != "1",

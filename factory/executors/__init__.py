@@ -19,8 +19,8 @@ class Executor(Protocol):
 
 
 class Dispatcher:
-    def __init__(self, kind: str, engines: int | str, threads: int, address: str | None = None):
-        self._kind, self._engines, self._threads, self._address = kind, engines, threads, address
+    def __init__(self, kind: str, engines: int | str, threads: int, address: str | None = None, gpus: float = 0):
+        self._kind, self._engines, self._threads, self._address, self._gpus = kind, engines, threads, address, gpus
         self._local: Executor | None = None
         self._remote: Executor | None = None
 
@@ -34,7 +34,8 @@ class Dispatcher:
             else:
                 from factory.executors.ray_pool import RayExecutor
 
-                self._local = RayExecutor(engines=self._engines, threads=self._threads, address=self._address)
+                self._local = RayExecutor(engines=self._engines, threads=self._threads, address=self._address,
+                                          gpus=self._gpus)
         return self._local
 
     def generate(self, ref, requests: list[Request], on_completion: OnCompletion | None = None) -> list[Completion]:
@@ -52,5 +53,6 @@ class Dispatcher:
                 ex.close()
 
 
-def make_executor(kind: str, engines: int | str, threads: int, address: str | None = None) -> Dispatcher:
-    return Dispatcher(kind, engines, threads, address)
+def make_executor(kind: str, engines: int | str, threads: int, address: str | None = None,
+                  gpus: float = 0) -> Dispatcher:
+    return Dispatcher(kind, engines, threads, address, gpus)

@@ -35,16 +35,19 @@ class EngineActor:
 
 
 class RayExecutor:
-    def __init__(self, engines: int | str = "auto", threads: int = 1, address: str | None = None):
+    def __init__(self, engines: int | str = "auto", threads: int = 1, address: str | None = None, gpus: float = 0):
         self._owns_ray = not ray.is_initialized()
         if self._owns_ray:
             ray.init(address=address, include_dashboard=False, log_to_driver=False,
                      logging_level="ERROR", configure_logging=True)
-        cpus = int(ray.cluster_resources().get("CPU", 1))
-        self.engines = max(1, cpus // threads) if engines == "auto" else int(engines)
+        resources = ray.cluster_resources()
+        by_cpu = max(1, int(resources.get("CPU", 1)) // threads)
+        # With GPUs per engine, "auto" is as many engines as the cluster's GPUs hold.
+        by_gpu = int(resources.get("GPU", 0) // gpus) if gpus else by_cpu
+        self.engines = max(1, min(by_cpu, by_gpu)) if engines == "auto" else int(engines)
         # A crashed actor is restarted and its call retried: generation is idempotent
         # (same request, same seed, same text) and the driver writes nothing until it returns.
-        actor_cls = ray.remote(num_cpus=threads, max_restarts=2, max_task_retries=2)(EngineActor)
+        actor_cls = ray.remote(num_cpus=threads, num_gpus=gpus, max_restarts=2, max_task_retries=2)(EngineActor)
         self.actors = [actor_cls.remote(threads) for _ in range(self.engines)]
 
     def generate(self, ref, requests: list[Request], on_completion=None) -> list[Completion]:

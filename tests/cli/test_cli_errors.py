@@ -32,7 +32,7 @@ def test_unknown_backend_lists_the_registered_ones(tmp_path, capsys):
     path.write_text(yaml.safe_dump(job))
     db = tmp_path / "x.duckdb"
     assert main(["run", str(path), "--db", str(db), "--quiet"]) == 1
-    assert "unknown backend 'nope': registered backends are fake, llamacpp" in capsys.readouterr().err
+    assert "unknown backend 'nope': registered backends are fake, llamacpp, openai, vllm" in capsys.readouterr().err
     assert not db.exists()
 
 
