@@ -51,6 +51,14 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("job", nargs="?", help="job name or fingerprint (optional when the db holds one job)")
     report.add_argument("--db", default=DEFAULT_DB)
     report.add_argument("-o", "--out", default="report.html", help="HTML file to write")
+    distill = sub.add_parser("distill", help="train students on mixtures of a job's solutions and evaluate them")
+    distill.add_argument("spec", help="distillation YAML file")
+    distill.add_argument("--db", help="DuckDB file (default: the spec's db field)")
+    distill.add_argument("--quiet", action="store_true", help="no progress lines")
+    runs = sub.add_parser("runs", help="compare the distillation runs (which mixture trained the best student)")
+    runs.add_argument("distill", nargs="?", help="a distillation name (default: all)")
+    runs.add_argument("--db", default=DEFAULT_DB)
+    runs.add_argument("--json", action="store_true", help="runs as JSON lines")
     sql = sub.add_parser("sql", help="run a read-only SQL query")
     sql.add_argument("query")
     sql.add_argument("--db", default=DEFAULT_DB)
@@ -177,6 +185,38 @@ def _report(args, out: Console, err: Console) -> int:
     return 0
 
 
+def _distill(args, out: Console, err: Console) -> int:
+    from factory.distill.progress import RichDistillProgress
+    from factory.distill.run import run_distill
+    from factory.distill.spec import load_distill
+
+    spec = load_distill(args.spec)  # JobError -> exit 2, nothing written
+    db = args.db or spec.db
+    summaries = run_distill(spec, db=db, progress=None if args.quiet else RichDistillProgress(err))
+    for s in summaries:
+        err.print(f"{s.mixture}: {s.status}, {s.rows} rows, {s.metric} "
+                  f"{'-' if s.value is None else f'{s.value:.3f}'} (run {s.run_id[:10]})", soft_wrap=True)
+    return _runs(argparse.Namespace(db=db, distill=spec.name, json=False), out, err)
+
+
+def _runs(args, out: Console, err: Console) -> int:
+    from factory.distill.compare import latest_per_mixture, runs_table, verdict
+    from stores.distill import list_runs
+
+    runs = _reading(args.db, lambda con: list_runs(con, args.distill))
+    if args.json:
+        for r in runs:
+            print(json.dumps(r, default=str))
+        return 0
+    if not runs:
+        err.print(f"no finished runs{' of ' + args.distill if args.distill else ''} in {args.db}")
+        return 0
+    for name, latest in latest_per_mixture(runs).items():
+        out.print(runs_table(name, latest))
+        out.print(verdict(latest), soft_wrap=True)
+    return 0
+
+
 def _error(message: str) -> None:
     # plain print, not rich: an error must stay one line whatever the terminal width
     print(f"error: {message}", file=sys.stderr)
@@ -186,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     out, err = Console(), Console(stderr=True)
     handlers = {"run": _run, "stats": _stats, "sql": _sql, "curate": _curate, "explain": _explain, "export": _export,
-                "report": _report}
+                "report": _report, "distill": _distill, "runs": _runs}
     try:
         return handlers[args.command](args, out, err)
     except JobError as e:

@@ -241,9 +241,8 @@ class JobError(ValueError):
     """An invalid job file; str() is one line naming the field and what is allowed."""
 
 
-def _fields_at(loc: tuple) -> list[str]:
+def _fields_at(loc: tuple, model: type[BaseModel]) -> list[str]:
     """The field names a spec allows at a location, for 'unknown field' messages."""
-    model: type[BaseModel] = JobSpec
     for part in loc:
         if isinstance(part, int) or part not in model.model_fields:
             continue  # a list index or a dict key (a role name): same model below it
@@ -256,14 +255,15 @@ def _fields_at(loc: tuple) -> list[str]:
     return list(model.model_fields)
 
 
-def _one_line(path: str, err: ValidationError) -> str:
+def one_line_error(path: str, err: ValidationError, spec: type[BaseModel]) -> str:
+    """The first validation error as one line: the field path, the rule, the value given."""
     first = err.errors()[0]
     where = ".".join(str(p) for p in first["loc"]) or "(top level)"
     msg = first["msg"]
     got = first.get("input")
     shown = "" if isinstance(got, (dict, list)) or got is None else f" (got {got!r})"
     if first["type"] == "extra_forbidden":
-        msg, shown = f"unknown field; allowed here: {', '.join(_fields_at(first['loc'][:-1]))}", ""
+        msg, shown = f"unknown field; allowed here: {', '.join(_fields_at(first['loc'][:-1], spec))}", ""
     more = len(err.errors()) - 1
     tail = f"; and {more} more error(s)" if more else ""
     return f"{path}: {where}: {msg}{shown}{tail}"
@@ -275,7 +275,7 @@ def parse_job(data: dict, source: str = "<job>") -> JobSpec:
     try:
         return JobSpec.model_validate(data)
     except ValidationError as err:
-        raise JobError(_one_line(source, err)) from None
+        raise JobError(one_line_error(source, err, JobSpec)) from None
 
 
 def load_job(path: str | Path) -> JobSpec:

@@ -92,7 +92,34 @@ def m003_curation(con) -> None:
           AND NOT EXISTS (SELECT 1 FROM contamination c WHERE c.sample_id = s.sample_id)""")
 
 
-MIGRATIONS = [m001_initial, m002_verification, m003_curation]
+def m004_distill(con) -> None:
+    """Distillation: each mixture and the rows it holds, and each finished run (data ->
+    mixture -> student -> hyperparameters -> metrics -> checkpoint) with its per-item
+    evaluation. A run's row and its evaluation rows commit together, only when it is done."""
+    con.execute("""CREATE TABLE mixtures (
+        mixture_id VARCHAR PRIMARY KEY, distill VARCHAR NOT NULL, name VARCHAR NOT NULL,
+        data_fingerprint VARCHAR NOT NULL, parts JSON NOT NULL, counts JSON NOT NULL,
+        rows INTEGER NOT NULL, selection JSON NOT NULL,
+        created_at TIMESTAMP DEFAULT current_timestamp)""")
+    # part: long | short | large_long | large_short | story; source_id: a solution or a sample.
+    con.execute("""CREATE TABLE mixture_rows (
+        mixture_id VARCHAR NOT NULL, position INTEGER NOT NULL, part VARCHAR NOT NULL,
+        source_id VARCHAR NOT NULL, sample_id VARCHAR NOT NULL, PRIMARY KEY (mixture_id, position))""")
+    # metric: accuracy (math, the verifier) | mean_review_score (stories, the reviewer rubric).
+    con.execute("""CREATE TABLE runs (
+        run_id VARCHAR PRIMARY KEY, distill VARCHAR NOT NULL, task VARCHAR NOT NULL,
+        data_fingerprint VARCHAR NOT NULL, mixture_id VARCHAR NOT NULL, mixture VARCHAR NOT NULL,
+        eval_set VARCHAR NOT NULL, student JSON NOT NULL, hyperparameters JSON NOT NULL,
+        training JSON NOT NULL, metric VARCHAR NOT NULL, value DOUBLE, ci_low DOUBLE, ci_high DOUBLE,
+        metrics JSON NOT NULL, checkpoint VARCHAR NOT NULL, started_at TIMESTAMP NOT NULL,
+        finished_at TIMESTAMP DEFAULT current_timestamp)""")
+    con.execute("""CREATE TABLE run_evals (
+        run_id VARCHAR NOT NULL, item_id VARCHAR NOT NULL, prompt VARCHAR NOT NULL,
+        reference VARCHAR, output VARCHAR NOT NULL, answer VARCHAR, correct BOOLEAN, score DOUBLE,
+        output_tokens DOUBLE, details JSON, PRIMARY KEY (run_id, item_id))""")
+
+
+MIGRATIONS = [m001_initial, m002_verification, m003_curation, m004_distill]
 
 
 def migrate(con) -> list[str]:

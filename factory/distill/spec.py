@@ -1,0 +1,223 @@
+"""The distillation spec: which job's solutions, mixed how, into which student, trained and
+evaluated how. Same rules as jobs: unknown fields are errors, and an invalid file is one
+line naming the field and what is allowed (exit 2, nothing written)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal, Union
+
+import yaml
+from pydantic import Discriminator, Field, Tag, ValidationError, model_validator
+
+from factory.keys import digest
+from factory.spec import JobError, Strict, one_line_error
+
+Part = Literal["long", "short", "large_long", "large_short", "story"]
+
+# The paper's mixes ("Small Models Struggle to Learn from Strong Reasoners", Table 2):
+# Mix-Long = 0.2 long CoT + 0.8 short CoT; Mix-Large = 0.2 large teacher + 0.8 small teacher.
+BUILTIN_MIXTURES = ("long", "short", "mix-long", "mix-large")
+
+
+class SourceSpec(Strict):
+    job: str = Field(description="the math (or tinystories) job in db: its name or fingerprint")
+    large_job: str | None = Field(None, description="a job of the same problems answered by a larger teacher "
+                                  "(its short solutions are the 'large' part of mix-large)")
+    use: Literal["accepted", "all"] = Field(
+        "accepted", description="accepted: the curated accepted view (verified, not a duplicate, not "
+        "contaminated); all: every problem of the job")
+    require: Literal["correct", "answered"] = Field(
+        "correct", description="correct: only solutions whose answer matches the reference; answered: any "
+        "solution with a final answer (for weak teachers: teaches format, not correctness)")
+
+
+class MixtureSpec(Strict):
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    parts: dict[Part, float] = Field(min_length=1, description="share of the rows from each part; sums to 1")
+
+    @model_validator(mode="after")
+    def _shares(self) -> "MixtureSpec":
+        if any(s <= 0 for s in self.parts.values()):
+            raise ValueError("every share must be > 0")
+        if abs(sum(self.parts.values()) - 1.0) > 1e-6:
+            raise ValueError(f"shares must sum to 1 (they sum to {sum(self.parts.values()):g})")
+        return self
+
+
+MixtureName = Literal["long", "short", "mix-long", "mix-large", "all"]
+# A name or a {name, parts} mapping; the discriminator picks one branch so that an error
+# names what is wrong with the mapping instead of also listing the allowed names.
+MixtureEntry = Annotated[
+    Union[Annotated[MixtureName, Tag("name")], Annotated[MixtureSpec, Tag("mixture")]],
+    Discriminator(lambda v: "name" if isinstance(v, str) else "mixture"),
+]
+
+
+class TinyStudentSpec(Strict):
+    """A Llama-architecture student built from a config with SmolLM2's tokenizer (49,152
+    tokens): the defaults make 3.3 M parameters (3.1 M of them the tied embedding), one
+    step of 8 x 256 tokens takes ~0.85 s on 2 cores."""
+
+    hidden_size: int = Field(64, ge=8, le=4096)
+    layers: int = Field(2, ge=1, le=64)
+    heads: int = Field(4, ge=1, le=64)
+    intermediate_size: int = Field(256, ge=8, le=16384)
+    max_positions: int = Field(512, ge=32, le=32768)
+
+    @model_validator(mode="after")
+    def _divisible(self) -> "TinyStudentSpec":
+        if self.hidden_size % self.heads:
+            raise ValueError(f"hidden_size {self.hidden_size} must be divisible by heads {self.heads}")
+        return self
+
+
+class StudentSpec(Strict):
+    kind: Literal["tiny", "smollm2-gguf", "hf"] = Field(
+        "tiny", description="tiny: built from a config (CPU default); smollm2-gguf: SmolLM2-135M-Instruct "
+        "from the packaged GGUF (dequantized to fp32); hf: a local Hugging Face checkpoint directory")
+    path: str | None = Field(None, description="hf: the checkpoint directory (config.json + weights)")
+    tiny: TinyStudentSpec = TinyStudentSpec()
+    init_seed: int = Field(0, ge=0, description="seed of the tiny student's initial weights")
+
+    @model_validator(mode="after")
+    def _path(self) -> "StudentSpec":
+        if self.kind == "hf" and not self.path:
+            raise ValueError("kind 'hf' needs path (a Hugging Face checkpoint directory)")
+        if self.kind != "hf" and self.path:
+            raise ValueError(f"path is read only when kind is 'hf' (kind is {self.kind!r})")
+        return self
+
+
+class LoraSpec(Strict):
+    r: int = Field(8, ge=1, le=1024)
+    alpha: int = Field(16, ge=1)
+    dropout: float = Field(0.0, ge=0, lt=1)
+    target_modules: list[str] = Field(default_factory=lambda: ["q_proj", "v_proj"], min_length=1)
+
+
+class TrainingSpec(Strict):
+    epochs: int = Field(3, ge=1, le=1000)
+    max_steps: int | None = Field(None, ge=1, description="stop after this many optimizer steps")
+    batch_size: int = Field(8, ge=1, le=4096)
+    learning_rate: float = Field(1e-3, gt=0, le=1)
+    weight_decay: float = Field(0.0, ge=0)
+    warmup_steps: int = Field(0, ge=0)
+    max_length: int = Field(256, ge=16, le=32768, description="tokens per row (prompt + answer); longer rows are cut")
+    packing: bool = Field(False, description="concatenate rows into max_length blocks (loss masks kept)")
+    checkpoint_every: int = Field(25, ge=1, description="optimizer steps between checkpoints")
+    seed: int = Field(0, ge=0, description="data order and dropout")
+    lora: LoraSpec | None = Field(None, description="train LoRA adapters (peft) instead of every weight")
+    threads: int | None = Field(None, ge=1, le=512, description="torch CPU threads (default: torch's)")
+
+
+class GradingSpec(Strict):
+    """Stories: how continuations are graded (the source job's reviewer rubric and model)."""
+
+    prompt_words: int = Field(12, ge=1, le=200, description="words of a held-out story given as the prompt")
+
+
+class EvaluationSpec(Strict):
+    source: Literal["held_out", "builtin", "file"] = Field(
+        "held_out", description="held_out: problems (or stories) of the source job that no training row saw, "
+        "chosen by seed; builtin: fresh problems of the built-in generator (exact answers); file: a GSM8K-format JSONL")
+    problems: int = Field(50, ge=1, le=100_000, description="evaluation items")
+    seed: int = Field(1000, ge=0, description="held_out: which items are held out; builtin: generator seed")
+    max_steps: int = Field(2, ge=1, le=6, description="builtin: arithmetic steps per problem")
+    file: str | None = Field(None, description="file: GSM8K-format JSONL (question, answer ending in '#### n')")
+    max_new_tokens: int = Field(160, ge=1, le=32768)
+    best_of: int = Field(1, ge=1, le=64, description="> 1: sample n answers, majority vote")
+    temperature: float = Field(0.7, gt=0, le=2, description="best_of sampling temperature (best_of 1 is greedy)")
+    overlap_ngram: int = Field(13, ge=3, le=50, description="an eval item sharing a word n-gram this long "
+                               "with a training row is removed (and counted)")
+    grading: GradingSpec = GradingSpec()
+
+    @model_validator(mode="after")
+    def _file(self) -> "EvaluationSpec":
+        if self.source == "file" and not self.file:
+            raise ValueError("source 'file' needs file")
+        if self.source != "file" and self.file:
+            raise ValueError("file is read only when source is 'file'")
+        return self
+
+
+class DistillSpec(Strict):
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    task: Literal["math", "stories"] = Field("math", description="math: long/short CoT mixtures, verifier "
+                                              "accuracy; stories: a tiny LM on accepted stories, reviewer grades")
+    db: str = Field("factory.duckdb", description="the DuckDB file with the source job; runs are recorded there")
+    source: SourceSpec
+    mixtures: list[MixtureEntry] | None = Field(
+        None, min_length=1, description="built-in names or {name, parts}; default: long, short, mix-long "
+        "(+ mix-large when source.large_job is set); stories: all")
+    mix_long_ratio: float = Field(0.2, gt=0, lt=1, description="long share of mix-long")
+    mix_large_ratio: float = Field(0.2, gt=0, lt=1, description="large-teacher share of mix-large")
+    rows: int | Literal["max"] = Field(
+        "max", description="training rows per mixture, the same for every mixture so that they compare; "
+        "max: the most that every mixture can fill")
+    student: StudentSpec = StudentSpec()
+    training: TrainingSpec = TrainingSpec()
+    evaluation: EvaluationSpec = EvaluationSpec()
+    output_dir: str = Field("runs", description="checkpoints go to output_dir/<run id>/")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "DistillSpec":
+        if isinstance(self.rows, int) and self.rows < 1:
+            raise ValueError("rows must be >= 1 or 'max'")
+        names = [m if isinstance(m, str) else m.name for m in self.mixtures or []]
+        if len(set(names)) != len(names):
+            raise ValueError("mixture names must be unique")
+        uses_large = any(
+            (m == "mix-large") if isinstance(m, str) else any(p.startswith("large_") for p in m.parts)
+            for m in self.mixtures or [])
+        if uses_large and not self.source.large_job:
+            raise ValueError("mixtures: mix-large (or a large_* part) needs source.large_job")
+        if self.task == "stories":
+            if any(n != "all" for n in names):
+                raise ValueError("mixtures: a stories distillation has one mixture, 'all' (the accepted stories)")
+            if self.evaluation.source != "held_out":
+                raise ValueError("evaluation.source: stories are evaluated on held-out stories ('held_out')")
+        elif any(isinstance(m, MixtureSpec) and "story" in m.parts for m in self.mixtures or []):
+            raise ValueError("mixtures: part 'story' is for stories; math parts: long, short, large_long, large_short")
+        elif "all" in names:
+            raise ValueError("mixtures: 'all' is the stories mixture; math mixtures: "
+                             f"{', '.join(BUILTIN_MIXTURES)} or {{name, parts}}")
+        return self
+
+    def mixture_specs(self) -> list[MixtureSpec]:
+        """Every mixture with its parts spelled out."""
+        if self.task == "stories":
+            return [MixtureSpec(name="all", parts={"story": 1.0})]
+        builtin = {
+            "long": {"long": 1.0},
+            "short": {"short": 1.0},
+            "mix-long": {"long": self.mix_long_ratio, "short": round(1 - self.mix_long_ratio, 6)},
+            "mix-large": {"large_short": self.mix_large_ratio, "short": round(1 - self.mix_large_ratio, 6)},
+        }
+        chosen = self.mixtures or ["long", "short", "mix-long"] + (["mix-large"] if self.source.large_job else [])
+        return [MixtureSpec(name=m, parts=builtin[m]) if isinstance(m, str) else m for m in chosen]
+
+    def run_settings(self) -> dict:
+        """What, besides the data, decides a run's result: part of its id."""
+        return self.model_dump(mode="json", include={"task", "student", "training", "evaluation"})
+
+    @property
+    def fingerprint(self) -> str:
+        return digest(self.model_dump(mode="json", exclude={"name", "db", "output_dir"}))
+
+
+def load_distill(path: str | Path) -> DistillSpec:
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise JobError(f"{path}: no such distill file") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark else "?"
+        raise JobError(f"{path}: {where}: not valid YAML ({getattr(err, 'problem', err)})") from None
+    if not isinstance(data, dict):
+        raise JobError(f"{path}: (top level): expected a mapping of distill fields")
+    try:
+        return DistillSpec.model_validate(data)
+    except ValidationError as err:
+        raise JobError(one_line_error(str(path), err, DistillSpec)) from None
