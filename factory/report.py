@@ -168,10 +168,21 @@ def _template() -> jinja2.Template:
     return env.from_string(source)
 
 
+def distill_runs(con, job: str) -> list[dict]:
+    """The distillation runs trained on this job's data, grouped per distillation (newest
+    run per mixture), each group with the sentence `factory runs` prints."""
+    from factory.distill.compare import latest_per_mixture, verdict
+    from stores.distill import runs_of_job
+
+    return [{"distill": name, "runs": runs, "verdict": verdict(runs)}
+            for name, runs in latest_per_mixture(runs_of_job(con, job)).items()]
+
+
 def render_report(con, job: str | None) -> str:
     stats = job_stats(con, job)
     fp = stats["job"]
     return _template().render(
+        distills=distill_runs(con, fp),
         s=stats, f=stats["funnel"], pct=_pct,
         funnel_svg=funnel_chart(stats), score_charts=score_charts(stats["scores"]),
         length_svg=length_chart(con, fp), quality_svg=quality_chart(con, fp), spread_svg=spread_chart(con, fp),

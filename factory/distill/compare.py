@@ -2,6 +2,7 @@
 best student, said with its 95% interval so that a lead inside the noise is not called a win."""
 from __future__ import annotations
 
+from rich import box
 from rich.table import Table
 
 
@@ -42,15 +43,24 @@ def verdict(runs: list[dict]) -> str:
 
 
 def runs_table(distill: str, runs: list[dict]) -> Table:
-    table = Table(title=f"distill {distill}", show_header=True)
-    for col in ("mixture", "rows", "student", "steps", "loss first->last", "metric", "value", "95% CI",
-                "mean out tok", "tok after correct", "run", "checkpoint"):
-        table.add_column(col, overflow="fold")
+    """Narrow enough for an 80-column terminal; run ids, checkpoints and every metric are in --json."""
+    first = runs[0]
+    student = first["student"]
+    metric = first["metric"]
+    header = ("mixture", "rows", "steps", "loss", metric, "95% CI", "out tok", "after ok")
+    body = []
     for r in runs:
-        m, t, s = r["metrics"], r["training"], r["student"]
-        table.add_row(
-            r["mixture"], str(r["rows"]), f"{s.get('kind')} {s.get('parameters', 0) / 1e6:.1f}M",
-            str(t.get("steps")), f"{_fmt(t.get('first_loss'), 2)}->{_fmt(t.get('final_loss'), 2)}", r["metric"],
-            _fmt(r["value"]), f"[{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]", _fmt(m.get("mean_output_tokens"), 1),
-            _fmt(m.get("mean_tokens_after_first_correct"), 1), r["run_id"][:10], r["checkpoint"])
+        m, t = r["metrics"], r["training"]
+        body.append((r["mixture"], str(r["rows"]), str(t.get("steps")),
+                     f"{_fmt(t.get('first_loss'), 1)}>{_fmt(t.get('final_loss'), 1)}", _fmt(r["value"]),
+                     f"{_fmt(r['ci_low'], 2)}-{_fmt(r['ci_high'], 2)}", _fmt(m.get("mean_output_tokens"), 0),
+                     _fmt(m.get("mean_tokens_after_first_correct"), 0)))
+    table = Table(title=f"distill {distill}: {student.get('kind')} student ({student.get('parameters', 0) / 1e6:.1f}M "
+                        f"parameters), {metric} on {first['metrics'].get('n')} items", box=box.SIMPLE_HEAD,
+                  pad_edge=False)
+    for i, col in enumerate(header):
+        width = max(len(col), *(len(row[i]) for row in body))
+        table.add_column(col, justify="left" if i == 0 else "right", no_wrap=True, min_width=width)
+    for row in body:
+        table.add_row(*row)
     return table
