@@ -1,0 +1,130 @@
+"""Training tokens/s through factory's train() against a plain torch loop, same student, same
+batches, same steps, in the same run; prints a ratio.
+
+  .venv/bin/python bench/training_throughput.py --steps 30
+
+Student: the default TinyStudentSpec (3.3 M parameters, SmolLM2's 49,152-token vocabulary).
+Rows: 64 built-in math problems as math_prompt(question) + math_target(worked solution),
+batch 8, max_length 256, unpacked; 64 / 8 = 8 batches an epoch, so 30 steps are ~4 epochs.
+factory: the whole train() call (tokenizing the rows, the loop, a checkpoint every 25 steps,
+the final save), timed from outside, plus its own loop-only seconds.
+plain: AdamW over the same pre-built batches (make_batches, outside the timed window):
+forward, backward, step, zero_grad; nothing else.
+Each contender loads a fresh student (same init) outside its timed window; one 3-step warm-up
+each first, then rounds of factory, plain, plain, factory so that drift hits both alike.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from factory.distill.format import math_prompt, math_target
+from factory.distill.spec import StudentSpec, TrainingSpec
+from factory.distill.student import load_student
+from factory.distill.train import encode_row, make_batches, train
+from factory.recipes.math_problems import generate_problem
+
+BATCH, MAX_LENGTH, ROWS = 8, 256, 64
+
+
+def math_rows(n: int) -> list[tuple[str, str]]:
+    rows = []
+    for i in range(n):
+        p = generate_problem(seed=0, index=i)
+        rows.append((math_prompt(p.question), math_target("\n".join(p.solution) + f"\nThe answer is {p.answer}.")))
+    return rows
+
+
+def config(steps: int, threads: int) -> TrainingSpec:
+    return TrainingSpec(epochs=1000, max_steps=steps, batch_size=BATCH, max_length=MAX_LENGTH,
+                        learning_rate=1e-3, checkpoint_every=25, seed=0, threads=threads)
+
+
+def through_factory(rows, steps: int, threads: int, cache: Path) -> dict:
+    student = load_student(StudentSpec(), cache)
+    with tempfile.TemporaryDirectory() as run_dir:
+        start = time.perf_counter()
+        result = train(student, rows, config(steps, threads), Path(run_dir))
+        seconds = time.perf_counter() - start
+    return {"tokens": result.train_tokens, "seconds": round(seconds, 3), "loop_seconds": result.seconds,
+            "tok_per_s": round(result.train_tokens / seconds, 1), "final_loss": round(result.final_loss, 4)}
+
+
+def plain_loop(rows, steps: int, threads: int, cache: Path) -> dict:
+    student = load_student(StudentSpec(), cache)
+    model, tok = student.model, student.tokenizer
+    cfg = config(steps, threads)
+    encoded = [encode_row(tok, p, t, MAX_LENGTH) for p, t in rows]
+    per_epoch = -(-len(encoded) // BATCH)
+    batches = [b for epoch in range(-(-steps // per_epoch))
+               for b in make_batches(encoded, BATCH, cfg.seed, epoch, False, MAX_LENGTH, tok.pad_token_id)][:steps]
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        torch.manual_seed(0)
+        optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.learning_rate,
+                                      weight_decay=cfg.weight_decay)
+        model.train()
+        tokens, losses = 0, []
+        start = time.perf_counter()
+        for batch in batches:
+            loss = model(**batch).loss
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            tokens += int(batch["attention_mask"].sum())
+            losses.append(loss.item())
+        seconds = time.perf_counter() - start
+    finally:
+        torch.set_num_threads(previous)
+    return {"tokens": tokens, "seconds": round(seconds, 3), "tok_per_s": round(tokens / seconds, 1),
+            "final_loss": round(sum(losses[-10:]) / len(losses[-10:]), 4)}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--steps", type=int, default=30)
+    p.add_argument("--rounds", type=int, default=1, help="each round runs factory, plain, plain, factory")
+    p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--cache", default=os.environ.get("FACTORY_CACHE", os.path.expanduser("~/.cache/factory")),
+                   help="where the SmolLM2 tokenizer is cached (read out of the GGUF once, ~5 s); "
+                   "the same place as `factory distill` (FACTORY_CACHE)")
+    args = p.parse_args()
+    cache = Path(args.cache)
+    rows = math_rows(ROWS)
+    contenders = {"factory train()": through_factory, "plain torch loop": plain_loop}
+    for fn in contenders.values():
+        fn(rows, 3, args.threads, cache)  # warm-up: allocator, oneDNN kernels, tokenizer cache
+    runs = {name: [] for name in contenders}
+    for name in ("factory train()", "plain torch loop", "plain torch loop", "factory train()") * args.rounds:
+        runs[name].append(contenders[name](rows, args.steps, args.threads, cache))
+        print(name, runs[name][-1], flush=True)
+    results = {}
+    for name, done in runs.items():
+        tokens, seconds = sum(r["tokens"] for r in done), sum(r["seconds"] for r in done)
+        results[name] = {"runs": done, "tok_per_s": round(tokens / seconds, 1),
+                         "best_tok_per_s": max(r["tok_per_s"] for r in done)}
+    factory_rate = results["factory train()"]["tok_per_s"]
+    loop_only = sum(r["tokens"] for r in runs["factory train()"]) / sum(r["loop_seconds"] for r in runs["factory train()"])
+    plain_rate = results["plain torch loop"]["tok_per_s"]
+    results["ratio factory/plain"] = round(factory_rate / plain_rate, 3)
+    results["ratio factory loop-only/plain"] = round(loop_only / plain_rate, 3)
+    # On a shared machine the best run of each is the one least slowed by other work.
+    results["ratio best factory/best plain"] = round(
+        results["factory train()"]["best_tok_per_s"] / results["plain torch loop"]["best_tok_per_s"], 3)
+    results["settings"] = {"steps": args.steps, "threads": args.threads, "batch": BATCH, "max_length": MAX_LENGTH,
+                           "rows": ROWS, "student": StudentSpec().model_dump()}
+    print(f"ratio factory/plain: {results['ratio factory/plain']:.3f} "
+          f"(loop only: {results['ratio factory loop-only/plain']:.3f}; "
+          f"best run of each: {results['ratio best factory/best plain']:.3f})")
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()

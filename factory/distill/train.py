@@ -1,0 +1,263 @@
+"""Supervised fine-tuning of a student on (prompt, target) rows: a plain torch loop that
+reads top to bottom, with the loss on the target only, optional packing, and checkpoints
+that a killed run resumes from to the same final weights as an uninterrupted one.
+
+Schedule: AdamW, linear warmup over warmup_steps, then a constant learning rate. Constant
+(not decaying) on purpose: the learning rate of step n then depends on n alone, not on the
+total, so raising max_steps later resumes a finished-early run exactly where it stopped.
+
+Data order: step n is batch n % batches_per_epoch of epoch n // batches_per_epoch, and an
+epoch's order is a pure function of (seed, epoch): a resumed run sees the same batches."""
+from __future__ import annotations
+
+import copy
+import json
+import math
+import random
+import re
+import shutil
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from factory.distill.spec import TrainingSpec
+from factory.distill.student import Student, write_dir_atomically
+from factory.keys import digest
+
+IGNORE = -100  # the label that transformers' cross-entropy skips
+KEEP_CHECKPOINTS = 2
+CHECKPOINT_DIR = re.compile(r"^step-(\d{6})$")
+RESULT_FILE = "train_result.json"
+STATE_FILE = "state.pt"
+
+
+class TrainError(ValueError):
+    """One line: what is wrong with the rows or the run directory, and what to do."""
+
+
+@dataclass
+class TrainResult:
+    steps: int
+    epochs_done: float
+    rows: int  # rows trained on (rows_without_target excluded)
+    train_tokens: int  # non-pad tokens through the model, whole run (resumed steps included)
+    loss_tokens: int  # tokens the loss was on: labelled tokens after the one-token shift
+    seconds: float  # this process's training loop (checkpoints included; encoding and final save not)
+    tokens_per_second: float  # this process's train tokens / seconds
+    first_loss: float
+    final_loss: float  # mean of the last 10 steps' losses
+    losses: list[float]  # one per step, whole run
+    checkpoint: str  # the final model dir (merged weights + tokenizer)
+    resumed_from_step: int  # 0 when fresh
+    rows_without_target: int = 0  # dropped: the prompt filled max_length, no target token fit
+
+
+def encode_row(tokenizer, prompt: str, target: str, max_length: int) -> dict:
+    """input_ids and labels of one row: labels are IGNORE on the prompt and the ids of the
+    target + one EOS. Prompt and target are tokenized apart (no special tokens), so the
+    boundary is exactly where the text says; an empty prompt puts the loss on every token."""
+    prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"] if prompt else []
+    target_ids = tokenizer(target, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    input_ids = (prompt_ids + target_ids)[:max_length]
+    labels = ([IGNORE] * len(prompt_ids) + target_ids)[:max_length]
+    return {"input_ids": input_ids, "labels": labels}
+
+
+def make_batches(encoded: list[dict], batch_size: int, seed: int, epoch: int, packing: bool,
+                 max_length: int, pad_id: int) -> list[dict]:
+    """One epoch's batches (input_ids, attention_mask, labels tensors), in an order fixed by
+    (seed, epoch). Unpacked: batch_size rows, right-padded to the longest. Packed: the rows
+    in that order are concatenated and cut into blocks of exactly max_length tokens (the
+    last block padded); a row may straddle two blocks and attends to the rows before it in
+    its block. Every label survives packing; only the first token of a block is unpredicted."""
+    order = list(range(len(encoded)))
+    random.Random(f"{seed}:{epoch}").shuffle(order)
+    if packing:
+        ids = [t for i in order for t in encoded[i]["input_ids"]]
+        labels = [t for i in order for t in encoded[i]["labels"]]
+        sequences = [{"input_ids": ids[s:s + max_length], "labels": labels[s:s + max_length]}
+                     for s in range(0, len(ids), max_length)]
+        width = lambda chunk: max_length  # noqa: E731
+    else:
+        sequences = [encoded[i] for i in order]
+        width = lambda chunk: max(len(r["input_ids"]) for r in chunk)  # noqa: E731
+    batches = []
+    for start in range(0, len(sequences), batch_size):
+        chunk = sequences[start:start + batch_size]
+        w = width(chunk)
+        batches.append({
+            "input_ids": torch.tensor([r["input_ids"] + [pad_id] * (w - len(r["input_ids"])) for r in chunk]),
+            "attention_mask": torch.tensor([[1] * len(r["input_ids"]) + [0] * (w - len(r["input_ids"])) for r in chunk]),
+            "labels": torch.tensor([r["labels"] + [IGNORE] * (w - len(r["labels"])) for r in chunk]),
+        })
+    return batches
+
+
+def batches_per_epoch(encoded: list[dict], batch_size: int, packing: bool, max_length: int) -> int:
+    sequences = math.ceil(sum(len(r["input_ids"]) for r in encoded) / max_length) if packing else len(encoded)
+    return math.ceil(sequences / batch_size)
+
+
+def train(student: Student, rows: list[tuple[str, str]], config: TrainingSpec, run_dir: Path,
+          on_step: Callable[[int, int, float], None] | None = None) -> TrainResult:
+    """Train student.model in place on rows and write run_dir/final (weights, LoRA merged, and
+    tokenizer). Resumes from the newest complete checkpoint in run_dir/checkpoints; when
+    run_dir/final is already complete, returns its recorded result without training."""
+    run_dir = Path(run_dir)
+    final_dir = run_dir / "final"
+    model, tokenizer = student.model, student.tokenizer
+    # What decides the weights at step n (max_steps and epochs only decide where to stop).
+    resume_key = digest(rows, student.description,
+                        config.model_dump(mode="json", exclude={"max_steps", "epochs", "checkpoint_every", "threads"}))
+    final_key = digest(resume_key, config.max_steps, config.epochs)
+    if (final_dir / RESULT_FILE).is_file():
+        return _finished(final_dir, final_key)
+    if final_dir.exists():
+        raise TrainError(f"{final_dir}: exists but has no {RESULT_FILE}, so train() did not write it; "
+                         "move it away or use a new run directory")
+
+    encoded = [encode_row(tokenizer, p, t, config.max_length) for p, t in rows]
+    # The first label is never predicted (logits at i predict token i + 1).
+    usable = [r for r in encoded if any(label != IGNORE for label in r["labels"][1:])]
+    if not usable:
+        raise TrainError(f"rows: none of {len(rows)} rows has a target token within max_length "
+                         f"{config.max_length}; give rows with a target or raise training.max_length")
+
+    per_epoch = batches_per_epoch(usable, config.batch_size, config.packing, config.max_length)
+    total = per_epoch * config.epochs
+    if config.max_steps is not None:
+        total = min(total, config.max_steps)
+    device = next(model.parameters()).device
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
+    warmup = config.warmup_steps
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda n: min(1.0, (n + 1) / warmup) if warmup else 1.0)
+
+    checkpoints = run_dir / "checkpoints"
+    progress = {"step": 0, "losses": [], "train_tokens": 0, "loss_tokens": 0}
+    latest = _latest_checkpoint(checkpoints)
+    if latest is None:
+        torch.manual_seed(config.seed)  # dropout (LoRA dropout); the tiny Llama has none
+    else:
+        progress = _restore(latest, model, optimizer, scheduler, resume_key)
+    resumed_from = progress["step"]
+
+    previous_threads = torch.get_num_threads()
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    model.train()
+    tokens_here = 0
+    started = time.perf_counter()
+    try:
+        batches, batches_epoch = None, None
+        for step in range(resumed_from, total):
+            epoch, index = divmod(step, per_epoch)
+            if epoch != batches_epoch:
+                batches = make_batches(usable, config.batch_size, config.seed, epoch, config.packing,
+                                       config.max_length, tokenizer.pad_token_id)
+                batches_epoch = epoch
+            batch = {k: v.to(device) for k, v in batches[index].items()}
+            predicted = int((batch["labels"][:, 1:] != IGNORE).sum())
+            # A sum over the batch's labelled tokens / their count: the mean, and 0 (not NaN)
+            # for a packed batch whose only labels sit on unpredicted first positions.
+            loss = model(**batch, num_items_in_batch=max(predicted, 1)).loss
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+
+            seen = int(batch["attention_mask"].sum())
+            tokens_here += seen
+            progress["step"] = step + 1
+            progress["losses"].append(loss.item())
+            progress["train_tokens"] += seen
+            progress["loss_tokens"] += predicted
+            if progress["step"] % config.checkpoint_every == 0 and progress["step"] < total:
+                _save_checkpoint(checkpoints, model, optimizer, scheduler, progress, resume_key)
+            if on_step is not None:
+                on_step(progress["step"], total, progress["losses"][-1])
+        seconds = time.perf_counter() - started
+    finally:
+        torch.set_num_threads(previous_threads)
+    model.eval()
+
+    losses = progress["losses"]
+    result = TrainResult(
+        steps=progress["step"], epochs_done=round(progress["step"] / per_epoch, 4), rows=len(usable),
+        train_tokens=progress["train_tokens"], loss_tokens=progress["loss_tokens"],
+        seconds=round(seconds, 3), tokens_per_second=round(tokens_here / seconds, 1) if seconds > 0 else 0.0,
+        first_loss=losses[0] if losses else float("nan"),
+        final_loss=sum(losses[-10:]) / len(losses[-10:]) if losses else float("nan"),
+        losses=losses, checkpoint=str(final_dir.resolve()), resumed_from_step=resumed_from,
+        rows_without_target=len(encoded) - len(usable))
+
+    def write_final(tmp: Path) -> None:
+        # Merging into a copy leaves student.model a peft model (the caller's object).
+        merged = copy.deepcopy(model).merge_and_unload() if hasattr(model, "merge_and_unload") else model
+        merged.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        (tmp / RESULT_FILE).write_text(json.dumps({**asdict(result), "settings_key": final_key}))
+
+    write_dir_atomically(final_dir, write_final)
+    return result
+
+
+def _finished(final_dir: Path, final_key: str) -> TrainResult:
+    recorded = json.loads((final_dir / RESULT_FILE).read_text())
+    if recorded.get("settings_key") != final_key:
+        raise TrainError(f"{final_dir}: holds a model trained on other rows or settings; "
+                         "use a new run directory or delete this one")
+    return TrainResult(**{f.name: recorded[f.name] for f in fields(TrainResult) if f.name in recorded})
+
+
+def _latest_checkpoint(checkpoints: Path) -> Path | None:
+    """The newest complete checkpoint. Complete by construction: a checkpoint is written into
+    a .tmp-* dir and renamed, so leftovers of a killed write are never step-* dirs."""
+    if not checkpoints.is_dir():
+        return None
+    for stale in checkpoints.glob(".tmp-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    done = sorted(p for p in checkpoints.iterdir() if CHECKPOINT_DIR.match(p.name) and (p / STATE_FILE).is_file())
+    return done[-1] if done else None
+
+
+def _save_checkpoint(checkpoints: Path, model, optimizer, scheduler, progress: dict, key: str) -> None:
+    # Only trainable tensors: the frozen ones are rebuilt identically by load_student
+    # (LoRA on SmolLM2-135M: ~0.5 MB instead of 540 MB of weights + 1 GB of Adam moments).
+    state = {
+        "key": key,
+        "progress": progress,
+        "trainable": {n: p.detach().cpu() for n, p in model.named_parameters() if p.requires_grad},
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+    target = checkpoints / f"step-{progress['step']:06d}"
+    write_dir_atomically(target, lambda tmp: torch.save(state, tmp / STATE_FILE))
+    done = sorted(p for p in checkpoints.iterdir() if CHECKPOINT_DIR.match(p.name))
+    for old in done[:-KEEP_CHECKPOINTS]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _restore(checkpoint: Path, model, optimizer, scheduler, key: str) -> dict:
+    state = torch.load(checkpoint / STATE_FILE, weights_only=True)
+    if state["key"] != key:
+        raise TrainError(f"{checkpoint}: a checkpoint of other rows or settings; "
+                         "use a new run directory or delete its checkpoints")
+    trainable = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    if set(trainable) != set(state["trainable"]):
+        raise TrainError(f"{checkpoint}: its tensors do not match the student's trainable parameters")
+    with torch.no_grad():
+        for name, tensor in state["trainable"].items():
+            trainable[name].copy_(tensor)
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    torch.set_rng_state(state["rng"])
+    if state["cuda_rng"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda_rng"])
+    return state["progress"]

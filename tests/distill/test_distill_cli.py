@@ -1,0 +1,96 @@
+"""`factory distill` end to end on a small store: real tiny students really train on CPU,
+the real verifier grades them, runs rows hold real metrics; a kill -9 mid-training is
+resumed from the last checkpoint and the runs table never holds a half-written run."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import REPO, fake_job, query
+from factory.cli import main
+from factory.pipeline import run_job
+from factory.spec import parse_job
+
+ROLES = ("problem_writer", "generator", "long_solver", "short_solver", "reviewer", "adjudicator")
+
+
+@pytest.fixture(scope="module")
+def math_db(tmp_path_factory):
+    db = tmp_path_factory.mktemp("distill") / "m.duckdb"
+    spec = parse_job(fake_job(name="fake-math", recipe="math", num_samples=24,
+                              math={"source": "builtin", "max_steps": 2, "programs": 1},
+                              roles={r: {"backend": "fake", "model": "fake"} for r in ROLES}))
+    run_job(spec, db=db)
+    return db
+
+
+def write_spec(tmp_path, db, **over) -> str:
+    spec = {"name": "d", "db": str(db), "source": {"job": "fake-math", "use": "all", "require": "answered"},
+            "student": {"kind": "tiny", "tiny": {"hidden_size": 32, "layers": 1, "heads": 2, "intermediate_size": 64}},
+            "training": {"epochs": 2, "batch_size": 4, "checkpoint_every": 2, "max_length": 128},
+            "evaluation": {"source": "held_out", "problems": 6, "max_new_tokens": 24, "overlap_ngram": 13},
+            "output_dir": str(tmp_path / "runs")}
+    spec.update(over)
+    path = tmp_path / "distill.yaml"
+    path.write_text(json.dumps(spec))  # JSON is YAML
+    return str(path)
+
+
+def test_distill_trains_evaluates_and_records_runs(tmp_path, math_db, student_cache, monkeypatch, capsys):
+    monkeypatch.setenv("FACTORY_CACHE", str(student_cache))
+    spec = write_spec(tmp_path, math_db)
+    assert main(["distill", spec, "--quiet"]) == 0
+    out = capsys.readouterr()
+    assert "long: trained" in out.err
+    assert "best:" in out.out or "no mixture is ahead" in out.out
+    runs = query(math_db, "SELECT mixture, metric, value, ci_low, ci_high, checkpoint, json_extract(training, '$.steps'),"
+                          " json_extract(metrics, '$.n') FROM runs WHERE distill = 'd' ORDER BY mixture")
+    assert [r[0] for r in runs] == ["long", "mix-long", "short"]
+    for mixture, metric, value, low, high, checkpoint, steps, n in runs:
+        assert metric == "accuracy" and 0 <= low <= value <= high <= 1 and int(n) >= 1
+        assert os.path.isdir(checkpoint) and os.path.isfile(os.path.join(checkpoint, "config.json"))
+        assert int(steps) >= 2
+    evals = query(math_db, "SELECT count(*), count(DISTINCT run_id), sum(output_tokens > 0) FROM run_evals")
+    assert evals[0][1] == 3 and evals[0][0] == evals[0][2]
+    # mixture rows are recorded; held-out problems never trained
+    held = {r[0] for r in query(math_db, "SELECT DISTINCT item_id FROM run_evals")}
+    trained = {r[0] for r in query(math_db, "SELECT DISTINCT sample_id FROM mixture_rows")}
+    assert held and trained and not held & trained
+    # a rerun trains nothing and `factory runs --json` answers from the table
+    assert main(["distill", spec, "--quiet"]) == 0
+    assert "already done" in capsys.readouterr().err
+    assert query(math_db, "SELECT count(*) FROM runs WHERE distill = 'd'") == [(3,)]
+    assert main(["runs", "d", "--db", str(math_db), "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert {r["mixture"] for r in rows} == {"long", "short", "mix-long"}
+
+
+def test_kill_during_training_resumes_and_never_half_writes_a_run(tmp_path, math_db, student_cache):
+    db = tmp_path / "m.duckdb"
+    db.write_bytes(math_db.read_bytes())
+    spec = write_spec(tmp_path, db, name="k", mixtures=["short"],
+                      training={"epochs": 60, "batch_size": 4, "checkpoint_every": 3, "max_length": 128})
+    env = {**os.environ, "FACTORY_CACHE": str(student_cache), "RAY_AUTH_MODE": "disabled"}
+    proc = subprocess.Popen([sys.executable, "-m", "factory.cli", "distill", spec, "--quiet"], cwd=REPO, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    checkpoints = tmp_path / "runs"
+    deadline = time.time() + 240
+    while time.time() < deadline and not list(checkpoints.glob("*/checkpoints/step-*")):
+        time.sleep(0.2)
+    assert list(checkpoints.glob("*/checkpoints/step-*")), "no checkpoint within 240 s"
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert query(db, "SELECT count(*) FROM runs WHERE distill = 'k'") == [(0,)]  # killed mid-training: no run row
+    done_before = max(int(p.name.split("-")[1]) for p in checkpoints.glob("*/checkpoints/step-*"))
+    # the same spec again: the same run id, so training resumes from the newest checkpoint
+    proc = subprocess.run([sys.executable, "-m", "factory.cli", "distill", spec, "--quiet"], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr
+    (training,) = query(db, "SELECT training FROM runs WHERE distill = 'k'")[0]
+    assert json.loads(training)["resumed_from_step"] >= done_before
+    assert query(db, "SELECT count(*) FROM runs WHERE distill = 'k'") == [(1,)]
