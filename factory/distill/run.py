@@ -107,8 +107,11 @@ def _train_and_evaluate(spec: DistillSpec, plan: Plan, db: Path, mixture, run_id
 
 
 def run_distill(spec: DistillSpec, db: str | Path | None = None, progress=None) -> list[RunSummary]:
+    from factory.distill.student import check_student
+
     progress = progress or NullProgress()
     db = Path(db or spec.db)
+    check_student(spec.student)  # a student path that is not a model: one line, nothing written
     if not db.exists():
         raise StoreError(f"no database at {db}: run the source job first (factory run JOB.yaml), or pass --db")
     with Store(db) as store:

@@ -161,6 +161,11 @@ class DistillSpec(Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> "DistillSpec":
+        if self.student.kind == "tiny":
+            longest = max(self.training.max_length, self.evaluation.max_new_tokens)
+            if self.student.tiny.max_positions < longest:
+                raise ValueError(f"student.tiny.max_positions ({self.student.tiny.max_positions}) must cover "
+                                 f"training.max_length and evaluation.max_new_tokens ({longest})")
         if isinstance(self.rows, int) and self.rows < 1:
             raise ValueError("rows must be >= 1 or 'max'")
         names = [m if isinstance(m, str) else m.name for m in self.mixtures or []]

@@ -14,6 +14,7 @@ from typing import Callable
 import torch
 
 from factory.distill.spec import LoraSpec, StudentSpec
+from factory.spec import JobError
 
 HF_DIR_EXPECTED = ("expected a Hugging Face checkpoint directory with config.json and model weights "
                    "(*.safetensors or pytorch_model.bin)")
@@ -21,8 +22,8 @@ TOKENIZER_CACHE = "smollm2-tokenizer"
 SMOLLM2_CACHE = "smollm2-135m-fp32"
 
 
-class StudentError(ValueError):
-    """One line naming what was expected, e.g. 'student.path: /x is not a model: expected a
+class StudentError(JobError):
+    """Bad input (exit 2, nothing written): one line naming what was expected, e.g. 'student.path: /x is not a model: expected a
     Hugging Face checkpoint directory with config.json and model weights (...)'."""
 
 
@@ -138,9 +139,15 @@ def _smollm2_fp32(cache_dir: Path):
     return AutoModelForCausalLM.from_pretrained(cached, dtype=torch.float32)
 
 
-def _load_hf_dir(path: Path, field: str):
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+def check_student(spec: StudentSpec) -> None:
+    """What can be checked without loading weights; run before anything is written."""
+    if spec.kind == "hf":
+        check_hf_dir(Path(spec.path), "student.path")
+    elif spec.kind == "smollm2-gguf":
+        smollm2_gguf_path()
 
+
+def check_hf_dir(path: Path, field: str) -> None:
     if not path.exists():
         raise StudentError(f"{field}: {path} does not exist: {HF_DIR_EXPECTED}")
     if not path.is_dir():
@@ -149,6 +156,12 @@ def _load_hf_dir(path: Path, field: str):
         raise StudentError(f"{field}: {path} is not a model (no config.json): {HF_DIR_EXPECTED}")
     if not (any(path.glob("*.safetensors")) or any(path.glob("pytorch_model*.bin"))):
         raise StudentError(f"{field}: {path} is not a model (config.json but no weights): {HF_DIR_EXPECTED}")
+
+
+def _load_hf_dir(path: Path, field: str):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    check_hf_dir(path, field)
     try:
         model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
     except (OSError, ValueError, KeyError) as err:

@@ -94,3 +94,24 @@ def test_kill_during_training_resumes_and_never_half_writes_a_run(tmp_path, math
     (training,) = query(db, "SELECT training FROM runs WHERE distill = 'k'")[0]
     assert json.loads(training)["resumed_from_step"] >= done_before
     assert query(db, "SELECT count(*) FROM runs WHERE distill = 'k'") == [(1,)]
+
+
+def test_stories_route_trains_a_tiny_lm_and_grades_continuations(tmp_path, student_cache, monkeypatch, capsys):
+    """TinyStories: a tiny student from scratch on a stories job's accepted stories; its
+    continuations of held-out openings graded with the reviewer rubric of the source job
+    (the fake reviewer here; tests/distill/test_stories.py grades with the real model)."""
+    monkeypatch.setenv("FACTORY_CACHE", str(student_cache))
+    db = tmp_path / "s.duckdb"
+    run_job(parse_job(fake_job(name="stories", num_samples=40)), db=db)
+    spec = write_spec(tmp_path, db, name="tiny-stories", task="stories", source={"job": "stories"},
+                      evaluation={"source": "held_out", "problems": 4, "max_new_tokens": 20,
+                                  "grading": {"prompt_words": 6}})
+    assert main(["distill", spec, "--quiet"]) == 0
+    (row,) = query(db, "SELECT mixture, metric, value, json_extract(metrics, '$.graded'), rows FROM runs r "
+                       "JOIN mixtures m USING (mixture_id)")
+    assert row[0] == "all" and row[1] == "mean_review_score" and 1 <= row[2] <= 10 and int(row[3]) == 4
+    accepted = query(db, "SELECT count(*) FROM accepted")[0][0]
+    assert row[4] == accepted - 4  # every accepted story but the held-out ones
+    graded = query(db, "SELECT count(*) FROM run_evals WHERE score IS NOT NULL AND output <> ''")
+    assert graded == [(4,)]
+    assert "mean_review_score" in capsys.readouterr().out

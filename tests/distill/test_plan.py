@@ -102,3 +102,17 @@ def test_cli_bad_distill_exits_2_and_writes_nothing(tmp_path, math_db, capsys):
     assert query(math_db, "SELECT count(*) FROM runs") == [(0,)]
     assert query(math_db, "SELECT count(*) FROM mixtures") == [(0,)]
     assert not (tmp_path / "runs").exists()
+
+
+def test_cli_student_path_that_is_not_a_model_exits_2_and_writes_nothing(tmp_path, math_db, capsys):
+    from factory.cli import main
+
+    (tmp_path / "notamodel").mkdir()
+    spec = tmp_path / "d.yaml"
+    spec.write_text(f"name: d2\ndb: {math_db}\nsource: {{job: fake-math, use: all, require: answered}}\n"
+                    f"student: {{kind: hf, path: {tmp_path / 'notamodel'}}}\noutput_dir: {tmp_path / 'runs'}\n")
+    assert main(["distill", str(spec)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: student.path: ") and "config.json" in err and len(err.splitlines()) == 1
+    assert query(math_db, "SELECT count(*) FROM mixtures WHERE distill = 'd2'") == [(0,)]
+    assert not (tmp_path / "runs").exists()
