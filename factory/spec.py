@@ -278,14 +278,18 @@ def parse_job(data: dict, source: str = "<job>") -> JobSpec:
         raise JobError(one_line_error(source, err, JobSpec)) from None
 
 
-def load_job(path: str | Path) -> JobSpec:
+def read_yaml(path: str | Path, kind: str = "job"):
+    """A spec file's YAML; a missing file or a syntax error is one line naming the line."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_text())
     except FileNotFoundError:
-        raise JobError(f"{path}: no such job file") from None
+        raise JobError(f"{path}: no such {kind} file") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else "?"
         raise JobError(f"{path}: {where}: not valid YAML ({getattr(err, 'problem', err)})") from None
-    return parse_job(data, str(path))
+
+
+def load_job(path: str | Path) -> JobSpec:
+    return parse_job(read_yaml(path), str(path))

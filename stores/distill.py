@@ -56,18 +56,22 @@ def job_spec(con, job: str) -> dict:
     return json.loads(con.execute("SELECT spec FROM jobs WHERE fingerprint = ?", [job]).fetchone()[0])
 
 
-def record_mixture(con, mixture: dict, rows: list[dict]) -> None:
-    """Idempotent: a mixture id is the hash of what it holds."""
-    if con.execute("SELECT 1 FROM mixtures WHERE mixture_id = ?", [mixture["mixture_id"]]).fetchone():
-        return
+def _insert_together(con, tables: list[tuple[str, list[dict]]]) -> None:
+    """Rows of several tables in one transaction: all of them or none."""
     con.begin()
     try:
-        _insert(con, "mixtures", [mixture])
-        _insert(con, "mixture_rows", rows)
+        for table, rows in tables:
+            _insert(con, table, rows)
         con.commit()
     except Exception:
         con.rollback()
         raise
+
+
+def record_mixture(con, mixture: dict, rows: list[dict]) -> None:
+    """Idempotent: a mixture id is the hash of what it holds."""
+    if not con.execute("SELECT 1 FROM mixtures WHERE mixture_id = ?", [mixture["mixture_id"]]).fetchone():
+        _insert_together(con, [("mixtures", [mixture]), ("mixture_rows", rows)])
 
 
 def finished_run(con, run_id: str) -> dict | None:
@@ -76,14 +80,7 @@ def finished_run(con, run_id: str) -> dict | None:
 
 
 def record_run(con, run: dict, evals: list[dict]) -> None:
-    con.begin()
-    try:
-        _insert(con, "runs", [run])
-        _insert(con, "run_evals", evals)
-        con.commit()
-    except Exception:
-        con.rollback()
-        raise
+    _insert_together(con, [("runs", [run]), ("run_evals", evals)])
 
 
 RUN_COLUMNS = ["run_id", "distill", "task", "data_fingerprint", "mixture_id", "mixture", "eval_set", "student",

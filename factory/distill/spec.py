@@ -6,11 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal, Union
 
-import yaml
 from pydantic import Discriminator, Field, Tag, ValidationError, model_validator
 
 from factory.keys import digest
-from factory.spec import JobError, Strict, one_line_error
+from factory.spec import JobError, Strict, one_line_error, read_yaml
 
 Part = Literal["long", "short", "large_long", "large_short", "story"]
 
@@ -211,15 +210,7 @@ class DistillSpec(Strict):
 
 
 def load_distill(path: str | Path) -> DistillSpec:
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise JobError(f"{path}: no such distill file") from None
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark else "?"
-        raise JobError(f"{path}: {where}: not valid YAML ({getattr(err, 'problem', err)})") from None
+    data = read_yaml(path, "distill")
     if not isinstance(data, dict):
         raise JobError(f"{path}: (top level): expected a mapping of distill fields")
     try:

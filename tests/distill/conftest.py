@@ -20,3 +20,22 @@ def student_cache(tmp_path_factory):
 @pytest.fixture(scope="session")
 def cached_smollm2_tokenizer(student_cache):
     return smollm2_tokenizer(student_cache)
+
+
+MATH_ROLES = ("problem_writer", "generator", "long_solver", "short_solver", "reviewer", "adjudicator")
+
+
+@pytest.fixture(scope="module")
+def math_db(tmp_path_factory):
+    """A fake-backend math job of 24 built-in problems: long and short solutions that give an
+    answer (never the right one: the fake sums the question's numbers)."""
+    from factory.pipeline import run_job
+    from factory.spec import parse_job
+    from conftest import fake_job  # tests/conftest.py (tests/ is on sys.path)
+
+    db = tmp_path_factory.mktemp("distill") / "m.duckdb"
+    spec = parse_job(fake_job(name="fake-math", recipe="math", num_samples=24,
+                              math={"source": "builtin", "max_steps": 2, "programs": 1},
+                              roles={r: {"backend": "fake", "model": "fake"} for r in MATH_ROLES}))
+    run_job(spec, db=db)
+    return db

@@ -8,25 +8,11 @@ import subprocess
 import sys
 import time
 
-import pytest
 
 from conftest import REPO, fake_job, query
 from factory.cli import main
 from factory.pipeline import run_job
 from factory.spec import parse_job
-
-ROLES = ("problem_writer", "generator", "long_solver", "short_solver", "reviewer", "adjudicator")
-
-
-@pytest.fixture(scope="module")
-def math_db(tmp_path_factory):
-    db = tmp_path_factory.mktemp("distill") / "m.duckdb"
-    spec = parse_job(fake_job(name="fake-math", recipe="math", num_samples=24,
-                              math={"source": "builtin", "max_steps": 2, "programs": 1},
-                              roles={r: {"backend": "fake", "model": "fake"} for r in ROLES}))
-    run_job(spec, db=db)
-    return db
-
 
 def write_spec(tmp_path, db, **over) -> str:
     spec = {"name": "d", "db": str(db), "source": {"job": "fake-math", "use": "all", "require": "answered"},

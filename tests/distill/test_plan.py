@@ -10,19 +10,6 @@ from factory.pipeline import run_job
 from factory.spec import JobError, parse_job
 from stores import Store
 
-ROLES = ("problem_writer", "generator", "long_solver", "short_solver", "reviewer", "adjudicator")
-
-
-@pytest.fixture(scope="module")
-def math_db(tmp_path_factory):
-    db = tmp_path_factory.mktemp("plan") / "m.duckdb"
-    spec = parse_job(fake_job(name="fake-math", recipe="math", num_samples=30,
-                              math={"source": "builtin", "max_steps": 2, "programs": 1},
-                              roles={r: {"backend": "fake", "model": "fake"} for r in ROLES}))
-    run_job(spec, db=db)
-    return db
-
-
 def distill(**kw) -> DistillSpec:
     data = {"name": "d", "source": {"job": "fake-math", "use": "all", "require": "answered"}}
     data.update(kw)
