@@ -103,3 +103,25 @@ def test_cli_student_path_that_is_not_a_model_exits_2_and_writes_nothing(tmp_pat
     assert err.startswith("error: student.path: ") and "config.json" in err and len(err.splitlines()) == 1
     assert query(math_db, "SELECT count(*) FROM mixtures WHERE distill = 'd2'") == [(0,)]
     assert not (tmp_path / "runs").exists()
+
+
+def test_mix_large_draws_a_fifth_from_the_large_teachers_job(tmp_path):
+    from .conftest import MATH_ROLES
+
+    db = tmp_path / "two.duckdb"
+    for name, temperature in [("small", 0.7), ("large", 0.3)]:  # another sampling: another job, same problems
+        roles = {r: {"backend": "fake", "model": "fake", "sampling": {"temperature": temperature}} for r in MATH_ROLES}
+        run_job(parse_job(fake_job(name=name, recipe="math", num_samples=20, seed=5,
+                                   math={"source": "builtin", "max_steps": 2, "programs": 1}, roles=roles)), db=db)
+    spec = DistillSpec.model_validate({
+        "name": "ml", "source": {"job": "small", "large_job": "large", "use": "all", "require": "answered"},
+        "mixtures": ["short", "mix-large"], "rows": 10, "evaluation": {"source": "builtin", "problems": 3}})
+    with Store(db) as store:
+        plan = plan_math(store.con, spec)
+        jobs = dict(store.con.execute("SELECT solution_id, job FROM solutions").fetchall())
+        names = dict(store.con.execute("SELECT fingerprint, name FROM jobs").fetchall())
+    short, mix = plan.mixtures
+    assert mix.counts == {"large_short": 2, "short": 8}
+    assert sorted(names[jobs[c.source_id]] for _, c in mix.rows) == ["large"] * 2 + ["small"] * 8
+    assert {names[jobs[c.source_id]] for _, c in short.rows} == {"small"}
+    assert sorted(c.problem for _, c in mix.rows) == sorted(c.problem for _, c in short.rows)
