@@ -53,6 +53,10 @@ def test_distill_trains_evaluates_and_records_runs(tmp_path, math_db, student_ca
     assert main(["runs", "d", "--db", str(math_db), "--json"]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert {r["mixture"] for r in rows} == {"long", "short", "mix-long"}
+    # the job's HTML report shows the runs trained on its data
+    assert main(["report", "fake-math", "--db", str(math_db), "-o", str(tmp_path / "r.html")]) == 0
+    html = (tmp_path / "r.html").read_text()
+    assert "Distillation runs" in html and "mix-long" in html and "no distillation run" not in html
 
 
 def test_kill_during_training_resumes_and_never_half_writes_a_run(tmp_path, math_db, student_cache):
