@@ -42,6 +42,16 @@ def cache_dir() -> Path:
     return Path(os.environ.get("FACTORY_CACHE", Path.home() / ".cache" / "factory"))
 
 
+def device_of(spec: DistillSpec) -> str:
+    import torch
+
+    if spec.student.device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if spec.student.device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("student.device: cuda asked, but torch sees no GPU (use auto or cpu)")
+    return spec.student.device
+
+
 def run_id_of(spec: DistillSpec, plan: Plan, mixture_id: str) -> str:
     return digest("run", mixture_id, spec.run_settings(), plan.eval_set)
 
@@ -80,18 +90,22 @@ def _train_and_evaluate(spec: DistillSpec, plan: Plan, db: Path, mixture, run_id
 
     started = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     progress.stage(f"{mixture.name}: training on {len(mixture.rows)} rows {dict(mixture.counts)}")
+    device = device_of(spec)
     student = load_student(spec.student, cache_dir(), spec.training.lora)
+    student.model.to(device)
     result = train(student, [(c.prompt, c.target) for _, c in mixture.rows], spec.training,
                    Path(spec.output_dir) / run_id, on_step=progress.step)
     progress.stage(f"{mixture.name}: evaluating on {len(plan.items)} items")
-    metric, report = _evaluate(spec, plan, db, load_trained(Path(result.checkpoint)))
+    trained = load_trained(Path(result.checkpoint))
+    trained.model.to(device)
+    metric, report = _evaluate(spec, plan, db, trained)
     m = report.metrics
     value, low, high = (m.get("accuracy"), m.get("ci_low"), m.get("ci_high")) if metric == "accuracy" else \
         (m.get("mean_score"), m.get("ci_low"), m.get("ci_high"))
     training = {k: v for k, v in asdict(result).items()}
     run = {"run_id": run_id, "distill": spec.name, "task": spec.task, "data_fingerprint": plan.data_fingerprint,
            "mixture_id": mixture.mixture_id, "mixture": mixture.name, "eval_set": plan.eval_set,
-           "student": {**spec.student.model_dump(mode="json"), **student.description},
+           "student": {**spec.student.model_dump(mode="json"), **student.description, "ran_on": device},
            "hyperparameters": spec.training.model_dump(mode="json"), "training": training, "metric": metric,
            "value": value, "ci_low": low, "ci_high": high,
            "metrics": {**m, "eval_removed_for_overlap": plan.eval_removed, "evaluation": spec.evaluation.model_dump(mode="json")},

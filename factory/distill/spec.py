@@ -77,6 +77,7 @@ class StudentSpec(Strict):
     path: str | None = Field(None, description="hf: the checkpoint directory (config.json + weights)")
     tiny: TinyStudentSpec = TinyStudentSpec()
     init_seed: int = Field(0, ge=0, description="seed of the tiny student's initial weights")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: cuda when torch sees a GPU, else cpu")
 
     @model_validator(mode="after")
     def _path(self) -> "StudentSpec":
