@@ -25,7 +25,15 @@ class JunkOnceBackend(FakeBackend):
         return "Sure! The story is nice." if JUNK in r.messages[-1]["content"] else super()._answer(r)
 
 
-register("fake-junk", fake_identity, lambda ref, threads=1: JunkOnceBackend(ref.model, threads))
+@pytest.fixture
+def junk_backend():
+    """Registered only for the test that uses it: the registry is global, and other tests
+    list the registered backends."""
+    from factory.backends import _REGISTRY
+
+    register("fake-junk", fake_identity, lambda ref, threads=1: JunkOnceBackend(ref.model, threads))
+    yield "fake-junk"
+    _REGISTRY.pop("fake-junk", None)
 
 
 def story(i: int, words: int) -> dict:
@@ -61,7 +69,7 @@ def test_story_items_too_few_long_stories_is_one_line_error():
         story_items([story(0, 30), story(1, 17)], 2, seed=0, prompt_words=12)
 
 
-def test_evaluate_stories_metrics_and_rows(store):
+def test_evaluate_stories_metrics_and_rows(store, junk_backend):
     stories = [story(i, 30) for i in range(6)]
     items = story_items(stories, 6, seed=1, prompt_words=5)
     grader = ContinuationGrader(RoleSpec(backend="fake-junk", model="fake", template="tinystories/reviewer@1"),
