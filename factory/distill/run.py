@@ -100,13 +100,12 @@ def _train_and_evaluate(spec: DistillSpec, plan: Plan, db: Path, mixture, run_id
     trained.model.to(device)
     metric, report = _evaluate(spec, plan, db, trained)
     m = report.metrics
-    value, low, high = (m.get("accuracy"), m.get("ci_low"), m.get("ci_high")) if metric == "accuracy" else \
-        (m.get("mean_score"), m.get("ci_low"), m.get("ci_high"))
-    training = {k: v for k, v in asdict(result).items()}
+    # both evaluations report their 95% interval as ci_low / ci_high
+    value, low, high = m.get("accuracy" if metric == "accuracy" else "mean_score"), m.get("ci_low"), m.get("ci_high")
     run = {"run_id": run_id, "distill": spec.name, "task": spec.task, "data_fingerprint": plan.data_fingerprint,
            "mixture_id": mixture.mixture_id, "mixture": mixture.name, "eval_set": plan.eval_set,
            "student": {**spec.student.model_dump(mode="json"), **student.description, "ran_on": device},
-           "hyperparameters": spec.training.model_dump(mode="json"), "training": training, "metric": metric,
+           "hyperparameters": spec.training.model_dump(mode="json"), "training": asdict(result), "metric": metric,
            "value": value, "ci_low": low, "ci_high": high,
            "metrics": {**m, "eval_removed_for_overlap": plan.eval_removed, "evaluation": spec.evaluation.model_dump(mode="json")},
            "checkpoint": str(Path(result.checkpoint).resolve()), "started_at": started}

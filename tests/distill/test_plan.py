@@ -22,7 +22,7 @@ def test_held_out_problems_never_train_and_share_no_ngram(math_db):
         plan = plan_math(store.con, spec)
         again = plan_math(store.con, spec)
     assert [m.mixture_id for m in plan.mixtures] == [m.mixture_id for m in again.mixtures]
-    held = {i.item_id for i in plan.items} | set()
+    held = {i.item_id for i in plan.items}
     trained = {c.sample_id for m in plan.mixtures for _, c in m.rows}
     assert held and trained and not held & trained
     assert len(plan.items) + plan.eval_removed == 8
