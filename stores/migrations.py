@@ -119,7 +119,23 @@ def m004_distill(con) -> None:
         output_tokens DOUBLE, details JSON, PRIMARY KEY (run_id, item_id))""")
 
 
-MIGRATIONS = [m001_initial, m002_verification, m003_curation, m004_distill]
+def m005_role_and_versions(con) -> None:
+    """Every model-made row carries the role that made it (token accounting is one GROUP BY
+    role; a new role is counted without edits) and the library versions that made it.
+    Old rows get their role back from what used to imply it."""
+    for table in ("samples", "reviews", "verdicts", "solutions", "drops"):
+        if table != "drops":
+            con.execute(f"ALTER TABLE {table} ADD COLUMN role VARCHAR")
+        con.execute(f"ALTER TABLE {table} ADD COLUMN versions JSON")
+    con.execute("""UPDATE samples SET role = CASE WHEN payload IS NOT NULL THEN 'problem_writer' ELSE 'generator' END
+                   WHERE template IS NOT NULL""")
+    con.execute("UPDATE reviews SET role = 'reviewer'")
+    con.execute("UPDATE verdicts SET role = 'adjudicator' WHERE stage = 'adjudicator' AND template IS NOT NULL")
+    con.execute("""UPDATE solutions SET role = CASE kind WHEN 'program' THEN 'generator' WHEN 'long' THEN 'long_solver'
+                   ELSE 'short_solver' END""")
+
+
+MIGRATIONS = [m001_initial, m002_verification, m003_curation, m004_distill, m005_role_and_versions]
 
 
 def migrate(con) -> list[str]:
