@@ -29,6 +29,17 @@ def stats(db: str | Path, job: str | None = None) -> dict:
         con.close()
 
 
+def curate(job: str | Path | dict | JobSpec, db: str | Path | None = None) -> dict:
+    """One curation pass (what `factory curate` runs). job: a YAML path, a dict or a JobSpec
+    (its curation settings are used and stored with the job), or a job name or fingerprint
+    (the settings stored with the job, else its last pass's, else the defaults). db defaults
+    to the spec's db, else factory.duckdb. Returns the pass's summary with "job", "db" and
+    "settings" (where they came from); "contamination_change" says why flags were removed."""
+    from factory.curation.resolve import curate_job
+
+    return curate_job(job, db)
+
+
 def sql(query: str, db: str | Path) -> list[dict]:
     """A read-only query; rows as dicts."""
     con = open_database(db, read_only=True)

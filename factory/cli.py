@@ -135,24 +135,10 @@ def _sql(args, out: Console, err: Console) -> int:
 
 
 def _curate(args, out: Console, err: Console) -> int:
+    from factory.curation.resolve import curate_job, report_lines
 
-    from factory.curation.run import curate
-    from factory.spec import CurationSpec
-    from stores import Store
-    from stores.stats import resolve_job
-
-    if Path(args.job).is_file():
-        spec = load_job(args.job)
-        db, config, ref = args.db or spec.db, spec.curation, spec.fingerprint
-    else:
-        db, config, ref = args.db or DEFAULT_DB, CurationSpec(), args.job
-    if not Path(db).exists():
-        raise StoreError(f"no database at {db}: run the job first, or pass --db")
-    with Store(db) as store:
-        job = resolve_job(store.con, ref)
-        recipe = store.con.execute("SELECT recipe FROM jobs WHERE fingerprint = ?", [job]).fetchone()[0]
-        summary = curate(store.con, job, recipe, config)
-    err.print(f"curated job {job} in {db}: " + ", ".join(f"{k} {v}" for k, v in summary.items()))
+    for line in report_lines(curate_job(args.job, args.db)):  # the same path as factory.api.curate
+        err.print(line, soft_wrap=True)
     return 0
 
 

@@ -20,6 +20,24 @@ def sample_signals(con, job: str) -> list[tuple]:
            FROM samples s WHERE s.job = ? ORDER BY s.seed_index""", [job]).fetchall()
 
 
+def job_curation(con, job: str) -> tuple[str, dict | None]:
+    """(recipe, the curation settings stored with the job or None)."""
+    recipe, stored = con.execute("SELECT recipe, curation FROM jobs WHERE fingerprint = ?", [job]).fetchone()
+    return recipe, None if stored is None else json.loads(stored)
+
+
+def last_pass_config(con, job: str) -> dict | None:
+    """The settings of the job's last curation pass (one row per job: each pass replaces it)."""
+    row = con.execute("SELECT config FROM curation_runs WHERE job = ?", [job]).fetchone()
+    return None if row is None else json.loads(row[0])
+
+
+def contamination_flags(con, job: str) -> set[tuple[str, str, int]]:
+    """The job's contamination flags as their keys: (sample_id, benchmark, ngram_size)."""
+    rows = con.execute("SELECT sample_id, benchmark, ngram_size FROM contamination WHERE job = ?", [job]).fetchall()
+    return {tuple(r) for r in rows}
+
+
 def cached_embeddings(con, model: str, sample_ids: list[str]) -> dict[str, np.ndarray]:
     if not sample_ids:
         return {}
@@ -33,7 +51,10 @@ def cached_embeddings(con, model: str, sample_ids: list[str]) -> dict[str, np.nd
 
 
 def write_curation(con, job: str, model: str, new_embeddings: dict[str, np.ndarray], members: list[dict],
-                   hits: list[dict], scores: list[dict], config: dict, summary: dict) -> None:
+                   hits: list[dict], scores: list[dict], config: dict, summary: dict,
+                   store_with_job: bool = False) -> None:
+    """store_with_job: the settings came from the job's YAML; they become the job's stored
+    settings in the same transaction (a failing pass stores nothing)."""
     con.begin()
     try:
         if new_embeddings:
@@ -50,6 +71,8 @@ def write_curation(con, job: str, model: str, new_embeddings: dict[str, np.ndarr
         _insert_frame(con, "quality_scores", scores)
         con.execute("INSERT INTO curation_runs (job, config, summary) VALUES (?, ?, ?)",
                     [job, json.dumps(config, sort_keys=True), json.dumps(summary, sort_keys=True)])
+        if store_with_job:
+            con.execute("UPDATE jobs SET curation = ? WHERE fingerprint = ?", [json.dumps(config, sort_keys=True), job])
         con.commit()
     except Exception:
         con.rollback()

@@ -135,7 +135,15 @@ def m005_role_and_versions(con) -> None:
                    ELSE 'short_solver' END""")
 
 
-MIGRATIONS = [m001_initial, m002_verification, m003_curation, m004_distill, m005_role_and_versions]
+def m006_job_curation(con) -> None:
+    """The curation settings of the job's latest YAML, so `factory curate NAME` curates as
+    `factory curate job.yaml` does. Not part of the spec: curation settings are not
+    fingerprinted (changing them continues the same job). NULL on jobs registered before."""
+    con.execute("ALTER TABLE jobs ADD COLUMN curation JSON")
+
+
+MIGRATIONS = [m001_initial, m002_verification, m003_curation, m004_distill, m005_role_and_versions,
+              m006_job_curation]
 
 
 def migrate(con) -> list[str]:

@@ -65,15 +65,25 @@ class Store:
 
     # jobs
     def register_job(self, fingerprint: str, name: str, recipe: str, spec: dict, decision_rule: dict,
-                     num_samples: int) -> None:
+                     num_samples: int, curation: dict | None = None) -> None:
+        """curation: the YAML's curation settings, kept with the job so that `factory curate
+        NAME` uses them; a rerun with other settings replaces them, None keeps what is stored."""
         self.con.execute(
-            """INSERT INTO jobs (fingerprint, name, recipe, spec, decision_rule, num_samples)
-               VALUES (?, ?, ?, ?, ?, ?)
+            """INSERT INTO jobs (fingerprint, name, recipe, spec, decision_rule, num_samples, curation)
+               VALUES (?, ?, ?, ?, ?, ?, ?)
                ON CONFLICT (fingerprint) DO UPDATE SET name = excluded.name,
-                 num_samples = greatest(jobs.num_samples, excluded.num_samples)""",
+                 num_samples = greatest(jobs.num_samples, excluded.num_samples),
+                 curation = coalesce(excluded.curation, jobs.curation)""",
             [fingerprint, name, recipe, json.dumps(spec, sort_keys=True), json.dumps(decision_rule, sort_keys=True),
-             num_samples],
+             num_samples, None if curation is None else json.dumps(curation, sort_keys=True)],
         )
+
+    def existing_job(self, fingerprints: list[str]) -> str | None:
+        """The first of these fingerprints that names a job in this database."""
+        rows = self.con.execute("SELECT fingerprint FROM jobs WHERE fingerprint IN (SELECT unnest(?))",
+                                [fingerprints]).fetchall()
+        found = {r[0] for r in rows}
+        return next((f for f in fingerprints if f in found), None)
 
     def done_indices(self, job: str) -> set[int]:
         rows = self.con.execute("SELECT seed_index FROM done_seeds WHERE job = ?", [job]).fetchall()

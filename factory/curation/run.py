@@ -1,5 +1,9 @@
 """One curation pass over a job: scores, near and semantic clusters, contamination, then
-the final composite scores, written in one transaction."""
+the final composite scores, written in one transaction.
+
+A pass replaces the job's contamination flags. It never drops one silently: when flags go,
+the summary's `contamination_change` says how many and why (the benchmark list changed, or
+the same list now reads differently)."""
 from __future__ import annotations
 
 import json
@@ -12,10 +16,48 @@ from factory.curation.clusters import clusters_from_pairs
 from factory.curation.quality import SampleSignals, parse_checks, quality
 from factory.recipes.defaults import RECIPE_DEFAULTS
 from factory.spec import CurationSpec
-from stores.curation import cached_embeddings, sample_signals, write_curation
+from stores.curation import (cached_embeddings, contamination_flags, last_pass_config, sample_signals,
+                             write_curation)
 
 
-def curate(con, job: str, recipe: str, config: CurationSpec) -> dict:
+def benchmark_list(config: dict) -> tuple:
+    """What makes a pass's contamination flags: each benchmark's name, path and field, and
+    the n-gram sizes (which matter only when some benchmark is listed). `config` is a
+    CurationSpec as JSON, the form curation_runs.config stores."""
+    files = sorted((b.get("name") or b["path"].rsplit("/", 1)[-1], b["path"], b.get("field") or "")
+                   for b in config.get("decontaminate") or [])
+    sizes = tuple(sorted(set(config.get("contamination_ngrams") or []))) if files else ()
+    return tuple(files), sizes
+
+
+def _describe(benchmarks: tuple, detailed: bool) -> str:
+    files, sizes = benchmarks
+    if not files:
+        return "none"
+    if not detailed:
+        return ", ".join(name for name, _, _ in files)
+    listed = ", ".join(f"{name} ({path}, field {field or 'default'})" for name, path, field in files)
+    return f"{listed}; {','.join(map(str, sizes))}-grams"
+
+
+def contamination_change(previous: dict | None, config: dict, before: set, after: set) -> str | None:
+    """The line a pass owes when its flags differ from the last pass's list or lose some;
+    None when the list is unchanged and no flag went (or on a job's first pass)."""
+    removed, added = len(before - after), len(after - before)
+    old, new = (benchmark_list(previous) if previous is not None else None), benchmark_list(config)
+    counts = f"{removed} flags removed" + (f", {added} added" if added else "")
+    if old is not None and old != new:
+        detailed = _describe(old, False) == _describe(new, False)  # same names: show paths, fields, sizes
+        return f"benchmark list changed (was {_describe(old, detailed)}; now {_describe(new, detailed)}): {counts}"
+    if removed:
+        why = "no earlier pass recorded" if old is None else "benchmark list unchanged"
+        return (f"{why}, but {counts}: the benchmark files read differently now "
+                "(contents changed, or a relative path reached another file)")
+    return None
+
+
+def curate(con, job: str, recipe: str, config: CurationSpec, store_with_job: bool = False) -> dict:
+    """store_with_job: `config` is the job YAML's; it becomes the job's stored settings."""
     # Benchmarks first: a missing file or field fails before any work or write.
     benchmarks = [(b.name or b.path.rsplit("/", 1)[-1], decontaminate.load_benchmark(b.path, b.field))
                   for b in config.decontaminate]
@@ -46,6 +88,9 @@ def curate(con, job: str, recipe: str, config: CurationSpec) -> dict:
     for name, bench_rows in benchmarks:
         hits += [asdict(h) for h in decontaminate.contamination_hits(ids, texts, name, bench_rows,
                                                                      config.contamination_ngrams)]
+    settings = config.model_dump(mode="json")
+    change = contamination_change(last_pass_config(con, job), settings, contamination_flags(con, job),
+                                  {(h["sample_id"], h["benchmark"], h["ngram_size"]) for h in hits})
     removed = {m["sample_id"] for m in members if not m["kept"]} | {h["sample_id"] for h in hits}
     scores = []
     for sid, s in signals.items():
@@ -64,6 +109,8 @@ def curate(con, job: str, recipe: str, config: CurationSpec) -> dict:
         "semantic_removed": sum(1 for m in members if m["method"] == "semantic" and not m["kept"]),
         "contaminated": len({h["sample_id"] for h in hits}), "contamination_hits": len(hits),
     }
-    write_curation(con, job, semantic_dedup.MODEL_NAME, new_vectors, members, hits, scores,
-                   config.model_dump(mode="json"), summary)
+    if change:
+        summary["contamination_change"] = change
+    write_curation(con, job, semantic_dedup.MODEL_NAME, new_vectors, members, hits, scores, settings, summary,
+                   store_with_job)
     return summary
