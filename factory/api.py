@@ -2,11 +2,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from factory.pipeline import RunResult, run_job
 from factory.spec import JobSpec, load_job, parse_job
 from stores import open_database
+from stores.curated import UncuratedWarning  # noqa: F401 - public: export and distill warn with it
 from stores.stats import job_stats
+
+if TYPE_CHECKING:  # torch comes with these: imported when distill() is called, not with the API
+    from factory.distill.run import RunSummary
+    from factory.distill.spec import DistillSpec
 
 
 def run(job: str | Path | dict | JobSpec, db: str | Path | None = None, limit: int | None = None,
@@ -38,6 +44,74 @@ def curate(job: str | Path | dict | JobSpec, db: str | Path | None = None) -> di
     from factory.curation.resolve import curate_job
 
     return curate_job(job, db)
+
+
+def _reading(db: str | Path, read):
+    """read(con) on a read-only connection that is closed whatever happens."""
+    con = open_database(db, read_only=True)
+    try:
+        return read(con)
+    finally:
+        con.close()
+
+
+def explain(sample_id: str, db: str | Path) -> dict:
+    """The whole story of one sample (an id or a unique prefix): seed, job, generation,
+    reviews, verdict, curation; what `factory explain --json` prints."""
+    from factory.explain import explain as story
+
+    return _reading(db, lambda con: story(con, sample_id))
+
+
+def export(db: str | Path, job: str | None = None, *, out: str | Path, format: str = "parquet") -> dict:
+    """The job's accepted view as parquet, jsonl or hf into `out` (a new or empty directory),
+    with a dataset card: {"rows", "format", "path"}. Warns (UncuratedWarning) when the job
+    was never curated."""
+    from factory.export import export as write
+
+    result = _reading(db, lambda con: write(con, job, format, out))
+    return {**result, "path": Path(result["path"])}
+
+
+def report(db: str | Path, job: str | None = None, out: str | Path = "report.html") -> Path:
+    """One self-contained HTML quality report of the job, written to `out`."""
+    from factory.report import write_report
+
+    return Path(_reading(db, lambda con: write_report(con, job, out)))
+
+
+def _distill_spec(spec) -> DistillSpec:
+    from pydantic import ValidationError
+
+    from factory.distill.spec import DistillSpec, load_distill
+    from factory.spec import JobError, one_line_error
+
+    if isinstance(spec, DistillSpec):
+        return spec
+    if isinstance(spec, dict):
+        try:
+            return DistillSpec.model_validate(spec)
+        except ValidationError as err:
+            raise JobError(one_line_error("<distill>", err, DistillSpec)) from None
+    if isinstance(spec, (str, Path)):
+        return load_distill(spec)
+    raise TypeError(f"distill spec: expected a YAML path, a dict or a DistillSpec (got {type(spec).__name__})")
+
+
+def distill(spec, db: str | Path | None = None, progress=None) -> list[RunSummary]:
+    """Train and evaluate a student per mixture (resumable; finished runs are not trained
+    again). spec: a distill YAML path, a dict or a DistillSpec; db defaults to spec.db.
+    Warns (UncuratedWarning) when source.use is accepted and the source job was never curated."""
+    from factory.distill.run import run_distill
+
+    return run_distill(_distill_spec(spec), db=db, progress=progress)
+
+
+def runs(db: str | Path, distill: str | None = None) -> list[dict]:
+    """Finished distillation runs (of one distillation, or all), oldest first, JSON decoded."""
+    from stores.distill import list_runs
+
+    return _reading(db, lambda con: list_runs(con, distill))
 
 
 def sql(query: str, db: str | Path) -> list[dict]:

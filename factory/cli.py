@@ -7,6 +7,7 @@ unreachable, unknown job); 2 an invalid job file or command line (nothing writte
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -142,10 +143,32 @@ def _curate(args, out: Console, err: Console) -> int:
     return 0
 
 
-def _explain(args, out: Console, err: Console) -> int:
-    from factory.explain import explain
+@contextlib.contextmanager
+def _warnings_as_lines():
+    """An UncuratedWarning raised inside prints at once as one plain `warning: ...` line on
+    stderr (not Python's `file:line: UncuratedWarning:` form); other warnings as usual."""
+    import warnings
 
-    story = _reading(args.db, lambda con: explain(con, args.sample_id))
+    from factory.api import UncuratedWarning
+
+    with warnings.catch_warnings():  # restores the filters and showwarning on exit
+        warnings.simplefilter("always", UncuratedWarning)
+        python_default = warnings.showwarning
+
+        def show(message, category, filename, lineno, file=None, line=None):
+            if issubclass(category, UncuratedWarning):
+                print(f"warning: {message}", file=sys.stderr)
+            else:
+                python_default(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = show
+        yield
+
+
+def _explain(args, out: Console, err: Console) -> int:
+    from factory.api import explain
+
+    story = explain(args.sample_id, args.db)
     if args.json:
         print(json.dumps(story, indent=2, default=str))
     else:
@@ -156,29 +179,31 @@ def _explain(args, out: Console, err: Console) -> int:
 
 
 def _export(args, out: Console, err: Console) -> int:
-    from factory.export import export
+    from factory.api import export
 
-    result = _reading(args.db, lambda con: export(con, args.job, args.format, args.out))
+    with _warnings_as_lines():
+        result = export(args.db, args.job, out=args.out, format=args.format)
     err.print(f"exported {result['rows']} rows as {result['format']} to {result['path']}")
     return 0
 
 
 def _report(args, out: Console, err: Console) -> int:
-    from factory.report import write_report
+    from factory.api import report
 
-    path = _reading(args.db, lambda con: write_report(con, args.job, args.out))
+    path = report(args.db, args.job, out=args.out)
     err.print(f"wrote {path}")
     return 0
 
 
 def _distill(args, out: Console, err: Console) -> int:
+    from factory.api import distill
     from factory.distill.progress import RichDistillProgress
-    from factory.distill.run import run_distill
     from factory.distill.spec import load_distill
 
     spec = load_distill(args.spec)  # JobError -> exit 2, nothing written
     db = args.db or spec.db
-    summaries = run_distill(spec, db=db, progress=None if args.quiet else RichDistillProgress(err))
+    with _warnings_as_lines():
+        summaries = distill(spec, db=db, progress=None if args.quiet else RichDistillProgress(err))
     for s in summaries:
         err.print(f"{s.mixture}: {s.status}, {s.rows} rows, {s.metric} "
                   f"{'-' if s.value is None else f'{s.value:.3f}'} (run {s.run_id[:10]})", soft_wrap=True)
@@ -186,10 +211,10 @@ def _distill(args, out: Console, err: Console) -> int:
 
 
 def _runs(args, out: Console, err: Console) -> int:
+    from factory.api import runs as finished_runs
     from factory.distill.compare import latest_per_mixture, runs_table, verdict
-    from stores.distill import list_runs
 
-    runs = _reading(args.db, lambda con: list_runs(con, args.distill))
+    runs = finished_runs(args.db, args.distill)
     if args.json:
         for r in runs:
             print(json.dumps(r, default=str))

@@ -9,6 +9,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from stores.curated import warn_if_uncurated
 from stores.stats import job_stats
 
 FORMATS = ("parquet", "jsonl", "hf")
@@ -91,6 +92,7 @@ def export(con, job: str, fmt: str, out_dir: str | Path) -> dict:
     if out_dir.exists() and any(out_dir.iterdir()):
         raise FileExistsError(f"{out_dir} exists and is not empty: choose a new -o directory")
     stats = job_stats(con, job)
+    warn_if_uncurated(con, stats["job"], job or stats["name"])
     frame = con.execute(ROWS_SQL, [stats["job"]]).df()
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".export-", dir=out_dir.parent))

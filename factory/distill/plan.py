@@ -10,6 +10,7 @@ from factory.distill.mixtures import Candidate, Mixture, build_mixture, choose_p
 from factory.distill.spec import DistillSpec
 from factory.keys import digest
 from factory.spec import JobError
+from stores.curated import warn_if_uncurated
 from stores.distill import job_recipe, reference_problems, solution_candidates, story_candidates
 from stores.stats import resolve_job
 
@@ -44,6 +45,17 @@ def _job(con, ref: str, field: str, task: str) -> str:
     return job
 
 
+def _warn_if_uncurated(con, spec: DistillSpec, jobs: dict[str, str | None]) -> None:
+    """Candidates from the accepted view of a job never curated hold near duplicates and
+    benchmark overlaps: say so (UncuratedWarning) before minutes of training on them."""
+    if spec.source.use != "accepted":
+        return
+    refs = {"job": spec.source.job, "large_job": spec.source.large_job}
+    for field, job in jobs.items():
+        if job is not None:
+            warn_if_uncurated(con, job, refs[field])
+
+
 def _math_candidates(con, spec: DistillSpec, jobs: dict[str, str | None], parts: set[str]) -> dict:
     by_job = {}
     for which in {PART_SOURCE[p][0] for p in parts}:
@@ -63,6 +75,7 @@ def _math_candidates(con, spec: DistillSpec, jobs: dict[str, str | None], parts:
 def plan_math(con, spec: DistillSpec) -> Plan:
     job = _job(con, spec.source.job, "source.job", "math")
     large = _job(con, spec.source.large_job, "source.large_job", "math") if spec.source.large_job else None
+    _warn_if_uncurated(con, spec, {"job": job, "large_job": large})
     specs = spec.mixture_specs()
     parts = {p for m in specs for p in m.parts}
     candidates = _math_candidates(con, spec, {"main": job, "large": large}, parts)
@@ -108,6 +121,7 @@ def plan_stories(con, spec: DistillSpec) -> Plan:
     from factory.distill.stories import story_items
 
     job = _job(con, spec.source.job, "source.job", "stories")
+    _warn_if_uncurated(con, spec, {"job": job})
     stories = story_candidates(con, job, spec.source.use)
     ev = spec.evaluation
     if len(stories) <= ev.problems:
