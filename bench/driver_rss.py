@@ -33,7 +33,7 @@ def main() -> None:
     args = p.parse_args()
     fakes.install()
     spec = parse_job({
-        "name": "rss", "num_samples": args.seeds, "reviewers": 3,
+        "name": "rss", "recipe": "tinystories", "num_samples": args.seeds, "reviewers": 3,
         "roles": {r: {"backend": "fake", "model": "fake"} for r in ("generator", "reviewer", "adjudicator")},
         "execution": {"executor": "local", "batch_size": args.batch},
     })

@@ -3,6 +3,8 @@ sampling params, in the same run; prints a ratio.
 
   RAY_AUTH_MODE=disabled .venv/bin/python bench/generation_throughput.py --samples 24
 
+(tests/bench/test_bench_smoke.py runs it with --samples 1 --max-tokens 8 --cores 1.)
+
 factory: the generator requests that `factory run` renders, through the same Caller and
 Ray engine pool it uses (engines = cores, 1 thread each; cache off: a fresh DuckDB).
 raw A: one llama_cpp.Llama with n_threads = cores, the same requests one after another.
@@ -12,6 +14,7 @@ engines. Model load and Ray start are outside every timed window (one warm-up re
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import multiprocessing as mp
 import os
@@ -23,9 +26,9 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 from factory.backends import Request  # noqa: E402
 from factory.backends.llamacpp import CONTEXT_TOKENS, model_path  # noqa: E402
 from factory.calls import Caller  # noqa: E402
-from factory.executors.ray_pool import RayExecutor  # noqa: E402
+from factory.executors.ray_pool import RayExecutor, ray  # noqa: E402
 from factory.keys import request_seed  # noqa: E402
-from factory.pipeline import bind_roles  # noqa: E402
+from factory.pipeline import bind_roles, make_recipe  # noqa: E402
 from factory.recipes.tinystories import make_seed  # noqa: E402
 from factory.spec import load_job  # noqa: E402
 from stores import Store  # noqa: E402
@@ -33,10 +36,18 @@ from stores import Store  # noqa: E402
 MODEL = "smollm2-135m-instruct-q4_1"
 
 
-def requests_for(job_path: str, n: int, offset: int) -> list[Request]:
+def generator_of(job_path: str):
+    """(spec, the generator bound as `factory run` binds it)."""
     spec = load_job(job_path)
-    gen = bind_roles(spec)["generator"]
-    return [gen.request(make_seed(spec.seed, i), request_seed(spec.seed, i, "generator")) for i in range(offset, offset + n)]
+    return spec, bind_roles(spec, make_recipe(spec))["generator"]
+
+
+def requests_for(job_path: str, n: int, offset: int, max_tokens: int | None = None) -> list[Request]:
+    spec, gen = generator_of(job_path)
+    out = [gen.request(make_seed(spec.seed, i), request_seed(spec.seed, i, "generator")) for i in range(offset, offset + n)]
+    if max_tokens is None:
+        return out
+    return [dataclasses.replace(r, sampling={**r.sampling, "max_tokens": max_tokens}) for r in out]
 
 
 def raw_call(llm, r: Request) -> int:
@@ -81,14 +92,19 @@ def raw_pool(requests: list[Request], workers: int) -> tuple[int, float]:
         return tokens, time.perf_counter() - start
 
 
-def through_factory(requests: list[Request], job_path: str) -> tuple[int, float]:
-    spec = load_job(job_path)
-    gen = bind_roles(spec)["generator"]
-    executor = RayExecutor(engines="auto", threads=1)
+def through_factory(requests: list[Request], job_path: str, engines: int) -> tuple[int, float]:
+    _, gen = generator_of(job_path)
+    executor = RayExecutor(engines=engines, threads=1)
     try:
         with tempfile.TemporaryDirectory() as tmp, Store(os.path.join(tmp, "bench.duckdb")) as store:
             caller = Caller(store, executor)
-            executor.generate("llamacpp", MODEL, requests[: executor.engines])  # warm-up: load on every engine
+            ref = gen.models[0][0]  # the generator's ModelRef, as `factory run` resolves it
+            if (ref.backend, ref.model) != ("llamacpp", MODEL):  # the raw contenders load MODEL
+                raise SystemExit(f"{job_path}: roles.generator: expected backend llamacpp, model {MODEL}; "
+                                 f"got {ref.backend}, {ref.model}")
+            # Warm-up: the executor deals 2 requests per actor in turn, so a plain generate()
+            # of a few requests could land all on the first actor; ask each actor directly.
+            ray.get([actor.generate.remote(ref, requests[:1]) for actor in executor.actors])
             start = time.perf_counter()
             completions = caller.run(gen, requests[1:])
             return sum(c.completion_tokens for c in completions), time.perf_counter() - start
@@ -100,12 +116,16 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--job", default="jobs/tinystories-demo.yaml")
     p.add_argument("--samples", type=int, default=24)
+    p.add_argument("--max-tokens", type=int, default=None, help="cap every request's max_tokens (default: the job's)")
+    p.add_argument("--cores", type=int, default=os.cpu_count() or 1,
+                   help="engines / threads / processes of every contender (default: all cores, as `engines: auto`)")
     args = p.parse_args()
-    cores = os.cpu_count() or 1
-    # Distinct prompts per contender: no contender gets a warm KV cache from another.
-    requests = requests_for(args.job, args.samples + 1, 0)
+    cores = args.cores
+    # The same prompts for every contender (each resets or reloads its engine, so none gets
+    # another's KV cache); request 0 is every contender's warm-up and is not timed.
+    requests = requests_for(args.job, args.samples + 1, 0, args.max_tokens)
     results = {}
-    for name, fn in (("factory (Ray, %d x 1-thread engines)" % cores, lambda: through_factory(requests, args.job)),
+    for name, fn in (("factory (Ray, %d x 1-thread engines)" % cores, lambda: through_factory(requests, args.job, cores)),
                      ("raw llama-cpp-python, 1 engine x %d threads" % cores, lambda: raw_single(requests, cores)),
                      ("raw llama-cpp-python, %d processes x 1 thread" % cores, lambda: raw_pool(requests, cores))):
         tokens, seconds = fn()

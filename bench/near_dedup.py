@@ -2,8 +2,10 @@
 datasketch (the peer), same corpus, same run; recall and precision of each against exact
 3-word-shingle Jaccard over ALL pairs (inverted index, see tests/curation/test_near_dedup_recall.py).
 
-  .venv/bin/pip install datasketch   # bench only, not a project dependency
+  .venv/bin/pip install -e '.[bench]'   # datasketch: bench only (dev has it too)
   .venv/bin/python bench/near_dedup.py --docs 10000
+
+(tests/bench/test_bench_smoke.py runs it with --docs 120 --repeats 1.)
 
 Every method gets the same token lists from factory's `shingles` and is timed from text to
 pairs (shingling included), best of --repeats. 128 permutations and threshold 0.8 for all.
@@ -81,6 +83,11 @@ def main() -> None:
     parser.add_argument("--docs", type=int, default=10_000, help="documents in all, 1/6 of them planted near-copies")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
+    try:  # first, not after the truth and two timed methods
+        import datasketch  # noqa: F401
+    except ImportError:
+        raise SystemExit("near_dedup.py: datasketch (the peer it compares against) is missing: "
+                         "pip install -e '.[bench]'") from None
 
     print(f"load average before: {os.getloadavg()[0]:.2f} (2 cores; anything over ~0.3 means a neighbour shares them)")
     planted = args.docs // 6  # the test's 300 planted per 1,500 base documents

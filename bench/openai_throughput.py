@@ -4,6 +4,8 @@ same run; prints a ratio.
 
   .venv/bin/python bench/openai_throughput.py --requests 16 --concurrency 4
 
+(tests/bench/test_bench_smoke.py runs it with --requests 1 --concurrency 1 --max-tokens 8 --server-threads 1.)
+
 factory: the generator requests of jobs/tinystories-demo.yaml through the Caller (cache
 write included, on a fresh DuckDB) and the remote executor. bare: openai.AsyncOpenAI with
 an asyncio.Semaphore of the same size. One warm-up request each.
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import os
 import socket
 import subprocess
@@ -30,9 +33,9 @@ from roles import Generator
 from stores import Store
 
 
-def start_server(port: int) -> subprocess.Popen:
+def start_server(port: int, threads: int) -> subprocess.Popen:
     proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(model_path("smollm2-135m-instruct-q4_1")),
-                             "--host", "127.0.0.1", "--port", str(port), "--n_threads", "2", "--n_ctx", "4096"],
+                             "--host", "127.0.0.1", "--port", str(port), "--n_threads", str(threads), "--n_ctx", "4096"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     for _ in range(200):
         try:
@@ -77,11 +80,15 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--requests", type=int, default=16)
     p.add_argument("--concurrency", type=int, default=4)
+    p.add_argument("--server-threads", type=int, default=2, help="llama.cpp server's --n_threads")
+    p.add_argument("--max-tokens", type=int, default=None, help="cap every request's max_tokens (default: the job's)")
     args = p.parse_args()
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = start_server(port)
+    started = time.perf_counter()
+    server = start_server(port, args.server_threads)
+    print(f"server up in {time.perf_counter() - started:.1f} s", flush=True)
     try:
         base_url = f"http://127.0.0.1:{port}/v1"
         spec = load_job("jobs/tinystories-demo.yaml")
@@ -94,6 +101,8 @@ def main() -> None:
         bound = BoundRole(Generator(gen.template), gen, [(ref, model_identity(ref).as_dict())])
         requests = [bound.request(make_seed(spec.seed, i), request_seed(spec.seed, i, "generator"))
                     for i in range(args.requests + 1)]
+        if args.max_tokens is not None:  # both sides read max_tokens from the same Request
+            requests = [dataclasses.replace(r, sampling={**r.sampling, "max_tokens": args.max_tokens}) for r in requests]
         f_tokens, f_seconds = through_factory(bound, requests)
         b_tokens, b_seconds = asyncio.run(bare(base_url, requests, args.concurrency))
         f_rate, b_rate = f_tokens / f_seconds, b_tokens / b_seconds

@@ -3,6 +3,8 @@ run, and a per-part profile (time and peak memory) that names the slow parts.
 
   .venv/bin/python bench/stats_1m.py --samples 1000000 --db /tmp/stats_1m.duckdb
 
+(tests/bench/test_bench_smoke.py runs it with --samples 2000 --other-samples 500 --repeats 1.)
+
 The store is made by Store(path) (so the real migrations run) and filled straight with
 INSERT ... SELECT FROM range(): one job of --samples samples shaped like tinystories (3
 reviews each with the real rubric: 4 axes 1-10, overall = their mean, so 37 distinct overall
@@ -34,47 +36,50 @@ JOB, OTHER = "bench1m", "other100k"
 
 def fill(con, job: str, n: int, words: int) -> None:
     p = f"'{job}'"
-    con.execute(f"""INSERT INTO jobs VALUES ({p}, {p}, 'tinystories', '{{}}',
+    # Named columns: migrations add columns (m003 curation, m005 role), a positional insert broke.
+    con.execute(f"""INSERT INTO jobs (fingerprint, name, recipe, spec, decision_rule, num_samples, created_at)
+                    VALUES ({p}, {p}, 'tinystories', '{{}}',
                     '{{"accept_mean": 7, "max_spread": 2, "reject_mean": 4}}', {n}, now())""")
     con.execute(f"INSERT INTO seeds SELECT {p} || '-seed-' || i, {p}, i, json_object('i', i) FROM range({n}) t(i)")
     # a deterministic pseudo-random text per sample: word k of sample i is vocab[hash(i, k) % 500]
     con.execute(f"""INSERT INTO samples (sample_id, job, seed_id, seed_index, text, content_hash, duplicate_of,
                       rule_checks, template, template_sha256, role_version, model, sampling, request_seed,
-                      request_key, prompt_tokens, completion_tokens, seconds)
+                      request_key, prompt_tokens, completion_tokens, seconds, role)
         SELECT {p} || '-s-' || i, {p}, {p} || '-seed-' || i, i, txt, md5(txt),
                CASE WHEN i % 100 = 99 THEN {p} || '-s-' || (i - 1) END, '{{}}',
                'tinystories/generator@1', 'abc', 1,
                CASE WHEN i % 3 = 0 THEN '{{"backend": "llamacpp", "model": "smollm2-360m"}}'
                     ELSE '{{"backend": "llamacpp", "model": "smollm2-135m"}}' END,
-               '{{"temperature": 0.8}}', i * 7919, md5(i::VARCHAR), 120, 150 + i % 100, 0.5
+               '{{"temperature": 0.8}}', i * 7919, md5(i::VARCHAR), 120, 150 + i % 100, 0.5, 'generator'
         FROM (SELECT i, array_to_string([('w' || (hash(i * 1000 + k) % 500)) FOR k IN range({words})], ' ') AS txt
               FROM range({n}) t(i))""")
     con.execute(f"""INSERT INTO reviews (review_id, job, sample_id, reviewer_index, scores, overall, label, critique,
-                      template, model, prompt_tokens, completion_tokens, seconds)
+                      template, model, prompt_tokens, completion_tokens, seconds, role)
         SELECT {p} || '-r-' || i || '-' || r, {p}, {p} || '-s-' || i, r,
                json_object('grammar', a, 'creativity', b, 'consistency', c, 'plot', d), (a + b + c + d) / 4,
                ['3-5', '6-8', '9-12', '13+'][(1 + hash(i * 16 + r * 4 + 5) % 4)::BIGINT], 'fine',
-               'tinystories/reviewer@1', '{{"model": "smollm2-135m"}}', 300, 60, 0.2
+               'tinystories/reviewer@1', '{{"model": "smollm2-135m"}}', 300, 60, 0.2, 'reviewer'
         -- one hash per (i, r, axis): hash(i, r, k) with several arguments gave sums of one parity
         FROM (SELECT i, r, 1 + hash(i * 16 + r * 4) % 10 AS a, 1 + hash(i * 16 + r * 4 + 1) % 10 AS b,
                      1 + hash(i * 16 + r * 4 + 2) % 10 AS c, 1 + hash(i * 16 + r * 4 + 3) % 10 AS d
               FROM range({n}) t(i), range(3) u(r))""")
     con.execute(f"""INSERT INTO verdicts (sample_id, job, decision, stage, reason, mean_score, spread, n_reviews,
-                                          prompt_tokens, completion_tokens, seconds)
+                                          prompt_tokens, completion_tokens, seconds, role)
         SELECT {p} || '-s-' || i, {p},
                CASE WHEN i % 10 < 7 THEN 'accept' WHEN i % 10 < 9 THEN 'reject' ELSE 'drop' END,
                CASE WHEN i % 20 < 3 THEN 'adjudicator' WHEN i % 10 = 9 THEN 'no_valid_reviews' ELSE 'reviewers' END,
                'mean 7.00 >= 7', 7.0, 1.0, 3,
-               CASE WHEN i % 20 < 3 THEN 400 END, CASE WHEN i % 20 < 3 THEN 40 END, CASE WHEN i % 20 < 3 THEN 0.3 END
+               CASE WHEN i % 20 < 3 THEN 400 END, CASE WHEN i % 20 < 3 THEN 40 END, CASE WHEN i % 20 < 3 THEN 0.3 END,
+               CASE WHEN i % 20 < 3 THEN 'adjudicator' END
         FROM range({n}) t(i)""")
     con.execute(f"""INSERT INTO drops (drop_id, job, seed_id, sample_id, role, reviewer_index, reason, raw_text)
         SELECT {p} || '-d-' || i, {p}, {p} || '-seed-' || i, {p} || '-s-' || i,
                CASE WHEN i % 200 = 0 THEN 'generator' ELSE 'reviewer' END, 0,
                CASE WHEN i % 2 = 0 THEN 'unparseable score' ELSE 'missing axis' END, 'garbled'
         FROM range(0, {n}, 7) t(i)""")
-    con.execute(f"""INSERT INTO quality_scores SELECT {p} || '-s-' || i, {p}, (hash(i) % 1000) / 1000.0, '{{}}'
+    con.execute(f"""INSERT INTO quality_scores (sample_id, job, score, components) SELECT {p} || '-s-' || i, {p}, (hash(i) % 1000) / 1000.0, '{{}}'
                     FROM range({n}) t(i)""")
-    con.execute(f"""INSERT INTO dedup_clusters SELECT {p}, 'near', {p} || '-c-' || (i // 2), {p} || '-s-' || i,
+    con.execute(f"""INSERT INTO dedup_clusters (job, method, cluster_id, sample_id, kept, similarity) SELECT {p}, 'near', {p} || '-c-' || (i // 2), {p} || '-s-' || i,
                     i % 2 = 0, 0.85 FROM range(0, {n} // 50) t(i)""")
 
 
@@ -98,10 +103,11 @@ def measure(fn, repeats: int) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--samples", type=int, default=1_000_000)
+    parser.add_argument("--other-samples", type=int, default=100_000,
+                        help="size of the second job (rows every `WHERE job = ?` skips; the krippendorff check runs on it)")
     parser.add_argument("--words", type=int, default=30)
     parser.add_argument("--db", default="/tmp/stats_1m.duckdb")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--mem-gb", type=float, default=8.0, help="skip what is estimated to need more")
     args = parser.parse_args()
 
     print(f"load average before: {os.getloadavg()[0]:.2f} (2 cores; anything over ~0.3 means a neighbour shares them)")
@@ -110,7 +116,7 @@ def main() -> None:
     start = time.perf_counter()
     with Store(path) as store:
         fill(store.con, JOB, args.samples, args.words)
-        fill(store.con, OTHER, 100_000, args.words)
+        fill(store.con, OTHER, args.other_samples, args.words)
     with Store(path) as store:  # reopened: the timings read from the file, not a warm writer
         con = store.con
         counts = {t: con.execute(f"SELECT count(*) FROM {t} WHERE job = ?", [JOB]).fetchone()[0]
@@ -149,7 +155,7 @@ def main() -> None:
             data[coder, units[sid]] = score
         start = time.perf_counter()
         reference = krippendorff.alpha(reliability_data=data, level_of_measurement="interval")
-        print(f"alpha on the 100k job: SQL {cs.krippendorff_alpha(con, OTHER)}, krippendorff package "
+        print(f"alpha on the {args.other_samples:,}-sample job: SQL {cs.krippendorff_alpha(con, OTHER)}, krippendorff package "
               f"{reference:.4f} ({time.perf_counter() - start:.1f} s)")
 
 

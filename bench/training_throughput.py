@@ -3,6 +3,8 @@ batches, same steps, in the same run; prints a ratio.
 
   .venv/bin/python bench/training_throughput.py --steps 30
 
+(tests/bench/test_bench_smoke.py runs it with --steps 1 --warmup-steps 1 --batch 2 --max-length 128 --rows 4.)
+
 Student: the default TinyStudentSpec (3.3 M parameters, SmolLM2's 49,152-token vocabulary).
 Rows: 64 built-in math problems as math_prompt(question) + math_target(worked solution),
 batch 8, max_length 256, unpacked; 64 / 8 = 8 batches an epoch, so 30 steps are ~4 epochs.
@@ -30,7 +32,7 @@ from factory.distill.student import load_student
 from factory.distill.train import encode_row, make_batches, train
 from factory.recipes.math_problems import generate_problem
 
-BATCH, MAX_LENGTH, ROWS = 8, 256, 64
+BATCH, MAX_LENGTH, ROWS = 8, 256, 64  # defaults of --batch, --max-length, --rows
 
 
 def math_rows(n: int) -> list[tuple[str, str]]:
@@ -41,29 +43,31 @@ def math_rows(n: int) -> list[tuple[str, str]]:
     return rows
 
 
-def config(steps: int, threads: int) -> TrainingSpec:
-    return TrainingSpec(epochs=1000, max_steps=steps, batch_size=BATCH, max_length=MAX_LENGTH,
-                        learning_rate=1e-3, checkpoint_every=25, seed=0, threads=threads)
+def config(steps: int, sizes) -> TrainingSpec:
+    """sizes: the parsed arguments (threads, batch, max_length)."""
+    return TrainingSpec(epochs=1000, max_steps=steps, batch_size=sizes.batch, max_length=sizes.max_length,
+                        learning_rate=1e-3, checkpoint_every=25, seed=0, threads=sizes.threads)
 
 
-def through_factory(rows, steps: int, threads: int, cache: Path) -> dict:
+def through_factory(rows, steps: int, sizes, cache: Path) -> dict:
     student = load_student(StudentSpec(), cache)
     with tempfile.TemporaryDirectory() as run_dir:
         start = time.perf_counter()
-        result = train(student, rows, config(steps, threads), Path(run_dir))
+        result = train(student, rows, config(steps, sizes), Path(run_dir))
         seconds = time.perf_counter() - start
     return {"tokens": result.train_tokens, "seconds": round(seconds, 3), "loop_seconds": result.seconds,
             "tok_per_s": round(result.train_tokens / seconds, 1), "final_loss": round(result.final_loss, 4)}
 
 
-def plain_loop(rows, steps: int, threads: int, cache: Path) -> dict:
+def plain_loop(rows, steps: int, sizes, cache: Path) -> dict:
     student = load_student(StudentSpec(), cache)
     model, tok = student.model, student.tokenizer
-    cfg = config(steps, threads)
-    encoded = [encode_row(tok, p, t, MAX_LENGTH) for p, t in rows]
-    per_epoch = -(-len(encoded) // BATCH)
+    cfg = config(steps, sizes)
+    threads, batch_size, max_length = sizes.threads, sizes.batch, sizes.max_length
+    encoded = [encode_row(tok, p, t, max_length) for p, t in rows]
+    per_epoch = -(-len(encoded) // batch_size)
     batches = [b for epoch in range(-(-steps // per_epoch))
-               for b in make_batches(encoded, BATCH, cfg.seed, epoch, False, MAX_LENGTH, tok.pad_token_id)][:steps]
+               for b in make_batches(encoded, batch_size, cfg.seed, epoch, False, max_length, tok.pad_token_id)][:steps]
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
@@ -92,18 +96,22 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=30)
     p.add_argument("--rounds", type=int, default=1, help="each round runs factory, plain, plain, factory")
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--batch", type=int, default=BATCH)
+    p.add_argument("--max-length", type=int, default=MAX_LENGTH)
+    p.add_argument("--rows", type=int, default=ROWS)
+    p.add_argument("--warmup-steps", type=int, default=3, help="untimed steps per contender before the rounds")
     p.add_argument("--cache", default=os.environ.get("FACTORY_CACHE", os.path.expanduser("~/.cache/factory")),
                    help="where the SmolLM2 tokenizer is cached (read out of the GGUF once, ~5 s); "
                    "the same place as `factory distill` (FACTORY_CACHE)")
     args = p.parse_args()
     cache = Path(args.cache)
-    rows = math_rows(ROWS)
+    rows = math_rows(args.rows)
     contenders = {"factory train()": through_factory, "plain torch loop": plain_loop}
     for fn in contenders.values():
-        fn(rows, 3, args.threads, cache)  # warm-up: allocator, oneDNN kernels, tokenizer cache
+        fn(rows, args.warmup_steps, args, cache)  # warm-up: allocator, oneDNN kernels, tokenizer cache
     runs = {name: [] for name in contenders}
     for name in ("factory train()", "plain torch loop", "plain torch loop", "factory train()") * args.rounds:
-        runs[name].append(contenders[name](rows, args.steps, args.threads, cache))
+        runs[name].append(contenders[name](rows, args.steps, args, cache))
         print(name, runs[name][-1], flush=True)
     results = {}
     for name, done in runs.items():
@@ -118,8 +126,8 @@ def main() -> None:
     # On a shared machine the best run of each is the one least slowed by other work.
     results["ratio best factory/best plain"] = round(
         results["factory train()"]["best_tok_per_s"] / results["plain torch loop"]["best_tok_per_s"], 3)
-    results["settings"] = {"steps": args.steps, "threads": args.threads, "batch": BATCH, "max_length": MAX_LENGTH,
-                           "rows": ROWS, "student": StudentSpec().model_dump()}
+    results["settings"] = {"steps": args.steps, "threads": args.threads, "batch": args.batch, "max_length": args.max_length,
+                           "rows": args.rows, "student": StudentSpec().model_dump()}
     print(f"ratio factory/plain: {results['ratio factory/plain']:.3f} "
           f"(loop only: {results['ratio factory loop-only/plain']:.3f}; "
           f"best run of each: {results['ratio best factory/best plain']:.3f})")

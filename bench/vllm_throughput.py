@@ -29,7 +29,7 @@ from types import SimpleNamespace
 import factory  # noqa: F401 - first: `roles` alone hits a circular import through factory
 from factory.backends.vllm_backend import VLLMBackend
 from factory.keys import request_seed
-from factory.pipeline import bind_roles
+from factory.pipeline import bind_roles, make_recipe
 from factory.recipes.tinystories import make_seed
 from factory.spec import load_job
 
@@ -38,7 +38,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def factory_requests(job_path: str, n: int, max_tokens: int):
     spec = load_job(job_path)
-    gen = bind_roles(spec)["generator"]
+    gen = bind_roles(spec, make_recipe(spec))["generator"]
     out = []
     for i in range(n):
         r = gen.request(make_seed(spec.seed, i), request_seed(spec.seed, i, "generator"))
@@ -47,9 +47,7 @@ def factory_requests(job_path: str, n: int, max_tokens: int):
 
 
 def main() -> None:
-    import vllm
-
-    p = argparse.ArgumentParser()
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default=str(REPO / ".cache" / "smollm2-135m-hf"))
     p.add_argument("--job", default=str(REPO / "jobs" / "tinystories-demo.yaml"))
     p.add_argument("--prompts", type=int, default=16)
@@ -57,6 +55,11 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=4)
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     args = p.parse_args()
+    # After parse_args: `--help` works without vllm (the default venv's smoke test checks it).
+    try:
+        import vllm
+    except ImportError:
+        raise SystemExit("vllm is not installed: run this under .venv-vllm (bash tests/vllm/run.sh builds it)") from None
 
     requests = factory_requests(args.job, args.prompts, args.max_tokens)
     started = time.perf_counter()

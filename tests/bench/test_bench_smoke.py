@@ -1,0 +1,129 @@
+"""Every bench/*.py runs here with tiny sizes, as a subprocess exactly as docs/benchmarks.md
+runs it, and must print its result line: a bench that rots (an API it calls moved, a
+schema it fills grew a column) fails the suite instead of the next person who measures.
+
+Sizes are the smallest that still take each bench's whole code path (every contender,
+every warm-up, every printed table); ~75 s for all on 2 shared cores, most of it the three
+that load SmolLM2 (llama.cpp engines, a llama.cpp server, the tokenizer for training).
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+BENCH = REPO / "bench"
+
+
+def run_bench(name: str, *args: str, expect_rc: int = 0, timeout: int = 300) -> str:
+    proc = subprocess.run([sys.executable, str(BENCH / name), *args], cwd=REPO, capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, "RAY_AUTH_MODE": "disabled"})
+    assert proc.returncode == expect_rc, (f"bench/{name} {' '.join(args)} exited {proc.returncode}\n"
+                                          f"--- stdout\n{proc.stdout[-4000:]}\n--- stderr\n{proc.stderr[-4000:]}")
+    return proc.stdout + proc.stderr if expect_rc else proc.stdout
+
+
+def number_after(output: str, pattern: str) -> float:
+    """The number that follows `pattern` (a regex) on its line; it must be finite and > 0."""
+    found = re.findall(rf"{pattern}\s*(-?[0-9][0-9,]*\.?[0-9]*)", output)
+    assert found, f"no line matching {pattern!r} in:\n{output}"
+    value = float(found[-1].replace(",", ""))
+    assert math.isfinite(value) and value > 0, f"{pattern!r}: {value} in:\n{output}"
+    return value
+
+
+def last_json(output: str) -> dict:
+    lines = [line for line in output.splitlines() if line.startswith("{")]
+    assert lines, f"no JSON line in:\n{output}"
+    return json.loads(lines[-1])
+
+
+def test_sandbox_throughput():
+    out = run_bench("sandbox_throughput.py", "--programs", "4", "--workers", "2")
+    number_after(out, r"ratio sandbox / bare:")
+    results = last_json(out)
+    # The programs return the problems' answers: both runners must get all of them right.
+    assert [r["correct"] for r in results.values()] == [4, 4], out
+
+
+def test_near_dedup():
+    # 120 docs, 20 of them planted near-copies: a handful of true pairs, so recall means something.
+    out = run_bench("near_dedup.py", "--docs", "120", "--repeats", "1")
+    number_after(out, r"ratio factory/rensa docs/s:")
+    number_after(out, r"ratio factory/datasketch docs/s:")
+    row = re.search(r"^factory near_duplicate_pairs\s+[0-9,]+\s+[0-9.]+\s+(\d+)\s+([0-9.]+)\s+([0-9.]+)$", out, re.M)
+    assert row, out
+    pairs, recall, precision = int(row[1]), float(row[2]), float(row[3])
+    assert pairs > 0 and precision == 1.0, out  # factory checks every candidate's exact Jaccard
+
+
+def test_semantic_dedup():
+    out = run_bench("semantic_dedup.py", "--rows", "1000", "--subset", "200")
+    number_after(out, r"ratio DuckDB / similar_pairs:")
+    number_after(out, r"similar_pairs / numpy floor:")
+    assert "10/10 planted found" in out, out  # 1% of 1,000 rows planted, every one over 0.95
+
+
+def test_stats_1m(tmp_path):
+    out = run_bench("stats_1m.py", "--samples", "2000", "--other-samples", "500", "--repeats", "1",
+                    "--db", str(tmp_path / "stats.duckdb"))
+    number_after(out, r"ratio job_stats / funnel:")
+    alphas = re.search(r"SQL (-?[0-9.]+), krippendorff package (-?[0-9.]+)", out)
+    assert alphas and abs(float(alphas[1]) - float(alphas[2])) < 1e-3, out
+
+
+def test_driver_rss():
+    out = run_bench("driver_rss.py", "--seeds", "12", "--batch", "4")
+    result = last_json(out)
+    assert result["seeds"] == 12 and result["seeds_per_s"] > 0 and result["rss_peak_mb"] >= result["rss_start_mb"], out
+
+
+def test_training_throughput():
+    out = run_bench("training_throughput.py", "--steps", "1", "--warmup-steps", "1", "--batch", "2",
+                    "--max-length", "128", "--rows", "4")
+    number_after(out, r"ratio factory/plain:")
+    results = last_json(out)
+    assert results["settings"]["batch"] == 2 and results["ratio factory/plain"] > 0, out
+
+
+@pytest.mark.model
+def test_generation_throughput():
+    out = run_bench("generation_throughput.py", "--samples", "1", "--max-tokens", "8", "--cores", "1")
+    number_after(out, r"ratio factory / raw llama-cpp-python, 1 engine x 1 threads:")
+    number_after(out, r"ratio factory / raw llama-cpp-python, 1 processes x 1 thread:")
+    results = last_json(out)
+    assert len(results) == 3 and all(0 < r["completion_tokens"] <= 8 for r in results.values()), out
+
+
+@pytest.mark.model
+def test_openai_throughput():
+    out = run_bench("openai_throughput.py", "--requests", "1", "--concurrency", "1", "--max-tokens", "8",
+                    "--server-threads", "1")
+    number_after(out, r"ratio factory / bare:")
+
+
+def test_vllm_throughput_arguments():
+    """The bench itself needs vllm (tests/vllm's venv); here only its arguments and its
+    message when vllm is missing: the default suite never imports vllm."""
+    out = run_bench("vllm_throughput.py", "--help")
+    for option in ("--model", "--prompts", "--max-tokens", "--rounds", "--threads"):
+        assert option in out, out
+    if importlib.util.find_spec("vllm") is None:  # find_spec does not import it
+        err = run_bench("vllm_throughput.py", "--prompts", "1", expect_rc=1)
+        assert "vllm is not installed" in err, err
+
+
+SMOKED = {"sandbox_throughput.py", "near_dedup.py", "semantic_dedup.py", "stats_1m.py", "driver_rss.py",
+          "training_throughput.py", "generation_throughput.py", "openai_throughput.py", "vllm_throughput.py"}
+
+
+def test_every_bench_has_a_smoke_test():
+    assert {p.name for p in BENCH.glob("*.py")} == SMOKED
