@@ -115,11 +115,10 @@ def runs(db: str | Path, distill: str | None = None) -> list[dict]:
 
 
 def sql(query: str, db: str | Path) -> list[dict]:
-    """A read-only query; rows as dicts."""
-    con = open_database(db, read_only=True)
-    try:
-        cur = con.execute(query)
-        columns = [d[0] for d in cur.description]
-        return [dict(zip(columns, row)) for row in cur.fetchall()]
-    finally:
-        con.close()
+    """One statement that reads (SELECT, WITH, DESCRIBE, SHOW, EXPLAIN, SUMMARIZE); rows as
+    dicts. Anything else, several statements or a file other than the database raise
+    stores.read_only_sql.RefusedStatement (a ValueError) with one line saying why."""
+    from stores.read_only_sql import run_read_only
+
+    columns, rows = run_read_only(db, query)
+    return [dict(zip(columns, row)) for row in rows]

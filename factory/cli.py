@@ -112,19 +112,16 @@ def _stats(args, out: Console, err: Console) -> int:
 def _sql(args, out: Console, err: Console) -> int:
     import duckdb
 
-    con = open_database(args.db, read_only=True)
+    from stores.read_only_sql import RefusedStatement, run_read_only
+
     try:
-        try:
-            cur = con.execute(args.query)
-        except duckdb.Error as e:
-            _error(str(e).splitlines()[0])
-            return 1
-        if cur.description is None:
-            return 0
-        columns = [d[0] for d in cur.description]
-        rows = cur.fetchall()
-    finally:
-        con.close()
+        columns, rows = run_read_only(args.db, args.query)
+    except RefusedStatement as e:  # a write, several statements, a file other than the database
+        _error(str(e))
+        return 2
+    except duckdb.Error as e:  # a read that fails: a typo, an unknown table
+        _error(str(e).splitlines()[0])
+        return 1
     if args.json:
         for row in rows:
             print(json.dumps(dict(zip(columns, row)), default=str))

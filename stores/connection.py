@@ -1,4 +1,4 @@
-"""Opening the DuckDB file: one writer (the driver), clear messages when it is busy."""
+"""Opening the DuckDB file: one writer (the driver), clear messages when it is busy or damaged."""
 from __future__ import annotations
 
 import re
@@ -11,20 +11,94 @@ class StoreError(RuntimeError):
     """A one-line, user-facing store problem."""
 
 
+# DuckDB's words for a file that is not (or no longer) a database it can read: a wrong or
+# zeroed header ("not a valid DuckDB database file"), a block whose checksum does not match
+# (a flipped bit), a block past the end of the file (a truncated copy).
+_DAMAGED = re.compile(r"not a valid DuckDB database file|Corrupt database file|Could not read enough bytes from file",
+                      re.IGNORECASE)
+_QUOTED = re.compile(r'"([^"]+)"')
+# "Could not set lock on file ... Conflicting lock is held": a word match, so a checksum
+# error's "in block at location 4096" is not taken for a lock.
+_LOCK = re.compile(r"\block\b", re.IGNORECASE)
+
+
+def _damaged(path: Path, err: duckdb.Error) -> StoreError | None:
+    """The one-line StoreError when err says the database file itself is damaged, else None."""
+    first = str(err).splitlines()[0] if str(err) else type(err).__name__
+    if not _DAMAGED.search(first):
+        return None
+    named = _QUOTED.search(first)
+    if named and Path(named.group(1)).resolve() != path.resolve():
+        return None  # another file (a short CSV read by a query): not this database's problem
+    return StoreError(f"database {path} is not a readable DuckDB file ({first})")
+
+
 def _explain(path: Path, err: duckdb.Error) -> StoreError:
+    damaged = _damaged(path, err)
+    if damaged is not None:
+        return damaged
     text = str(err)
-    if "lock" in text.lower():
+    if _LOCK.search(text):
         pid = re.search(r"PID (\d+)", text)
         who = f" (PID {pid.group(1)})" if pid else ""
         return StoreError(f"database {path} is in use by another process{who}: wait for it to finish or use another --db")
     return StoreError(f"cannot open database {path}: {text.splitlines()[0]}")
 
 
-def open_database(path: str | Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+class Connection:
+    """A DuckDB connection that turns "this file is damaged" into one StoreError naming the file.
+
+    DuckDB checks the header and the catalog at connect but reads data blocks lazily, so a
+    flipped bit in a table's block or a truncated tail shows first in whatever query touches
+    it (migrate's first SELECT, the first stats query). Every call goes through `_checked`;
+    everything else (description, fetch*, register, begin/commit) is the wrapped
+    connection's. execute returns this wrapper, so `con.execute(...).fetchall()` is checked too.
+    """
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, path: Path):
+        self._con = con
+        self._path = path
+
+    def _checked(self, call, *args, **kwargs):
+        try:
+            return call(*args, **kwargs)
+        except duckdb.Error as err:
+            damaged = _damaged(self._path, err)
+            if damaged is None:
+                raise
+            raise damaged from err
+
+    def execute(self, *args, **kwargs) -> "Connection":
+        self._checked(self._con.execute, *args, **kwargs)
+        return self
+
+    def executemany(self, *args, **kwargs) -> "Connection":
+        self._checked(self._con.executemany, *args, **kwargs)
+        return self
+
+    def __getattr__(self, name: str):
+        attr = getattr(self._con, name)
+        if not callable(attr):
+            return attr
+
+        def checked(*args, **kwargs):
+            return self._checked(attr, *args, **kwargs)
+
+        return checked
+
+    def __enter__(self) -> "Connection":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._con.close()
+
+
+def open_database(path: str | Path, read_only: bool = False, config: dict | None = None) -> Connection:
+    """config: DuckDB settings fixed at connect (read_only_sql.py turns off file access)."""
     path = Path(path)
     if read_only and not path.exists():
         raise StoreError(f"no database at {path}: run a job first, or pass --db")
     try:
-        return duckdb.connect(str(path), read_only=read_only)
+        return Connection(duckdb.connect(str(path), read_only=read_only, config=config or {}), path)
     except duckdb.Error as err:
         raise _explain(path, err) from None
