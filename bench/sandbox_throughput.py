@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from factory.recipes.math_problems import generate_problem
 from factory.sandbox import run_program
-from factory.verify.answers import answers_match
+from roles.answers import answers_match
 from factory.verify.verifier import canonical_number
 
 

@@ -4,17 +4,13 @@
     result = factory.run("jobs/tinystories-demo.yaml", db="demo.duckdb")
     print(factory.stats("demo.duckdb")["funnel"])
     factory.sql("SELECT text FROM samples LIMIT 3", db="demo.duckdb")
+
+Every CLI verb is a function here (factory/api.py). roles/ never imports factory/, so
+importing this package imports no cycle.
 """
+from factory.api import (UncuratedWarning, curate, distill, explain, export, init, jobs, recipes, report, run,
+                         runs, sql, stats)
 from factory.spec import JobError, JobSpec, load_job, parse_job
 
-__all__ = ["JobError", "JobSpec", "load_job", "parse_job", "run", "sql", "stats"]
-
-
-def __getattr__(name: str):
-    # run / stats / sql load the pipeline (roles, Ray, DuckDB) on first use: importing a
-    # light module such as `roles` or `factory.templates` must not pull all of it in.
-    if name in ("run", "sql", "stats"):
-        from factory import api
-
-        return getattr(api, name)
-    raise AttributeError(f"module 'factory' has no attribute {name!r}")
+__all__ = ["JobError", "JobSpec", "UncuratedWarning", "curate", "distill", "explain", "export", "init", "jobs",
+           "load_job", "parse_job", "recipes", "report", "run", "runs", "sql", "stats"]

@@ -122,3 +122,25 @@ def sql(query: str, db: str | Path) -> list[dict]:
 
     columns, rows = run_read_only(db, query)
     return [dict(zip(columns, row)) for row in rows]
+
+
+def recipes() -> list[dict]:
+    """Every recipe found (built-ins and plugins): name, description, roles with their
+    default templates, options, and where it came from."""
+    from factory.recipes.registry import all_recipes
+
+    return [r.describe() for r in all_recipes()]
+
+
+def jobs(db: str | Path) -> list[dict]:
+    """The jobs in a database: name, fingerprint, recipe, created, seeds done, samples, accepted."""
+    from stores.stats import list_jobs
+
+    return _reading(db, list_jobs)
+
+
+def init(name: str, directory: str | Path = ".") -> dict:
+    """Write a working job file, a one-file recipe and its templates to start from."""
+    from factory.scaffold import init as write
+
+    return write(name, directory)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import metadata
 
 from factory.backends import Completion, Request
-from factory.keys import request_key
+from factory.keys import digest, request_key
 from factory.spec import ModelRef, RoleSpec
-from roles import Role
+from roles import Drop, Role
 
 
 class RoleFailed(RuntimeError):
@@ -20,27 +22,52 @@ class BudgetExceeded(RuntimeError):
     """A token budget was reached: the job stops; committed batches and cached completions stay."""
 
 
+@lru_cache(maxsize=1)
+def library_versions() -> dict:
+    """The versions of what made a row (recorded in every model-made row's lineage)."""
+    out = {}
+    for package in ("factory", "llama-cpp-python", "vllm", "transformers", "openai"):
+        try:
+            out[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
 @dataclass
 class BoundRole:
     role: Role
     spec: RoleSpec
-    models: list[tuple[ModelRef, dict]]  # (model ref, identity); more than one for a reviewer pool
+    models: list[tuple[ModelRef, dict]]  # (model ref, identity); more than one for a pool
+    name: str = ""                       # the recipe's name for the role (lineage, drops, budgets)
+    job_seed: int = 0
+
+    def __post_init__(self):
+        self.name = self.name or self.role.name
 
     @property
     def identity(self) -> dict:
         return self.models[0][1]
 
-    def route(self, slot: int, seed: int, exclude: dict | None) -> int:
+    def eligible(self, exclude: dict | None) -> list[int]:
+        if self.spec.exclude_generator_model and exclude is not None:
+            return [i for i, (_, ident) in enumerate(self.models) if ident != exclude]
+        return list(range(len(self.models)))
+
+    def route(self, index: int, slot: int, exclude: dict | None) -> int:
+        """GRA's random role pool: for each seed, a seeded order of the models allowed to
+        play this role (the sample's author left out when asked); slot k takes the k-th, so
+        the k reviewers of one sample are distinct models while the pool has enough."""
         if len(self.models) == 1:
             return 0
-        if self.spec.exclude_generator_model and exclude is not None:
-            # GRA's random role pool: a seeded draw among the models that did not write the sample
-            allowed = [i for i, (_, ident) in enumerate(self.models) if ident != exclude] or list(range(len(self.models)))
-            return allowed[seed % len(allowed)]
-        return slot % len(self.models)
+        allowed = self.eligible(exclude)
+        if not allowed:  # checked when the job is loaded; here only if a role is bound by hand
+            raise RoleFailed(f"role {self.name}: no model of its pool may serve a sample written by {exclude}")
+        order = sorted(allowed, key=lambda m: digest(self.job_seed, index, self.name, m))
+        return order[slot % len(order)]
 
-    def request(self, variables: dict, seed: int, slot: int = 0, exclude: dict | None = None) -> Request:
-        route = self.route(slot, seed, exclude)
+    def request(self, variables: dict, seed: int, index: int = 0, slot: int = 0, exclude: dict | None = None) -> Request:
+        route = self.route(index, slot, exclude)
         messages = self.role.messages(variables)
         sampling = self.spec.sampling.model_dump()
         key = request_key(self.models[route][1], messages, sampling, seed, self.role.json_schema,
@@ -48,13 +75,24 @@ class BoundRole:
         return Request(key=key, messages=messages, sampling=sampling, seed=seed, json_schema=self.role.json_schema,
                        route=route)
 
+    def parse(self, variables: dict, completion: Completion):
+        """The role's parse; an exception in it (a user's parse, or output no parse expected)
+        becomes a drop with the reason: garbage never stops a job."""
+        try:
+            return self.role.parse(variables, completion.text)
+        except RecursionError:
+            return Drop("unparseable: nested too deeply", completion.text)
+        except Exception as err:  # noqa: BLE001 - any failure of a parse is a drop row, not a crash
+            return Drop(f"parse failed: {type(err).__name__}: {str(err)[:200]}", completion.text)
+
     def lineage(self, request: Request, completion: Completion) -> dict:
         return {
+            "role": self.name,
             "template": self.role.template.ref, "template_sha256": self.role.template.sha256,
             "role_version": self.role.version, "model": self.models[request.route][1], "sampling": request.sampling,
             "request_seed": request.seed, "request_key": request.key,
             "prompt_tokens": completion.prompt_tokens, "completion_tokens": completion.completion_tokens,
-            "seconds": round(completion.seconds, 4),
+            "seconds": round(completion.seconds, 4), "versions": library_versions(),
         }
 
 
@@ -95,7 +133,7 @@ class Caller:
         unique = list({r.key: r for r in requests if r.key not in hits}.values())
         fresh: dict[str, Completion] = {}
         route_of = {r.key: r.route for r in unique}
-        role = bound.role.name
+        role = bound.name
 
         def arrived(c: Completion) -> None:
             fresh[c.key] = c

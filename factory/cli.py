@@ -16,7 +16,9 @@ from rich.console import Console
 
 from factory.backends import MissingPackage
 from factory.calls import BudgetExceeded
+from factory.plugins import PluginError
 from factory.spec import JobError, load_job
+from roles.templates import TemplateError
 from stores import StoreError, open_database
 from stores.stats import UnknownJob, job_stats
 
@@ -60,6 +62,13 @@ def _parser() -> argparse.ArgumentParser:
     runs.add_argument("distill", nargs="?", help="a distillation name (default: all)")
     runs.add_argument("--db", default=DEFAULT_DB)
     runs.add_argument("--json", action="store_true", help="runs as JSON lines")
+    sub.add_parser("recipes", help="every recipe found (built-in and plugins), its roles, options and origin")
+    jobs = sub.add_parser("jobs", help="the jobs in a database: name, fingerprint, recipe, created, counts")
+    jobs.add_argument("--db", default=DEFAULT_DB)
+    jobs.add_argument("--json", action="store_true", help="jobs as JSON lines")
+    init = sub.add_parser("init", help="write a working job file and a one-file recipe to start from")
+    init.add_argument("name", help="lowercase name of the new recipe and job")
+    init.add_argument("--dir", default=".", help="folder to write into (default: here)")
     sql = sub.add_parser("sql", help="run a read-only SQL query")
     sql.add_argument("query")
     sql.add_argument("--db", default=DEFAULT_DB)
@@ -225,6 +234,36 @@ def _runs(args, out: Console, err: Console) -> int:
     return 0
 
 
+def _recipes(args, out: Console, err: Console) -> int:
+    from factory.api import recipes
+    from factory.render import recipes_table
+
+    out.print(recipes_table(recipes()))
+    return 0
+
+
+def _jobs(args, out: Console, err: Console) -> int:
+    from factory.api import jobs
+    from factory.render import query_table
+
+    found = jobs(args.db)
+    if args.json:
+        for j in found:
+            print(json.dumps(j, default=str))
+        return 0
+    columns = ["name", "job", "recipe", "created_at", "seeds_done", "samples", "accepted"]
+    out.print(query_table(columns, [tuple(j[c] for c in columns) for j in found]))
+    return 0
+
+
+def _init(args, out: Console, err: Console) -> int:
+    from factory.api import init
+
+    made = init(args.name, args.dir)
+    err.print("wrote " + ", ".join(made["files"]) + f"\nrun it: factory run {made['job']}", soft_wrap=True)
+    return 0
+
+
 def _error(message: str) -> None:
     # plain print, not rich: an error must stay one line whatever the terminal width
     print(f"error: {message}", file=sys.stderr)
@@ -234,10 +273,10 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     out, err = Console(), Console(stderr=True)
     handlers = {"run": _run, "stats": _stats, "sql": _sql, "curate": _curate, "explain": _explain, "export": _export,
-                "report": _report, "distill": _distill, "runs": _runs}
+                "report": _report, "distill": _distill, "runs": _runs, "recipes": _recipes, "jobs": _jobs, "init": _init}
     try:
         return handlers[args.command](args, out, err)
-    except JobError as e:
+    except (JobError, PluginError, TemplateError) as e:  # an invalid job, plugin or template: nothing written
         _error(str(e))
         return 2
     except BudgetExceeded as e:

@@ -14,57 +14,54 @@ from stores.stats import job_stats
 
 FORMATS = ("parquet", "jsonl", "hf")
 
-ROWS_SQL = """
-SELECT a.sample_id, a.seed_index, a.text, se.payload AS seed, a.payload, a.quality_score,
-       (SELECT avg(overall) FROM reviews r WHERE r.sample_id = a.sample_id) AS review_mean,
-       v.reference_answer AS answer,
-       (SELECT text FROM solutions s WHERE s.sample_id = a.sample_id AND s.kind = 'program' AND s.correct
-        ORDER BY attempt LIMIT 1) AS program,
-       (SELECT text FROM solutions s WHERE s.sample_id = a.sample_id AND s.kind = 'long' AND s.correct
-        ORDER BY attempt LIMIT 1) AS long_solution,
-       (SELECT text FROM solutions s WHERE s.sample_id = a.sample_id AND s.kind = 'short' AND s.correct
-        ORDER BY attempt LIMIT 1) AS short_solution
-FROM accepted a JOIN seeds se USING (seed_id) LEFT JOIN verifications v USING (sample_id)
-WHERE a.job = ? ORDER BY a.seed_index
-"""
+# Hugging Face's size categories, by row count.
+SIZE_CATEGORIES = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
+                   (10_000_000, "1M<n<10M"))
 
 
-def _lineage(con, job: str) -> dict:
-    models = [r[0] for r in con.execute(
-        """SELECT DISTINCT model::VARCHAR FROM (SELECT model FROM samples WHERE job = ? UNION ALL
-           SELECT model FROM reviews WHERE job = ? UNION ALL SELECT model FROM solutions WHERE job = ?)
-           WHERE model IS NOT NULL ORDER BY 1""", [job] * 3).fetchall()]
-    templates = [r[0] for r in con.execute(
-        """SELECT DISTINCT template || coalesce(' (sha256 ' || template_sha256 || ')', '') FROM (
-             SELECT template, template_sha256 FROM samples WHERE job = ? UNION ALL
-             SELECT template, template_sha256 FROM reviews WHERE job = ? UNION ALL
-             SELECT template, template_sha256 FROM verdicts WHERE job = ? UNION ALL
-             SELECT template, template_sha256 FROM solutions WHERE job = ?)
-           WHERE template IS NOT NULL ORDER BY 1""", [job] * 4).fetchall()]
-    spec = json.loads(con.execute("SELECT spec FROM jobs WHERE fingerprint = ?", [job]).fetchone()[0])
-    return {"models": [json.loads(m) for m in models], "templates": templates, "spec": spec}
+def size_category(rows: int) -> str:
+    return next((name for limit, name in SIZE_CATEGORIES if rows < limit), "n>10M")
 
 
-def dataset_card(stats: dict, lineage: dict, rows: int, fmt: str) -> str:
+def records(recipe, rows: list[dict]) -> list[dict]:
+    """Each accepted row -> the columns every export has + the recipe's own columns
+    (text; chat `messages`; prompt/chosen/rejected; math's question and solutions)."""
+    return [{"sample_id": r["sample_id"], "seed_index": r["seed_index"], **recipe.export_record(r),
+             "quality_score": r["quality_score"], "review_mean": r["review_mean"]} for r in rows]
+
+
+def _curation_text(curation: dict | None) -> str:
+    if curation is None:
+        return ("Curation has not run on this job (`factory curate`): the rows are the accepted samples "
+                "without near or semantic dedup and without decontamination.")
+    c = curation["config"]
+    benchmarks = ", ".join(b.get("name") or b["path"] for b in c.get("decontaminate", [])) or "none"
+    return (f"Curation ran at {curation['curated_at']}: near dedup (Jaccard >= {c['near_threshold']}), "
+            f"semantic dedup {'on (cosine >= ' + str(c['semantic_threshold']) + ')' if c['semantic'] else 'off'}, "
+            f"decontamination against {benchmarks}. Summary: `{json.dumps(curation['summary'], sort_keys=True)}`")
+
+
+def dataset_card(stats: dict, lineage: dict, rows: int, fmt: str, columns: list[str] | None = None,
+                 curation: dict | None = None) -> str:
     f = stats["funnel"]
     return f"""---
 pretty_name: {stats['name']}
-size_categories: [n<1K]
+size_categories: [{size_category(rows)}]
 tags: [synthetic, factory, {stats['recipe']}]
 ---
 # {stats['name']}
 
 Synthetic {stats['recipe']} data made by factory: a Generator wrote each sample, Reviewers
 scored it, the decision rule `{json.dumps(stats['decision_rule'], sort_keys=True)}` (and an
-Adjudicator where reviewers disagreed) decided, and curation removed duplicates and
-contaminated samples. {rows} rows, format `{fmt}`.
+Adjudicator where reviewers disagreed) decided. {_curation_text(curation)}
+{rows} rows, format `{fmt}`, columns: {', '.join(f'`{c}`' for c in columns or [])}.
 
 ## Funnel
 | stage | rows |
 |---|---|
 """ + "\n".join(f"| {k} | {f[k]} |" for k in ("seeds", "generated", "reviewed", "adjudicated", "accepted",
                                                  "rejected", "dropped")) + f"""
-| exported (accepted, deduplicated, not contaminated) | {rows} |
+| exported (the accepted view) | {rows} |
 
 ## Lineage
 Models:
@@ -93,7 +90,14 @@ def export(con, job: str, fmt: str, out_dir: str | Path) -> dict:
         raise FileExistsError(f"{out_dir} exists and is not empty: choose a new -o directory")
     stats = job_stats(con, job)
     warn_if_uncurated(con, stats["job"], job or stats["name"])
-    frame = con.execute(ROWS_SQL, [stats["job"]]).df()
+    from factory.recipes.registry import find_recipe
+    from stores.export_rows import accepted_rows, last_curation, lineage
+
+    import pandas as pd
+
+    recipe = find_recipe(stats["recipe"])
+    rows = records(recipe, accepted_rows(con, stats["job"]))
+    frame = pd.DataFrame.from_records(rows) if rows else pd.DataFrame(columns=["sample_id", "seed_index"])
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".export-", dir=out_dir.parent))
     import datasets
@@ -108,7 +112,8 @@ def export(con, job: str, fmt: str, out_dir: str | Path) -> dict:
             from datasets import Dataset
 
             Dataset.from_pandas(frame, preserve_index=False).save_to_disk(str(tmp))
-        (tmp / "README.md").write_text(dataset_card(stats, _lineage(con, stats["job"]), len(frame), fmt))
+        (tmp / "README.md").write_text(dataset_card(stats, lineage(con, stats["job"]), len(frame), fmt,
+                                                     list(frame.columns), last_curation(con, stats["job"])))
         if out_dir.exists():
             out_dir.rmdir()
         os.replace(tmp, out_dir)

@@ -6,41 +6,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from factory.backends import model_identity
-from factory.batches.math import MathBatch
-from factory.batches.text import TextBatch
 from factory.calls import BoundRole, Budget, Caller
 from factory.executors import make_executor
+from factory.keys import digest
 from factory.recipes.base import Recipe
-from factory.recipes.math import Math
-from factory.recipes.textbook import Textbook
-from factory.recipes.tinystories import TinyStories
-from factory.spec import JobSpec
-from factory.stages import Context
-from roles import Adjudicator, Generator, ProblemReviewer, ProblemWriter, ProgramWriter, Solver, StoryReviewer, \
-    TextbookReviewer
+from factory.spec import JobError, JobSpec
+from factory.steps import BatchState, Context
+from roles.templates import load_template
 from stores import BatchRows, Store
 
-# recipe -> (recipe class, batch class, role name -> role factory(template, spec))
-RECIPES = {
-    "tinystories": (TinyStories, TextBatch, {
-        "generator": lambda t, spec: Generator(t),
-        "reviewer": lambda t, spec: StoryReviewer(t),
-        "adjudicator": lambda t, spec: Adjudicator(t),
-    }),
-    "textbook": (Textbook, TextBatch, {
-        "generator": lambda t, spec: Generator(t, min_words=spec.textbook.min_words),
-        "reviewer": lambda t, spec: TextbookReviewer(t),
-        "adjudicator": lambda t, spec: Adjudicator(t),
-    }),
-    "math": (Math, MathBatch, {
-        "problem_writer": lambda t, spec: ProblemWriter(t),
-        "generator": lambda t, spec: ProgramWriter(t),
-        "long_solver": lambda t, spec: Solver(t, "long_solver"),
-        "short_solver": lambda t, spec: Solver(t, "short_solver"),
-        "reviewer": lambda t, spec: ProblemReviewer(t),
-        "adjudicator": lambda t, spec: Adjudicator(t),
-    }),
-}
+# Roles whose output is a sample: their model is the sample's author (kept out of its
+# reviews and adjudication when a role asks for exclude_generator_model).
+AUTHOR_ROLES = ("generator", "problem_writer", "prompt_writer")
 
 
 @dataclass
@@ -60,17 +37,30 @@ class NullProgress:
     def stop(self) -> None: ...
 
 
-def bind_roles(spec: JobSpec) -> dict[str, BoundRole]:
+def bind_roles(spec: JobSpec, recipe: Recipe) -> dict[str, BoundRole]:
     """Resolve templates and model identities before anything touches the database, so a
     bad template or a missing model package fails with nothing written."""
-    factories = RECIPES[spec.recipe][2]
     bound = {}
-    for name, make in factories.items():
+    for name, definition in recipe.roles.items():
         role_spec = spec.role(name)
-        refs = role_spec.pool or [role_spec.model_ref()]
-        models = [(ref, model_identity(ref).as_dict()) for ref in refs]
-        bound[name] = BoundRole(make(role_spec.template, spec), role_spec, models)
+        template = load_template(role_spec.template, spec.base_dir, spec.templates_dir)
+        models = [(ref, model_identity(ref).as_dict()) for ref in role_spec.models()]
+        bound[name] = BoundRole(definition.make(template, recipe), role_spec, models, name, spec.seed)
+    _check_pools(bound)
     return bound
+
+
+def _check_pools(bound: dict[str, BoundRole]) -> None:
+    """A role told to keep a sample's author out must have another model for every author."""
+    authors = [ident for name in AUTHOR_ROLES if name in bound for _, ident in bound[name].models]
+    for name, b in bound.items():
+        if not b.spec.exclude_generator_model:
+            continue
+        for author in authors:
+            if not b.eligible(author):
+                raise JobError(f"roles.{name}.exclude_generator_model: no model of the {name}'s pool may serve a "
+                               f"sample written by {author['backend']}:{author['model']}; add another model to "
+                               f"roles.{name}.pool")
 
 
 def make_budget(spec: JobSpec, store: Store, job: str) -> Budget:
@@ -79,9 +69,23 @@ def make_budget(spec: JobSpec, store: Store, job: str) -> Budget:
 
 
 def make_recipe(spec: JobSpec) -> Recipe:
-    recipe = RECIPES[spec.recipe][0](spec)
+    recipe = spec.recipe_class()(spec)
     recipe.capacity()  # a missing seed file fails here, before the database exists
     return recipe
+
+
+def job_id(store: Store, spec: JobSpec) -> str:
+    """The job's fingerprint, or the one it had in a database made before the fingerprint
+    changed (that job continues)."""
+    return store.existing_job([spec.fingerprint, *spec.legacy_fingerprints()]) or spec.fingerprint
+
+
+def run_batch(ctx: Context, indices: list[int]) -> BatchRows:
+    """The recipe's steps, in order, over one batch of seed indices."""
+    state = BatchState(BatchRows(batch_id=digest("batch", ctx.job, indices), job=ctx.job, seed_indices=indices))
+    for step in ctx.recipe.steps():
+        step.run(ctx, state)
+    return state.batch
 
 
 def outcomes_of(batch: BatchRows) -> dict:
@@ -96,15 +100,16 @@ def outcomes_of(batch: BatchRows) -> dict:
 def run_job(spec: JobSpec, db: str | Path | None = None, limit: int | None = None, address: str | None = None,
             progress=None) -> RunResult:
     progress = progress or NullProgress()
-    bound = bind_roles(spec)
     recipe = make_recipe(spec)
+    bound = bind_roles(spec, recipe)
     db = Path(db or spec.db)
     target = spec.num_samples if limit is None else min(spec.num_samples, limit)
     if recipe.capacity() is not None:
         target = min(target, recipe.capacity())  # a seed file of 100 lines gives 100 seeds
     with Store(db) as store:
-        job = spec.fingerprint
-        store.register_job(job, spec.name, spec.recipe, spec.canonical(), spec.decision.model_dump(), spec.num_samples)
+        job = job_id(store, spec)
+        store.register_job(job, spec.name, spec.recipe, spec.canonical(), spec.decision.model_dump(), spec.num_samples,
+                           spec.curation.model_dump(mode="json"))
         done = store.done_indices(job)
         todo = [i for i in range(target) if i not in done]
         result = RunResult(job=job, db=str(db), seeds_done_before=target - len(todo), seeds_processed=0,
@@ -115,13 +120,12 @@ def run_job(spec: JobSpec, db: str | Path | None = None, limit: int | None = Non
         executor = make_executor(ex.executor, ex.engines, ex.threads_per_engine, address, ex.gpus_per_engine)
         caller = Caller(store, executor, on_completion=lambda c: progress.tokens(c.completion_tokens),
                         budget=make_budget(spec, store, job))
-        ctx = Context(spec=spec, job=job, bound=bound, caller=caller)
-        runner = RECIPES[spec.recipe][1](ctx, recipe, store)
+        ctx = Context(spec=spec, job=job, bound=bound, caller=caller, recipe=recipe, store=store)
         progress.start(total=target, done=result.seeds_done_before)
         try:
             for start in range(0, len(todo), ex.batch_size):
                 indices = todo[start:start + ex.batch_size]
-                batch = runner.run(indices)
+                batch = run_batch(ctx, indices)
                 store.write_batch(batch)
                 result.seeds_processed += len(indices)
                 progress.batch(len(indices), outcomes_of(batch))

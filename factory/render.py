@@ -79,6 +79,16 @@ def query_table(columns: list[str], rows: list[tuple]) -> Table:
     return table
 
 
+def recipes_table(recipes: list[dict]) -> Table:
+    table = Table(title="recipes")
+    for col in ("recipe", "roles (default template)", "options", "from", "what it makes"):
+        table.add_column(col)
+    for r in recipes:
+        roles = "\n".join(f"{name}: {template}" for name, template in r["roles"].items())
+        table.add_row(r["name"], roles, ", ".join(r["options"]) or "-", r["source"], r["description"])
+    return table
+
+
 def print_all(console: Console, tables: list[Table]) -> None:
     for t in tables:
         console.print(t)

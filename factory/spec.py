@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 # Fields that do not change what any one sample is: growing num_samples extends the same
 # job, and the same job may live in another database file.
@@ -44,28 +44,32 @@ class EndpointSpec(Strict):
 
 
 class ModelRef(Strict):
-    backend: str = "llamacpp"
-    model: str = "smollm2-135m-instruct-q4_1"
-    endpoint: EndpointSpec | None = None
-    tensor_parallel_size: int = Field(1, ge=1, le=64, description="vllm: GPUs one engine spans")
-
-
-class RoleSpec(Strict):
-    backend: str = Field("llamacpp", description="registered backend name: llamacpp, openai")
+    backend: str = Field("llamacpp", description="a backend name (llamacpp, openai, vllm), a plugin's entry point "
+                         "name, or module:Class / path/file.py:Class")
     model: str = Field("smollm2-135m-instruct-q4_1", description="model name the backend knows")
     endpoint: EndpointSpec | None = Field(None, description="for remote backends")
     tensor_parallel_size: int = Field(1, ge=1, le=64, description="vllm: GPUs one engine spans")
-    template: str = Field(description="prompt template name@version under prompts/")
+
+    def model_ref(self) -> "ModelRef":
+        return ModelRef(backend=self.backend, model=self.model, endpoint=self.endpoint,
+                        tensor_parallel_size=self.tensor_parallel_size)
+
+
+class RoleSpec(ModelRef):
+    """A role's model (a ModelRef, or a pool of them), its template and its sampling."""
+
+    template: str = Field(description="name@version (templates_dir, then the built-in prompts/) or a .jinja path "
+                          "relative to the job file")
     sampling: SamplingParams = SamplingParams()
     max_tokens_budget: int | None = Field(None, ge=1, description="hard cap on this role's tokens in this job")
     pool: list[ModelRef] | None = Field(
-        None, min_length=1, description="reviewer only: reviewer k uses pool[k % len(pool)] (GRA's pool of small models)")
+        None, min_length=1, description="GRA's pool of small models: each call draws one, deterministically from "
+        "(job seed, seed index, role, slot); the k reviewers of one sample are distinct models while the pool allows")
     exclude_generator_model: bool = Field(
-        False, description="reviewer only: draw each reviewer from the pool, never the model that generated the sample")
+        False, description="the model that wrote a sample never reviews or adjudicates it")
 
-    def model_ref(self) -> ModelRef:
-        return ModelRef(backend=self.backend, model=self.model, endpoint=self.endpoint,
-                        tensor_parallel_size=self.tensor_parallel_size)
+    def models(self) -> list[ModelRef]:
+        return list(self.pool) if self.pool else [self.model_ref()]
 
 
 class DecisionRule(Strict):
@@ -84,39 +88,6 @@ class DecisionRule(Strict):
     def _ordered(self) -> "DecisionRule":
         if self.reject_mean > self.accept_mean:
             raise ValueError("reject_mean must be <= accept_mean")
-        return self
-
-
-class TextbookOptions(Strict):
-    topics_file: str | None = Field(
-        None, description="a topic a line, or JSONL with 'topic' and an optional 'extract'; default: the shipped list")
-    audiences: list[str] | None = Field(None, min_length=1, description="default: the four shipped audiences")
-    styles: list[str] | None = Field(None, min_length=1, description="default: the four shipped styles")
-    min_words: int = Field(120, ge=1, description="shorter texts are dropped")
-
-
-class MathOptions(Strict):
-    source: Literal["builtin", "file", "generated"] = Field(
-        "builtin", description="builtin: the word-problem generator; file: a GSM8K-format JSONL; "
-        "generated: the problem_writer writes a new problem after each seed problem")
-    seed_file: str | None = Field(None, description="GSM8K-format JSONL (question, answer ending in '#### n')")
-    families: list[str] | None = Field(None, min_length=1, description="builtin families; default: all")
-    max_steps: int = Field(4, ge=1, le=6, description="builtin difficulty: 1..max_steps arithmetic steps")
-    programs: int = Field(3, ge=1, le=16, description="programs sampled per problem; their majority decides "
-                          "where there is no ground truth")
-
-    @model_validator(mode="after")
-    def _needs_file(self) -> "MathOptions":
-        if self.source == "file" and not self.seed_file:
-            raise ValueError("source 'file' needs seed_file")
-        if self.source == "builtin" and self.seed_file:
-            raise ValueError("seed_file is read only when source is 'file' or 'generated'")
-        if self.families:
-            from factory.recipes.math_problems import FAMILIES
-
-            unknown = [f for f in self.families if f not in FAMILIES]
-            if unknown:
-                raise ValueError(f"unknown family {unknown[0]!r}; families: {', '.join(FAMILIES)}")
         return self
 
 
@@ -165,65 +136,41 @@ class CurationSpec(Strict):
 
 
 class JobSpec(Strict):
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
-    recipe: Literal["tinystories", "textbook", "math"] = "tinystories"
+    name: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.-]+$")
+    recipe: str = Field(min_length=1, max_length=1000, description="a recipe name (`factory recipes` lists them), "
+                        "module:Class, or path/file.py:Class relative to the job file")
     num_samples: int = Field(ge=1, le=10_000_000)
     seed: int = Field(0, ge=0)
     reviewers: int = Field(3, ge=1, le=16)
     roles: dict[str, RoleSpec] = Field(default_factory=dict, description="per role; the recipe fills what is left out")
     decision: DecisionRule = DecisionRule()
-    textbook: TextbookOptions | None = None
-    math: MathOptions | None = None
+    options: dict | None = Field(None, description="the recipe's options (its Options model checks them)")
+    templates_dir: str | None = Field(None, description="a folder searched for name@version templates before the "
+                                      "built-in prompts/ (relative to the job file)")
     execution: ExecutionSpec = ExecutionSpec()
     max_tokens_budget: int | None = Field(None, ge=1, description="hard cap on all roles' tokens in this job")
     curation: CurationSpec = CurationSpec()
     db: str = Field("factory.duckdb", description="DuckDB file; --db overrides")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _recipe_defaults(cls, data):
-        """Fill each role and the decision rule from the recipe's defaults, so the spec that
-        is fingerprinted and recorded says everything that was run."""
-        if not isinstance(data, dict):
-            return data
-        from factory.recipes.defaults import RECIPE_DEFAULTS
-
-        recipe = data.get("recipe", "tinystories")
-        if recipe not in RECIPE_DEFAULTS:
-            return data  # the Literal check names the allowed recipes
-        defaults = RECIPE_DEFAULTS[recipe]
-        roles = data.get("roles") or {}
-        if not isinstance(roles, dict):
-            return data
-        unknown = sorted(set(roles) - set(defaults["roles"]))
-        if unknown:
-            raise ValueError(f"roles.{unknown[0]}: not a role of recipe {recipe}; its roles: "
-                             f"{', '.join(defaults['roles'])}")
-        merged = {}
-        for role, default in defaults["roles"].items():
-            given = roles.get(role) or {}
-            if not isinstance(given, dict):
-                merged[role] = given
-                continue
-            sampling = {**default["sampling"], **(given.get("sampling") or {})}
-            merged[role] = {**default, **given, "sampling": sampling}
-        data = {**data, "roles": merged}
-        if isinstance(data.get("decision", {}), dict):
-            data["decision"] = {**defaults["decision"], **(data.get("decision") or {})}
-        for other in ("textbook", "math"):
-            if other != recipe and data.get(other) is not None:
-                raise ValueError(f"{other}: options of recipe {other}, but this job's recipe is {recipe}")
-        if recipe in ("textbook", "math") and data.get(recipe) is None:
-            data[recipe] = {}
-        return data
+    # Where the job file lives: relative template, recipe and backend paths are read from there.
+    _base_dir: str | None = PrivateAttr(None)
 
     def role(self, name: str) -> RoleSpec:
         return self.roles[name]
 
+    @property
+    def base_dir(self) -> str | None:
+        return self._base_dir
+
+    def recipe_class(self):
+        from factory.recipes.registry import find_recipe
+
+        return find_recipe(self.recipe, self._base_dir)
+
     def canonical(self) -> dict:
-        """The spec that names the job: without what can change between runs of the same
-        job (size, db, budgets, connection settings)."""
-        data = self.model_dump(mode="json", exclude=NOT_FINGERPRINTED | {"max_tokens_budget"})
+        """The spec that names the job: what decides the data (recipe, options, roles,
+        templates, models, sampling, seed, decision rule), never how it is executed or how
+        big it is (size, db, budgets, connection settings, execution)."""
+        data = self.model_dump(mode="json", exclude=NOT_FINGERPRINTED | {"max_tokens_budget", "execution"})
         for role in data["roles"].values():
             role.pop("max_tokens_budget", None)
             role.pop("endpoint", None)
@@ -233,8 +180,24 @@ class JobSpec(Strict):
 
     @property
     def fingerprint(self) -> str:
-        blob = json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+        return _hash(self.canonical())
+
+    def legacy_fingerprints(self) -> list[str]:
+        """Fingerprints this job had before execution settings left the fingerprint and
+        options moved under `options:` (databases made then continue the same job)."""
+        if self.templates_dir:
+            return []
+        data = self.canonical()
+        options = data.pop("options")
+        data.pop("templates_dir")
+        data["textbook"] = options if self.recipe == "textbook" else None
+        data["math"] = options if self.recipe == "math" else None
+        return [_hash({**data, "execution": self.execution.model_dump(mode="json")})]
+
+
+def _hash(data: dict) -> str:
+    blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 class JobError(ValueError):
@@ -269,22 +232,138 @@ def one_line_error(path: str, err: ValidationError, spec: type[BaseModel]) -> st
     return f"{path}: {where}: {msg}{shown}{tail}"
 
 
-def parse_job(data: dict, source: str = "<job>") -> JobSpec:
+LEGACY_OPTION_KEYS = ("textbook", "math")  # options lived under the recipe's name before `options:`
+
+
+def _with_recipe_defaults(data: dict, recipe, source: str) -> dict:
+    """Fill each role and the decision rule from the recipe's defaults, so the spec that
+    is fingerprinted and recorded says everything that was run."""
+    roles = data.get("roles") or {}
+    if not isinstance(roles, dict):
+        return data  # the model's own check names the problem
+    unknown = sorted(set(roles) - set(recipe.roles))
+    if unknown:
+        raise JobError(f"{source}: roles.{unknown[0]}: not a role of recipe {recipe.name}; its roles: "
+                       f"{', '.join(recipe.roles)}")
+    merged = {}
+    for role, definition in recipe.roles.items():
+        given, default = roles.get(role) or {}, definition.defaults()
+        if not isinstance(given, dict):
+            merged[role] = given
+            continue
+        sampling = given.get("sampling") or {}
+        merged[role] = {**default, **given,
+                        "sampling": {**default["sampling"], **sampling} if isinstance(sampling, dict) else sampling}
+    data = {**data, "roles": merged}
+    if isinstance(data.get("decision", {}), dict):
+        data["decision"] = {**recipe.decision, **(data.get("decision") or {})}
+    return data
+
+
+def parse_job(data: dict, source: str = "<job>", base_dir: str | None = None) -> JobSpec:
+    """A job mapping -> a checked JobSpec: the recipe is found, its defaults filled in, its
+    options validated, every role's template loaded and its variables checked. Every
+    problem is one JobError line, raised before anything is written."""
+    from factory.plugins import PluginError
+    from factory.recipes.registry import find_recipe
+    from roles.templates import TemplateError
+
     if not isinstance(data, dict):
         raise JobError(f"{source}: (top level): expected a mapping of job fields")
+    name = data.get("recipe")
+    if name is None:
+        raise JobError(f"{source}: recipe: missing; name one of `factory recipes`, or module:Class / file.py:Class")
+    if not isinstance(name, str):
+        raise JobError(f"{source}: recipe: expected a recipe name (got {name!r})")
     try:
-        return JobSpec.model_validate(data)
+        recipe = find_recipe(name, base_dir)
+    except PluginError as err:
+        raise JobError(f"{source}: recipe: {err}") from None
+    legacy = {k: data[k] for k in LEGACY_OPTION_KEYS if k in data}
+    data = _with_recipe_defaults({k: v for k, v in data.items() if k not in legacy}, recipe, source)
+    for key, value in legacy.items():
+        if key != recipe.name:
+            raise JobError(f"{source}: {key}: options of recipe {key}, but this job's recipe is {recipe.name}")
+        if data.get("options") is not None:
+            raise JobError(f"{source}: {key}: give the recipe's options once, under `options:`")
+        data["options"] = value if value is not None else {}
+    try:
+        spec = JobSpec.model_validate(data)
     except ValidationError as err:
         raise JobError(one_line_error(source, err, JobSpec)) from None
+    try:
+        options = recipe.Options.model_validate(spec.options or {})
+    except ValidationError as err:
+        raise JobError(one_line_error(source, err, recipe.Options).replace(f"{source}: ", f"{source}: options.", 1)) \
+            from None
+    dumped = options.model_dump(mode="json")
+    spec = spec.model_copy(update={"options": dumped or None})
+    spec._base_dir = base_dir
+    try:
+        check_roles(spec, recipe)
+    except (TemplateError, PluginError, JobError) as err:
+        raise JobError(f"{source}: {err}") from None
+    return spec
+
+
+def check_roles(spec: JobSpec, recipe) -> None:
+    """Every role's template loads and reads only variables the recipe provides; every
+    backend is known (plugins import here, not in the middle of a run)."""
+    from factory.backends import registered
+    from roles.templates import check_variables, load_template
+
+    for name, role in spec.roles.items():
+        template = load_template(role.template, spec.base_dir, spec.templates_dir)
+        check_variables(template, set(recipe.roles[name].provides), f"recipe {recipe.name} (role {name})")
+        for ref in role.models():
+            try:
+                registered(ref.backend, spec.base_dir)
+            except ValueError as err:
+                raise JobError(f"roles.{name}.backend: {err}") from None
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML whose mappings may not repeat a key: the second `seed:` silently winning is a bug."""
+
+
+def _no_duplicates(loader, node, deep=False):
+    seen = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise JobError(f"line {key_node.start_mark.line + 1}: duplicate key {key!r}")
+        seen.add(key)
+    return loader.construct_mapping(node, deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicates)
+
+MAX_SPEC_BYTES = 1_000_000  # a job file is a page of YAML; a bigger one is the wrong file
 
 
 def read_yaml(path: str | Path, kind: str = "job"):
-    """A spec file's YAML; a missing file or a syntax error is one line naming the line."""
+    """A spec file's YAML; every problem is one line naming the file (and the line)."""
     path = Path(path)
+    if path.is_dir():
+        raise JobError(f"{path}: is a directory, not a {kind} file")
     try:
-        return yaml.safe_load(path.read_text())
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise JobError(f"{path}: no such {kind} file") from None
+    except OSError as err:
+        raise JobError(f"{path}: cannot read the {kind} file ({err.strerror})") from None
+    if len(raw) > MAX_SPEC_BYTES:
+        raise JobError(f"{path}: {len(raw)} bytes is too big for a {kind} file (at most {MAX_SPEC_BYTES})")
+    try:
+        text = raw.decode("utf-8-sig")  # a BOM (Windows editors write one) is fine
+    except UnicodeDecodeError as err:
+        raise JobError(f"{path}: not a UTF-8 text file (byte {err.start}): a {kind} file is YAML text") from None
+    if "\x00" in text:
+        raise JobError(f"{path}: not a text file (it holds NUL bytes): a {kind} file is YAML text")
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except JobError as err:
+        raise JobError(f"{path}: {err}") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else "?"
@@ -292,4 +371,5 @@ def read_yaml(path: str | Path, kind: str = "job"):
 
 
 def load_job(path: str | Path) -> JobSpec:
-    return parse_job(read_yaml(path), str(path))
+    path = Path(path)
+    return parse_job(read_yaml(path), str(path), str(path.resolve().parent))

@@ -1,9 +1,13 @@
 """Model roles: each is a prompt template plus a parse into a typed result or a Drop."""
 from roles.adjudicator import Adjudicator, Verdict
-from roles.base import Drop, Role
+from roles.base import Drop, JsonRole, Role, parse_json_model, schema_of
 from roles.generator import Generator, Story
+from roles.instruct import InstructionWriter, PromptWriter, ResponseReview, ResponseReviewer
 from roles.math import ProblemWriter, ProgramWriter, Solver
-from roles.reviewer import ProblemReviewer, ReviewResult, Reviewer, StoryReviewer, TextbookReviewer
+from roles.reviewer import (EducationalReview, ProblemReview, ProblemReviewer, ReviewResult, Reviewer, Rubric,
+                            StoryReview, StoryReviewer, TextbookReviewer)
 
-__all__ = ["Adjudicator", "Drop", "Generator", "ProblemReviewer", "ProblemWriter", "ProgramWriter", "ReviewResult",
-           "Reviewer", "Role", "Solver", "Story", "StoryReviewer", "TextbookReviewer", "Verdict"]
+__all__ = ["Adjudicator", "Drop", "EducationalReview", "Generator", "InstructionWriter", "JsonRole",
+           "ProblemReview", "ProblemReviewer", "ProblemWriter", "ProgramWriter", "PromptWriter", "ResponseReview",
+           "ResponseReviewer", "ReviewResult", "Reviewer", "Role", "Rubric", "Solver", "Story", "StoryReview",
+           "StoryReviewer", "TextbookReviewer", "Verdict", "parse_json_model", "schema_of"]

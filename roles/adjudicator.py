@@ -1,31 +1,20 @@
-"""Adjudicator: sees the story and all reviews, returns accept or reject with a reason."""
+"""Adjudicator: sees the sample and all reviews, returns accept or reject with a reason."""
 from __future__ import annotations
 
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from roles.base import Drop, Role, parse_json_model
+from roles.base import JsonRole
 
 
 class Verdict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     decision: Literal["accept", "reject"]
-    reason: str = Field(max_length=400)
+    reason: str = Field(max_length=200)
 
 
-class Adjudicator(Role):
+class Adjudicator(JsonRole):
     name = "adjudicator"
     version = 1
-    json_schema = {
-        "type": "object",
-        "properties": {
-            "decision": {"type": "string", "enum": ["accept", "reject"]},
-            "reason": {"type": "string", "maxLength": 200},
-        },
-        "required": ["decision", "reason"],
-        "additionalProperties": False,
-    }
-
-    def parse(self, row: dict, text: str) -> Verdict | Drop:
-        return parse_json_model(Verdict, text)
+    output = Verdict

@@ -1,13 +1,25 @@
-"""A role = a named, versioned template + a parse. Roles never touch DuckDB or Ray."""
+"""A role = a named, versioned template + a parse. Roles never touch DuckDB or Ray, and
+never import factory/ (factory imports roles, not the other way round).
+
+A role whose output is JSON names a pydantic model in `output`: that model is the one
+source of its JSON schema (constrained decoding), its parse and, for reviewers, its score
+axes. The schema is derived from the model, never written twice.
+"""
 from __future__ import annotations
 
 import json
+import unicodedata
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 from pydantic import BaseModel, ValidationError
 
-from factory.templates import PromptTemplate, load_template
+from roles.templates import PromptTemplate, load_template
+
+# Bounds on what a parse reads: a model's answer is a few hundred tokens; a 1 MB string or
+# 2,000-deep JSON is garbage, and must become a drop, not a RecursionError or a stall.
+MAX_PARSE_CHARS = 200_000
+MAX_JSON_DEPTH = 32
 
 
 @dataclass(frozen=True)
@@ -18,14 +30,38 @@ class Drop:
     raw: str
 
 
+def schema_of(model: type[BaseModel]) -> dict:
+    """The JSON schema a backend constrains decoding with: pydantic's schema without titles
+    and descriptions (docstrings are for people; they would only change every request key),
+    no extra keys, fields in declaration order (scores before the critique: a 135M model
+    writes a score before it talks itself out of it)."""
+
+    def strip(node):
+        if isinstance(node, dict):
+            return {k: strip(v) for k, v in node.items() if k not in ("title", "description") or not isinstance(v, str)}
+        if isinstance(node, list):
+            return [strip(v) for v in node]
+        return node
+
+    schema = strip(model.model_json_schema())
+    schema["additionalProperties"] = False
+    return schema
+
+
 class Role(ABC):
     name = "role"
     # Bump when parse() changes meaning; it enters the request key with the template hash.
     version = 1
+    output: type[BaseModel] | None = None
     json_schema: dict | None = None
 
-    def __init__(self, template: str):
-        self.template: PromptTemplate = load_template(template)
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.__dict__.get("output") is not None:
+            cls.json_schema = schema_of(cls.output)
+
+    def __init__(self, template: str | PromptTemplate):
+        self.template: PromptTemplate = template if isinstance(template, PromptTemplate) else load_template(template)
 
     def variables(self, row: dict) -> dict:
         return row
@@ -38,16 +74,49 @@ class Role(ABC):
         """Completion text -> a typed result, or a Drop with the reason and the raw text."""
 
 
+class JsonRole(Role):
+    """A role whose completion is its output model as JSON; parse returns the model."""
+
+    def parse(self, row: dict, text: str):
+        return parse_json_model(self.output, text)
+
+
+def _depth(value, limit: int) -> int:
+    depth, level = 0, [value]
+    while level:
+        depth += 1
+        if depth > limit:
+            return depth
+        level = [v for x in level if isinstance(x, (dict, list))
+                 for v in (x.values() if isinstance(x, dict) else x)]
+    return depth
+
+
+def unprintable_share(text: str) -> float:
+    """Share of characters that are control, format, surrogate or unassigned code points."""
+    if not text:
+        return 0.0
+    bad = sum(1 for ch in text if unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn") and ch not in "\n\t\r")
+    return bad / len(text)
+
+
 def parse_json_model(model: type[BaseModel], text: str) -> BaseModel | Drop:
-    """JSON text -> a validated pydantic model, or a Drop naming what was wrong."""
+    """JSON text -> a strictly validated pydantic model ("7" is not a number, "yes" not a
+    boolean), or a Drop naming what was wrong."""
+    if len(text) > MAX_PARSE_CHARS:
+        return Drop(f"output too long to parse: {len(text)} characters (> {MAX_PARSE_CHARS})", text)
     try:
         # strict=False: a raw newline inside a string is still JSON we can read (16 of 87
         # demo reviews broke on exactly that)
         data = json.loads(text, strict=False)
     except json.JSONDecodeError as err:
         return Drop(f"invalid JSON: {err.msg} at char {err.pos}", text)
+    except RecursionError:
+        return Drop(f"invalid JSON: nested deeper than {MAX_JSON_DEPTH} levels", text)
+    if _depth(data, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
+        return Drop(f"invalid JSON: nested deeper than {MAX_JSON_DEPTH} levels", text)
     try:
-        return model.model_validate(data)
+        return model.model_validate(data, strict=True)
     except ValidationError as err:
         first = err.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "(top level)"

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from factory.verify.answers import extract_final_answer
+from roles.answers import extract_final_answer
 from roles.base import Drop, Role, parse_json_model
 
 ENTRY = "simple_math_problem"
@@ -69,19 +69,18 @@ class Solver(Role):
         return Solution(text.strip(), answer)
 
 
-class _Question(BaseModel):
+class WrittenProblem(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-    question: str = Field(min_length=20, max_length=800)
+    question: str = Field(min_length=20, max_length=600)
 
 
 class ProblemWriter(Role):
     name = "problem_writer"
     version = 1
-    json_schema = {"type": "object", "properties": {"question": {"type": "string", "maxLength": 600}},
-                   "required": ["question"], "additionalProperties": False}
+    output = WrittenProblem
 
     def parse(self, row: dict, text: str) -> NewProblem | Drop:
-        parsed = parse_json_model(_Question, text)
+        parsed = parse_json_model(self.output, text)
         if isinstance(parsed, Drop):
             return parsed
         if not re.search(r"\d", parsed.question):

@@ -1,21 +1,22 @@
-"""Reviewers: score a sample against a recipe's rubric, JSON-schema constrained.
+"""Reviewers: score a sample against a rubric, JSON-schema constrained.
 
-Each parses into a ReviewResult: named integer scores, an overall score on the rubric's
-scale (what the decision rule reads), an optional label and a short critique.
+A rubric is a pydantic model (a `Rubric`): its fields are the JSON schema the model must
+follow, its numeric and boolean fields are the score axes, `overall()` is what the decision
+rule reads. A user's rubric is one class; stats, report, curate and export read the axes
+from the stored scores, so a rubric with other axes needs no edits elsewhere.
 """
 from __future__ import annotations
 
-from abc import abstractmethod
 from dataclasses import asdict, dataclass
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from roles.base import Drop, Role, parse_json_model
+from roles.base import Drop, Role, parse_json_model, schema_of
 
-_SCORE_1_10 = {"type": "integer", "enum": list(range(1, 11))}
+Score1to10 = Literal[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
 # maxLength keeps a rambling critique from eating the token budget.
-_CRITIQUE = {"type": "string", "maxLength": 200}
+Critique = Field(max_length=200)
 
 
 @dataclass(frozen=True)
@@ -29,92 +30,117 @@ class ReviewResult:
         return asdict(self)
 
 
-def _schema(properties: dict) -> dict:
-    return {"type": "object", "properties": properties, "required": list(properties), "additionalProperties": False}
+class Rubric(BaseModel):
+    """Subclass with the rubric's fields; a `critique: str` field is expected last."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def scores(self) -> dict[str, int | float]:
+        """Every int, float or bool field (booleans as 0/1)."""
+        out = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, (bool, int, float)):
+                out[name] = int(value) if isinstance(value, bool) else value
+        return out
+
+    def overall(self) -> float:
+        values = list(self.scores().values())
+        return sum(values) / len(values) if values else 0.0
+
+    def label(self) -> str | None:
+        return None
+
+    def result(self) -> ReviewResult:
+        return ReviewResult(self.scores(), float(self.overall()), self.label(), getattr(self, "critique", ""))
 
 
 class Reviewer(Role):
+    """Scores a sample with `output`, a Rubric; a recipe may pass another rubric."""
+
     name = "reviewer"
-    output: type[BaseModel]
+    output: type[Rubric]
+
+    axes: tuple[str, ...] = ()
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.__dict__.get("output") is not None:
+            cls.axes = axes_of(cls.output)
+
+    def __init__(self, template, rubric: type[Rubric] | None = None):
+        super().__init__(template)
+        if rubric is not None and rubric is not self.output:
+            self.output = rubric
+            self.json_schema = schema_of(rubric)
+            self.axes = axes_of(rubric)
 
     def parse(self, row: dict, text: str) -> ReviewResult | Drop:
         parsed = parse_json_model(self.output, text)
-        return parsed if isinstance(parsed, Drop) else self.result(parsed)
-
-    @abstractmethod
-    def result(self, parsed) -> ReviewResult:
-        """The rubric's validated output -> scores and the overall score."""
+        return parsed if isinstance(parsed, Drop) else parsed.result()
 
 
-class StoryReview(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    grammar: int = Field(ge=1, le=10)
-    creativity: int = Field(ge=1, le=10)
-    consistency: int = Field(ge=1, le=10)
-    plot: int = Field(ge=1, le=10)
+def axes_of(rubric: type[Rubric]) -> tuple[str, ...]:
+    """The score axes of a rubric: its numeric and boolean fields, in order."""
+    def numeric(annotation) -> bool:
+        args = getattr(annotation, "__args__", ())
+        if args:
+            return all(isinstance(a, (int, float)) or a in (int, float, bool) for a in args)
+        return annotation in (int, float, bool)
+
+    return tuple(n for n, f in rubric.model_fields.items() if numeric(f.annotation))
+
+
+class StoryReview(Rubric):
+    """TinyStories rubric: grammar, creativity, consistency, plot (1-10) and an age group."""
+
+    grammar: Score1to10
+    creativity: Score1to10
+    consistency: Score1to10
+    plot: Score1to10
     age_group: Literal["3-5", "6-8", "9-12", "13+"]
-    critique: str = Field(max_length=400)
+    critique: str = Critique
+
+    def label(self) -> str | None:
+        return self.age_group
 
 
 class StoryReviewer(Reviewer):
-    """TinyStories rubric: grammar, creativity, consistency, plot (1-10) and an age group."""
-
     version = 1
-    axes = ("grammar", "creativity", "consistency", "plot")
     output = StoryReview
-    # Scores first, critique last: the 135M model writes a score before it talks itself out of it.
-    json_schema = _schema({**{a: _SCORE_1_10 for a in axes},
-                           "age_group": {"type": "string", "enum": ["3-5", "6-8", "9-12", "13+"]},
-                           "critique": _CRITIQUE})
-
-    def result(self, r: StoryReview) -> ReviewResult:
-        scores = {a: getattr(r, a) for a in self.axes}
-        return ReviewResult(scores, sum(scores.values()) / len(scores), r.age_group, r.critique)
 
 
-class EducationalReview(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class EducationalReview(Rubric):
+    """Additive educational value 0-5 (phi-1 / FineWeb-Edu): a point per criterion met; no
+    points at all where facts are wrong."""
+
     relevant_information: bool
     coherent_teaching: bool
     key_concepts_for_audience: bool
     clear_with_examples_or_exercises: bool
     outstanding: bool
     facts_wrong: bool
-    critique: str = Field(max_length=400)
+    critique: str = Critique
+
+    def overall(self) -> float:
+        if self.facts_wrong:
+            return 0.0
+        return float(sum(v for k, v in self.scores().items() if k != "facts_wrong"))
 
 
 class TextbookReviewer(Reviewer):
-    """Additive educational value 0-5 (phi-1 / FineWeb-Edu): a point per criterion met;
-    no points at all where facts are wrong."""
-
     version = 1
-    criteria = ("relevant_information", "coherent_teaching", "key_concepts_for_audience",
-                "clear_with_examples_or_exercises", "outstanding")
     output = EducationalReview
-    json_schema = _schema({**{c: {"type": "boolean"} for c in criteria}, "facts_wrong": {"type": "boolean"},
-                           "critique": _CRITIQUE})
-
-    def result(self, r: EducationalReview) -> ReviewResult:
-        points = {c: int(getattr(r, c)) for c in self.criteria}
-        total = 0 if r.facts_wrong else sum(points.values())
-        return ReviewResult({**points, "facts_wrong": int(r.facts_wrong)}, float(total), None, r.critique)
 
 
-class ProblemReview(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    clarity: int = Field(ge=1, le=10)
-    solvability: int = Field(ge=1, le=10)
-    critique: str = Field(max_length=400)
+class ProblemReview(Rubric):
+    """Math: is the word problem clear, and can it be solved from what it states?"""
+
+    clarity: Score1to10
+    solvability: Score1to10
+    critique: str = Critique
 
 
 class ProblemReviewer(Reviewer):
-    """Math: is the word problem clear, and can it be solved from what it states?"""
-
     version = 1
-    axes = ("clarity", "solvability")
     output = ProblemReview
-    json_schema = _schema({"clarity": _SCORE_1_10, "solvability": _SCORE_1_10, "critique": _CRITIQUE})
-
-    def result(self, r: ProblemReview) -> ReviewResult:
-        scores = {"clarity": r.clarity, "solvability": r.solvability}
-        return ReviewResult(scores, (r.clarity + r.solvability) / 2, None, r.critique)

@@ -14,8 +14,15 @@ class UnknownJob(LookupError):
 
 
 def list_jobs(con) -> list[dict]:
-    rows = con.execute("SELECT fingerprint, name, recipe, num_samples FROM jobs ORDER BY name, fingerprint").fetchall()
-    return [{"job": r[0], "name": r[1], "recipe": r[2], "num_samples": r[3]} for r in rows]
+    """Every job with its counts, newest first within a name."""
+    rows = con.execute(
+        """SELECT j.fingerprint, j.name, j.recipe, j.num_samples, j.created_at,
+                  (SELECT count(*) FROM done_seeds d WHERE d.job = j.fingerprint),
+                  (SELECT count(*) FROM samples s WHERE s.job = j.fingerprint),
+                  (SELECT count(*) FROM verdicts v WHERE v.job = j.fingerprint AND v.decision = 'accept')
+           FROM jobs j ORDER BY j.name, j.created_at DESC, j.fingerprint""").fetchall()
+    return [{"job": r[0], "name": r[1], "recipe": r[2], "num_samples": r[3], "created_at": str(r[4]),
+             "seeds_done": r[5], "samples": r[6], "accepted": r[7]} for r in rows]
 
 
 def resolve_job(con, job: str | None) -> str:
@@ -27,7 +34,13 @@ def resolve_job(con, job: str | None) -> str:
         if len(jobs) == 1:
             return jobs[0]["job"]
         raise UnknownJob("several jobs in this database, name one: " + ", ".join(f"{j['name']} ({j['job']})" for j in jobs))
-    matches = [j for j in jobs if j["job"].startswith(job) or j["name"] == job]
+    exact = [j for j in jobs if j["job"] == job]
+    if exact:
+        return job
+    named = [j for j in jobs if j["name"] == job]
+    if named:  # the most recent job of that name (list_jobs puts it first)
+        return named[0]["job"]
+    matches = [j for j in jobs if j["job"].startswith(job)]
     if len(matches) == 1:
         return matches[0]["job"]
     known = ", ".join(f"{j['name']} ({j['job']})" for j in jobs)

@@ -32,7 +32,7 @@ def query(db, sql: str) -> list[tuple]:
 
 def fake_job(**overrides) -> dict:
     job = {
-        "name": "fake-job", "num_samples": 12, "seed": 3, "reviewers": 3,
+        "name": "fake-job", "recipe": "tinystories", "num_samples": 12, "seed": 3, "reviewers": 3,
         "roles": {
             "generator": {"backend": "fake", "model": "fake", "template": "tinystories/generator@1"},
             "reviewer": {"backend": "fake", "model": "fake", "template": "tinystories/reviewer@1"},
@@ -55,4 +55,5 @@ def fake_spec():
 @pytest.fixture(autouse=True)
 def _clear_fake_calls():
     fakes.CALLS.clear()
+    fakes.SCRIPT.clear()
     yield

@@ -1,5 +1,8 @@
 """A fake backend with the real signature: deterministic text from the request, no model.
 
+Any request with a JSON schema gets a valid answer built from the schema itself (so a new
+recipe or rubric needs no edit here); SCRIPT holds exact answers a test wants served first
+(simonw/llm's mock model), CALLS every request seen.
 Model names pick behaviours: "fake" answers well; "fake-garbage" answers schema requests
 with prose (as an unconstrained 135M model does); "fake-slow" sleeps per request.
 """
@@ -13,6 +16,11 @@ import time
 from factory.backends import Completion, ModelIdentity, Request, register
 
 CALLS: list[Request] = []
+SCRIPT: list[str] = []  # served in order before any computed answer
+
+
+def script(*texts: str) -> None:
+    SCRIPT.extend(texts)
 
 
 def _h(*parts) -> int:
@@ -32,7 +40,7 @@ class FakeBackend:
             CALLS.append(r)
             if self.model == "fake-slow":
                 time.sleep(0.05)
-            text = self._answer(r)
+            text = SCRIPT.pop(0) if SCRIPT else self._answer(r)
             out.append(Completion(key=r.key, text=text, prompt_tokens=len(str(r.messages)) // 4,
                                   completion_tokens=len(text) // 4, seconds=0.01))
         return out
@@ -42,22 +50,8 @@ class FakeBackend:
         h = _h(prompt, r.seed)
         if r.json_schema and self.model == "fake-garbage":
             return "Sure! Here is my review: the story is nice."
-        if r.json_schema and "grammar" in r.json_schema["properties"]:
-            base = 3 + h % 6  # 3..8: some accepted, some rejected, some adjudicated
-            return json.dumps({"grammar": base, "creativity": max(1, base - h % 2), "consistency": base,
-                               "plot": min(10, base + (h >> 3) % 3), "age_group": "3-5", "critique": "fine"})
-        if r.json_schema and "decision" in r.json_schema["properties"]:
-            return json.dumps({"decision": "accept" if h % 2 else "reject", "reason": "fake judge"})
-        if r.json_schema and "relevant_information" in r.json_schema["properties"]:
-            points = {k: bool((h >> n) % 2) or n < 2 for n, k in enumerate(
-                ("relevant_information", "coherent_teaching", "key_concepts_for_audience",
-                 "clear_with_examples_or_exercises", "outstanding"))}
-            return json.dumps({**points, "facts_wrong": h % 11 == 0, "critique": "fake"})
-        if r.json_schema and "clarity" in r.json_schema["properties"]:
-            return json.dumps({"clarity": 5 + h % 5, "solvability": 6 + h % 4, "critique": "fake"})
-        if r.json_schema and "question" in r.json_schema["properties"]:
-            a, b = 2 + h % 7, 3 + (h >> 4) % 5
-            return json.dumps({"question": f"Sam has {a} apples and buys {b} more. How many apples does Sam have?"})
+        if r.json_schema:
+            return json.dumps(answer_for_schema(r.json_schema, h))
         if "def simple_math_problem" in prompt:
             return self._program(prompt, r.seed)
         if "Final answer" in prompt:
@@ -91,8 +85,45 @@ class FakeBackend:
         return f"```python\ndef simple_math_problem():\n    total = {total}\n    return total\n```\nThis adds them."
 
 
+def answer_for_schema(schema: dict, h: int) -> dict:
+    """A valid object for a flat JSON schema, varied by h: integer scales centred so that
+    some samples are accepted, some rejected and some adjudicated; booleans mixed; enums
+    drawn; strings long enough for their minLength (with numbers in them, so a written
+    problem can be solved)."""
+    out = {}
+    for n, (name, prop) in enumerate(schema["properties"].items()):
+        enum, kind = prop.get("enum"), prop.get("type")
+        if enum and kind == "integer":
+            low = len(enum) // 5
+            base = low + h % (len(enum) - 2 * low)  # 1..10: 3..8
+            out[name] = enum[min(len(enum) - 1, max(0, base + (h >> (3 * n)) % 3 - 1))]
+        elif enum:
+            out[name] = enum[(h >> n) % len(enum)]
+        elif kind == "boolean":
+            out[name] = bool((h >> n) % 2) or n < 2
+        elif kind == "integer":
+            out[name] = prop.get("minimum", 0) + h % 5
+        elif prop.get("minLength", 0) >= 10:
+            a, b = 2 + h % 7, 3 + (h >> 4) % 5
+            out[name] = f"Sam has {a} apples and buys {b} more. How many apples does Sam have?"
+        else:
+            out[name] = "fake judge"
+    return out
+
+
 def fake_identity(ref) -> ModelIdentity:
     return ModelIdentity(backend="fake", model=ref.model, file_sha256="0" * 64)
+
+
+class FakeBackendPlugin(FakeBackend):
+    """The same fake as a backend class a job can name (module:Class, entry point)."""
+
+    def __init__(self, ref, threads: int = 1):
+        super().__init__(ref.model, threads)
+
+    @classmethod
+    def identity(cls, ref) -> ModelIdentity:
+        return fake_identity(ref)
 
 
 def install() -> None:

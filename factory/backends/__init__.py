@@ -1,8 +1,13 @@
 """Backend registry: name -> identity function, constructor, and whether it is remote.
 
 A local backend (llamacpp) runs inside engine actors that hold the loaded model; a remote
-one (openai) is an HTTP client, run from the driver with bounded concurrency. The error
-for an unknown name lists what exists.
+one (openai) is an HTTP client, run from the driver with bounded concurrency. Besides the
+built-ins: `register()` from Python, an entry point in the group `factory.backends`, or
+`module:Class` / `path/file.py:Class` in a job. A plugin class has a classmethod
+`identity(ref) -> ModelIdentity`, a constructor `(ref, threads)` and `generate(requests)`;
+class attributes `remote` and `batching` (both False by default). The executors send the
+resolved entry to engine actors with each call, so whatever the driver can find, a Ray
+actor can run. The error for an unknown name lists what exists.
 """
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from factory.backends.base import Backend, Completion, MissingPackage, ModelIdentity, Request
+from factory.plugins import PluginError, entry_point_names, is_reference, load_entry_point, load_reference
 
 
 @dataclass(frozen=True)
@@ -27,10 +33,31 @@ def register(name: str, identity: Callable, build: Callable, remote: bool = Fals
     _REGISTRY[name] = Registered(identity, build, remote, batching)
 
 
-def registered(name: str) -> Registered:
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown backend {name!r}: registered backends are {', '.join(sorted(_REGISTRY))}")
-    return _REGISTRY[name]
+GROUP = "factory.backends"
+
+
+def _from_class(cls) -> Registered:
+    if not (isinstance(cls, type) and callable(getattr(cls, "identity", None)) and hasattr(cls, "generate")):
+        raise PluginError(f"backend {cls!r}: a backend class needs a classmethod identity(ref) and generate(requests)")
+    return Registered(cls.identity, lambda ref, threads=1: cls(ref, threads), bool(getattr(cls, "remote", False)),
+                      bool(getattr(cls, "batching", False)))
+
+
+def registered(name: str, base_dir: str | None = None) -> Registered:
+    """A backend by name: registered, an entry point, or module:Class / file.py:Class."""
+    if name in _REGISTRY:
+        return _REGISTRY[name]
+    if is_reference(name):
+        entry = _from_class(load_reference(name, base_dir, "backend"))
+    else:
+        plugins = entry_point_names(GROUP)
+        if name not in plugins:
+            raise PluginError(f"unknown backend {name!r}: known backends are {', '.join(sorted({*_REGISTRY, *plugins}))};"
+                              f" plugins are found in the entry point group {GROUP}, or name one as module:Class or "
+                              f"path/file.py:Class")
+        entry = _from_class(load_entry_point(GROUP, name, "backend"))
+    _REGISTRY[name] = entry
+    return entry
 
 
 def model_identity(ref) -> ModelIdentity:
@@ -38,8 +65,8 @@ def model_identity(ref) -> ModelIdentity:
     return registered(ref.backend).identity(ref)
 
 
-def build_backend(ref, threads: int = 1) -> Backend:
-    return registered(ref.backend).build(ref, threads)
+def build_backend(ref, threads: int = 1, entry: Registered | None = None) -> Backend:
+    return (entry or registered(ref.backend)).build(ref, threads)
 
 
 def _llamacpp_identity(ref) -> ModelIdentity:

@@ -4,8 +4,9 @@ components (each in [0, 1], absent when the sample has no such signal):
   reviewers    mean overall review score, rescaled from the rubric's range
   adjudicator  1 accepted / 0 rejected, only for adjudicated samples
   verifier     1 verified / 0 not, only for math
-  rules        mean of the rule signals: 1 - out-of-vocabulary share, share of the seed
-               words used (TinyStories), 1 - repeated 5-gram ratio (textbooks)
+  rules        mean of the recipe's rule signals (Recipe.rule_signals): 1 - out-of-vocabulary
+               share, share of the seed words used (TinyStories), 1 - repeated 5-gram ratio
+               (textbooks)
 score = weighted mean of the present components x (1 - duplicate_penalty) if the sample
 was removed as a duplicate or flagged as contaminated.
 """
@@ -25,27 +26,19 @@ class SampleSignals:
     removed: bool                 # exact, near or semantic duplicate not kept, or contaminated
 
 
-def rule_component(checks: dict | None) -> float | None:
-    if not checks:
-        return None
-    parts = []
-    if "out_of_vocabulary_share" in checks:
-        parts.append(1.0 - float(checks["out_of_vocabulary_share"]))
-    seed_words = [checks[k] for k in ("has_verb", "has_noun", "has_adjective") if k in checks]
-    if seed_words:
-        parts.append(sum(bool(x) for x in seed_words) / len(seed_words))
-    if "repeated_5gram_ratio" in checks:
-        parts.append(1.0 - float(checks["repeated_5gram_ratio"]))
+def rule_component(checks: dict | None, recipe) -> float | None:
+    parts = recipe.rule_signals(checks) if checks else []
     return sum(parts) / len(parts) if parts else None
 
 
-def quality(signals: SampleSignals, weights, score_range: tuple[float, float]) -> tuple[float, dict]:
-    low, high = score_range
+def quality(signals: SampleSignals, weights, recipe) -> tuple[float, dict]:
+    """recipe: the job's Recipe class (its score range and rule signals)."""
+    low, high = recipe.score_range
     components = {
         "reviewers": None if signals.review_mean is None else (signals.review_mean - low) / (high - low),
         "adjudicator": None if signals.adjudication is None else float(signals.adjudication == "accept"),
         "verifier": None if signals.verified is None else float(signals.verified),
-        "rules": rule_component(signals.rule_checks),
+        "rules": rule_component(signals.rule_checks, recipe),
     }
     present = {k: v for k, v in components.items() if v is not None and getattr(weights, k) > 0}
     total_weight = sum(getattr(weights, k) for k in present)

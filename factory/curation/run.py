@@ -14,7 +14,7 @@ import numpy as np
 from factory.curation import decontaminate, near_dedup, semantic_dedup
 from factory.curation.clusters import clusters_from_pairs
 from factory.curation.quality import SampleSignals, parse_checks, quality
-from factory.recipes.defaults import RECIPE_DEFAULTS
+from factory.recipes.registry import find_recipe
 from factory.spec import CurationSpec
 from stores.curation import (cached_embeddings, contamination_flags, last_pass_config, sample_signals,
                              write_curation)
@@ -62,9 +62,9 @@ def curate(con, job: str, recipe: str, config: CurationSpec, store_with_job: boo
     benchmarks = [(b.name or b.path.rsplit("/", 1)[-1], decontaminate.load_benchmark(b.path, b.field))
                   for b in config.decontaminate]
     rows = sample_signals(con, job)
-    score_range = RECIPE_DEFAULTS[recipe]["score_range"]
+    recipe_cls = find_recipe(recipe)
     signals = {r[0]: SampleSignals(r[0], r[5], r[6], r[7], parse_checks(r[4]), removed=r[3] is not None) for r in rows}
-    base = {sid: quality(s, config.weights, score_range)[0] for sid, s in signals.items()}
+    base = {sid: quality(s, config.weights, recipe_cls)[0] for sid, s in signals.items()}
     order = {r[0]: r[1] for r in rows}
     candidates = [(r[0], r[2]) for r in rows if r[3] is None]  # exact duplicates are already out
     ids, texts = [c[0] for c in candidates], [c[1] for c in candidates]
@@ -95,7 +95,7 @@ def curate(con, job: str, recipe: str, config: CurationSpec, store_with_job: boo
     scores = []
     for sid, s in signals.items():
         s.removed = s.removed or sid in removed
-        score, components = quality(s, config.weights, score_range)
+        score, components = quality(s, config.weights, recipe_cls)
         scores.append({"sample_id": sid, "job": job, "score": score, "components": json.dumps(components)})
     for m in members:
         m["job"] = job

@@ -14,7 +14,7 @@ from factory.keys import content_hash, digest
 from factory.recipes.math_problems import generate_problem
 from factory.recipes.seed_files import jsonl_record, read_lines
 from factory.spec import JobError
-from factory.verify.answers import gsm8k_gold
+from roles.answers import gsm8k_gold
 
 _WORD = re.compile(r"\w+")
 # Built-in problems are templated: some seeds draw a problem sharing a 13-gram with a

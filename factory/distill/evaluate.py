@@ -17,7 +17,7 @@ import torch
 from factory.distill.eval_sets import EvalItem  # noqa: F401 - re-exported: items come from eval_sets
 from factory.distill.format import math_prompt
 from factory.distill.spec import EvaluationSpec
-from factory.verify.answers import _NUMBER, answers_match, extract_final_answer
+from roles.answers import _NUMBER, answers_match, extract_final_answer
 from factory.verify.verifier import canonical_number
 
 

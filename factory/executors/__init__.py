@@ -13,7 +13,8 @@ OnCompletion = Callable[[Completion], None]
 class Executor(Protocol):
     engines: int
 
-    def generate(self, ref, requests: list[Request], on_completion: OnCompletion | None = None) -> list[Completion]: ...
+    def generate(self, ref, requests: list[Request], on_completion: OnCompletion | None = None,
+                 entry=None) -> list[Completion]: ...
 
     def close(self) -> None: ...
 
@@ -39,13 +40,14 @@ class Dispatcher:
         return self._local
 
     def generate(self, ref, requests: list[Request], on_completion: OnCompletion | None = None) -> list[Completion]:
-        if registered(ref.backend).remote:
+        entry = registered(ref.backend)
+        if entry.remote:
             if self._remote is None:
                 from factory.executors.remote import RemoteExecutor
 
                 self._remote = RemoteExecutor()
-            return self._remote.generate(ref, requests, on_completion)
-        return self._engine_pool().generate(ref, requests, on_completion)
+            return self._remote.generate(ref, requests, on_completion, entry)
+        return self._engine_pool().generate(ref, requests, on_completion, entry)
 
     def close(self) -> None:
         for ex in (self._local, self._remote):

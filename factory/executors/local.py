@@ -1,32 +1,26 @@
-"""In-process executor: one engine per (backend, model), requests run in order."""
+"""In-process executor: one engine per (backend, model), requests run in order (a batching
+engine gets them in one call)."""
 from __future__ import annotations
 
-from factory.backends import Completion, Request, build_backend, registered
+from factory.backends import Completion, Request
+from factory.executors.engines import EngineCache
 
 
 class LocalExecutor:
     def __init__(self, threads: int = 1):
-        self.threads = threads
         self.engines = 1
-        self._backends: dict[tuple[str, str], object] = {}
+        self._cache = EngineCache(threads)
 
-    def generate(self, ref, requests: list[Request], on_completion=None) -> list[Completion]:
-        key = (ref.backend, ref.model)
-        if key not in self._backends:
-            self._backends[key] = build_backend(ref, threads=self.threads)
-        if registered(ref.backend).batching:  # one call: the engine batches them
-            out = self._backends[key].generate(requests)
-            for completion in out:
+    def generate(self, ref, requests: list[Request], on_completion=None, entry=None) -> list[Completion]:
+        batching = entry is not None and entry.batching
+        groups = [requests] if batching else [[r] for r in requests]
+        out = []
+        for group in groups:
+            for completion in self._cache.generate(ref, group, entry):
                 if on_completion:
                     on_completion(completion)
-            return out
-        out = []
-        for request in requests:
-            completion = self._backends[key].generate([request])[0]
-            if on_completion:
-                on_completion(completion)
-            out.append(completion)
+                out.append(completion)
         return out
 
     def close(self) -> None:
-        self._backends.clear()
+        self._cache.clear()

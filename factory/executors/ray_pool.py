@@ -10,7 +10,10 @@ from __future__ import annotations
 import os
 from collections import deque
 
-from factory.backends import Completion, Request, build_backend, registered
+import sys
+
+from factory.backends import Completion, Request, registered
+from factory.executors.engines import EngineCache
 
 # Ray 2.60 writes ~/.ray/auth_token unless told not to; a local tool should not.
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
@@ -19,16 +22,27 @@ import ray  # noqa: E402
 IN_FLIGHT_PER_ACTOR = 2
 
 
+def _pickle_by_value(entry) -> None:
+    """Modules outside installed packages (a test's fakes, a backend file next to a job)
+    travel by value: Ray workers import by name from their own sys.path."""
+    for fn in (entry.identity, entry.build):
+        module = sys.modules.get(getattr(fn, "__module__", ""))
+        file = getattr(module, "__file__", None) or ""
+        if module is not None and "site-packages" not in file and not module.__name__.startswith(
+                ("factory", "roles", "stores", "prompts")):
+            ray.cloudpickle.register_pickle_by_value(module)
+        for cell in getattr(fn, "__closure__", None) or ():
+            inner = getattr(cell.cell_contents, "__module__", None)
+            if inner in sys.modules and inner.startswith("factory_user_"):
+                ray.cloudpickle.register_pickle_by_value(sys.modules[inner])
+
+
 class EngineActor:
     def __init__(self, threads: int):
-        self.threads = threads
-        self.backends = {}
+        self.cache = EngineCache(threads)
 
-    def generate(self, ref, requests: list[Request]) -> list[Completion]:
-        key = (ref.backend, ref.model)
-        if key not in self.backends:
-            self.backends[key] = build_backend(ref, threads=self.threads)
-        return self.backends[key].generate(requests)
+    def generate(self, ref, requests: list[Request], entry=None) -> list[Completion]:
+        return self.cache.generate(ref, requests, entry)
 
     def node_id(self) -> str:
         return ray.get_runtime_context().get_node_id()
@@ -50,9 +64,13 @@ class RayExecutor:
         actor_cls = ray.remote(num_cpus=threads, num_gpus=gpus, max_restarts=2, max_task_retries=2)(EngineActor)
         self.actors = [actor_cls.remote(threads) for _ in range(self.engines)]
 
-    def generate(self, ref, requests: list[Request], on_completion=None) -> list[Completion]:
-        if registered(ref.backend).batching:
-            return self._generate_chunks(ref, requests, on_completion)
+    def generate(self, ref, requests: list[Request], on_completion=None, entry=None) -> list[Completion]:
+        # The backend entry travels with each call: a backend registered from Python or
+        # loaded from a file is not importable by name in a worker.
+        entry = entry or registered(ref.backend)
+        _pickle_by_value(entry)
+        if entry.batching:
+            return self._generate_chunks(ref, requests, on_completion, entry)
         pending = deque(enumerate(requests))
         results: list[Completion | None] = [None] * len(requests)
         in_flight = {}  # ObjectRef -> (actor, index)
@@ -62,7 +80,7 @@ class RayExecutor:
             for actor_index, actor in enumerate(self.actors):
                 while pending and load[actor_index] < IN_FLIGHT_PER_ACTOR:
                     index, request = pending.popleft()
-                    call = actor.generate.remote(ref, [request])
+                    call = actor.generate.remote(ref, [request], entry)
                     in_flight[call] = (actor_index, index)
                     load[actor_index] += 1
 
@@ -79,11 +97,11 @@ class RayExecutor:
             submit()
         return results  # type: ignore[return-value]
 
-    def _generate_chunks(self, ref, requests: list[Request], on_completion=None) -> list[Completion]:
+    def _generate_chunks(self, ref, requests: list[Request], on_completion, entry) -> list[Completion]:
         """A batching engine (vLLM) gets an equal share of the requests in one call, so its
         continuous batching sees them all at once."""
         share = -(-len(requests) // len(self.actors))
-        calls = [actor.generate.remote(ref, requests[i * share:(i + 1) * share])
+        calls = [actor.generate.remote(ref, requests[i * share:(i + 1) * share], entry)
                  for i, actor in enumerate(self.actors) if requests[i * share:(i + 1) * share]]
         out = [c for chunk in ray.get(calls) for c in chunk]
         for completion in out:

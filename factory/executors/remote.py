@@ -1,25 +1,23 @@
 """Remote backends from the driver: HTTP calls are I/O, so a thread pool bounded by the
-endpoint's max_concurrency is all it takes; the server does the batching. Completions are
-reported one by one as they arrive, so a failure loses none that finished."""
+endpoint's max_concurrency is all it takes (the one place remote concurrency is bounded);
+the server does the batching. Completions are reported one by one as they arrive, so a
+failure loses none that finished."""
 from __future__ import annotations
 
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 
-from factory.backends import Completion, Request, build_backend
-from factory.keys import digest
+from factory.backends import Completion, Request
+from factory.executors.engines import EngineCache
 
 
 class RemoteExecutor:
     engines = 0
 
     def __init__(self):
-        self._backends: dict[str, object] = {}
+        self._cache = EngineCache()
 
-    def generate(self, ref, requests: list[Request], on_completion=None) -> list[Completion]:
-        key = digest(ref.model_dump(mode="json"))
-        if key not in self._backends:
-            self._backends[key] = build_backend(ref)
-        backend = self._backends[key]
+    def generate(self, ref, requests: list[Request], on_completion=None, entry=None) -> list[Completion]:
+        backend = self._cache.engine(ref, entry)
         results: list[Completion | None] = [None] * len(requests)
 
         def one(index: int) -> None:
@@ -28,7 +26,7 @@ class RemoteExecutor:
             if on_completion:
                 on_completion(completion)
 
-        with ThreadPoolExecutor(ref.endpoint.max_concurrency) as pool:
+        with ThreadPoolExecutor(ref.endpoint.max_concurrency if ref.endpoint else 4) as pool:
             futures = [pool.submit(one, i) for i in range(len(requests))]
             done, pending = wait(futures, return_when=FIRST_EXCEPTION)
             for f in pending:
@@ -39,4 +37,4 @@ class RemoteExecutor:
         return results  # type: ignore[return-value]
 
     def close(self) -> None:
-        self._backends.clear()
+        self._cache.clear()

@@ -1,10 +1,28 @@
-"""What a recipe gives the pipeline: deterministic seeds, its roles, its rule checks."""
+"""A recipe is one class that declares everything about itself:
+
+- `Options`: a pydantic model of its options (the job's `options:` mapping);
+- `roles`: each role's class, default template and sampling, and the template variables
+  the recipe provides to it (a user template that reads anything else fails at load);
+- `decision`: its decision-rule defaults; `score_range`: the range of its reviewers' overall;
+- its seeds (`make_seed`, deterministic in job seed and index), its rule checks and the
+  rule signals curation scores with, and `steps()`: the pipeline, a list of shared steps.
+
+A user's recipe subclasses `Recipe` (or `TextRecipe`) in any file:
+`recipe: my_recipes.py:Haiku` in a job, or an entry point in the group `factory.recipes`.
+"""
 from __future__ import annotations
 
 import hashlib
 import random
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Callable
+
+from pydantic import BaseModel, ConfigDict
+
+from factory.steps import TEXT_STEPS, SeedDrop
+
+__all__ = ["NoOptions", "Recipe", "RoleDef", "SeedDrop", "TextRecipe", "rng_for"]
 
 
 def rng_for(job_seed: int, index: int, salt: str = "seed") -> random.Random:
@@ -13,20 +31,41 @@ def rng_for(job_seed: int, index: int, salt: str = "seed") -> random.Random:
     return random.Random(int.from_bytes(digest[:8], "big"))
 
 
-@dataclass(frozen=True)
-class SeedDrop:
-    """A seed that could not be made (a malformed line in a seed file): a drop row."""
+class NoOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
-    reason: str
-    raw: str
+
+@dataclass(frozen=True)
+class RoleDef:
+    """One role of a recipe. make(template, recipe) -> the Role object."""
+
+    make: Callable
+    template: str
+    provides: frozenset[str]
+    sampling: dict = field(default_factory=dict)
+
+    def defaults(self) -> dict:
+        return {"template": self.template, "sampling": dict(self.sampling)}
 
 
 class Recipe(ABC):
-    name: str
+    name: str = ""
+    description: str = ""
+    Options: type[BaseModel] = NoOptions
+    roles: dict[str, RoleDef] = {}
+    # GRA-style: 3 reviewers, accept mean >= 7 and spread <= 1.5, reject mean < 5
+    decision: dict = {"accept_mean": 7.0, "max_spread": 1.5, "reject_mean": 5.0}
+    score_range: tuple[float, float] = (1, 10)
+    sample_noun = "text"          # "same text as ...": what an exact duplicate repeats
+    # export: "text" (one text column), "chat" (SFT `messages`), "pairs" (DPO prompt/chosen/rejected)
+    export_kind = "text"
+    source = "built-in"            # where the registry found it (set by the registry)
 
     def __init__(self, spec):
         self.spec = spec
+        self.options = self.Options.model_validate(spec.options or {})
 
+    # seeds
     @abstractmethod
     def make_seed(self, index: int) -> dict | SeedDrop:
         """The seed variables of one index; deterministic in (job seed, index)."""
@@ -35,17 +74,43 @@ class Recipe(ABC):
         """How many seeds exist (a seed file's lines); None when unbounded."""
         return None
 
+    # the pipeline
+    def steps(self) -> list:
+        return [step() for step in TEXT_STEPS]
 
-class TextRecipe(Recipe):
-    """A recipe whose sample is one generated text, reviewed against a rubric."""
+    def sample_of(self, seed: dict, parsed) -> tuple[str, dict | None]:
+        """The generator's parsed output -> (the sample's text, its payload)."""
+        return parsed.text, None
 
-    @abstractmethod
-    def rule_checks(self, seed: dict, text: str) -> dict:
+    def review_variables(self, seed: dict, sample: dict) -> dict:
+        return {**seed, "text": sample["text"]}
+
+    # rules
+    def rule_checks(self, seed: dict, text: str) -> dict | None:
         """Model-free signals of one text, stored with the sample."""
+        return None
 
-    def rule_reject(self, checks: dict) -> tuple[str, str] | None:
+    def rule_reject(self, checks: dict | None) -> tuple[str, str] | None:
         """(stage, reason) when a rule rejects the text before any review is paid for."""
         return None
 
-    def review_variables(self, seed: dict, text: str) -> dict:
-        return {**seed, "text": text}
+    @classmethod
+    def rule_signals(cls, checks: dict | None) -> list[float]:
+        """Rule checks as scores in [0, 1] (1 = good): the quality score's `rules` part."""
+        return []
+
+    # export
+    @classmethod
+    def export_record(cls, row: dict) -> dict:
+        """One accepted sample (a row of the accepted view) -> the recipe's export columns."""
+        return {"text": row["text"]}
+
+    @classmethod
+    def describe(cls) -> dict:
+        return {"name": cls.name, "description": cls.description, "source": cls.source,
+                "roles": {n: r.template for n, r in cls.roles.items()},
+                "options": list(cls.Options.model_fields)}
+
+
+class TextRecipe(Recipe):
+    """A recipe whose sample is one generated text, reviewed against a rubric (the default steps)."""

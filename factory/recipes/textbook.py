@@ -6,9 +6,12 @@ import re
 from collections import Counter
 from functools import cached_property
 
-from factory.recipes.base import SeedDrop, TextRecipe, rng_for
+from pydantic import BaseModel, ConfigDict, Field
+
+from factory.recipes.base import RoleDef, SeedDrop, TextRecipe, rng_for
 from factory.recipes.seed_files import jsonl_record, read_lines
-from factory.templates import data_file
+from roles import Adjudicator, Generator, TextbookReviewer
+from roles.templates import data_file
 
 # Degenerate loops of a small model repeat whole phrases; 5-grams catch them while
 # ordinary prose repeats under ~5% of its 5-grams.
@@ -28,12 +31,33 @@ def repeated_ngram_ratio(words: list[str], n: int = NGRAM) -> float:
     return round(sum(c - 1 for c in counts.values()) / len(grams), 4)
 
 
+SEED_VARIABLES = frozenset({"topic", "extract", "audience", "style"})
+
+
+class TextbookOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    topics_file: str | None = Field(
+        None, description="a topic a line, or JSONL with 'topic' and an optional 'extract'; default: the shipped list")
+    audiences: list[str] | None = Field(None, min_length=1, description="default: the four shipped audiences")
+    styles: list[str] | None = Field(None, min_length=1, description="default: the four shipped styles")
+    min_words: int = Field(120, ge=1, description="shorter texts are dropped")
+
+
 class Textbook(TextRecipe):
     name = "textbook"
-
-    @cached_property
-    def options(self):
-        return self.spec.textbook
+    description = "textbook-style lessons: topic x audience x style (phi-1, Cosmopedia)"
+    Options = TextbookOptions
+    roles = {
+        "generator": RoleDef(lambda t, r: Generator(t, min_words=r.options.min_words), "textbook/generator@1",
+                             SEED_VARIABLES, {"max_tokens": 600}),
+        "reviewer": RoleDef(lambda t, r: TextbookReviewer(t), "textbook/reviewer@1", SEED_VARIABLES | {"text"},
+                            {"temperature": 0.7, "max_tokens": 160}),
+        "adjudicator": RoleDef(lambda t, r: Adjudicator(t), "textbook/adjudicator@1",
+                               SEED_VARIABLES | {"text", "reviews"}, {"temperature": 0.2, "max_tokens": 120}),
+    }
+    # phi-1 / FineWeb-Edu style: keep educational value >= 3 of 5
+    decision = {"accept_mean": 3.0, "max_spread": 1.0, "reject_mean": 2.0}
+    score_range = (0, 5)
 
     @cached_property
     def topic_lines(self) -> list[tuple[int, str]]:
@@ -86,3 +110,7 @@ class Textbook(TextRecipe):
         if ratio > MAX_REPEATED_NGRAMS:
             return "repetition", f"{ratio:.0%} of {NGRAM}-grams repeat (> {MAX_REPEATED_NGRAMS:.0%})"
         return None
+
+    @classmethod
+    def rule_signals(cls, checks: dict | None) -> list[float]:
+        return [1.0 - float(checks[f"repeated_{NGRAM}gram_ratio"])] if checks else []

@@ -2,10 +2,12 @@
 vocabulary plus a random subset of story features; deterministic in (job seed, index)."""
 from __future__ import annotations
 
-from factory.recipes.base import TextRecipe, rng_for
+from factory.recipes.base import RoleDef, TextRecipe, rng_for
 from factory.recipes.vocabulary import load_vocabulary, vocabulary_check
+from roles import Adjudicator, Generator, StoryReviewer
 
 FEATURES = ("Dialogue", "BadEnding", "MoralValue", "Twist", "Foreshadowing", "Conflict")
+SEED_VARIABLES = frozenset({"verb", "noun", "adjective", "features"})
 
 
 def make_seed(job_seed: int, index: int) -> dict:
@@ -28,6 +30,15 @@ def rule_checks(seed: dict, text: str) -> dict:
 
 class TinyStories(TextRecipe):
     name = "tinystories"
+    description = "short stories for 3-4 year olds from seed words and story features (TinyStories)"
+    roles = {
+        "generator": RoleDef(lambda t, r: Generator(t), "tinystories/generator@1", SEED_VARIABLES,
+                             {"max_tokens": 300}),
+        "reviewer": RoleDef(lambda t, r: StoryReviewer(t), "tinystories/reviewer@1", SEED_VARIABLES | {"story"},
+                            {"temperature": 0.7, "max_tokens": 160}),
+        "adjudicator": RoleDef(lambda t, r: Adjudicator(t), "tinystories/adjudicator@1",
+                               SEED_VARIABLES | {"story", "reviews"}, {"temperature": 0.2, "max_tokens": 120}),
+    }
 
     def make_seed(self, index: int) -> dict:
         return make_seed(self.spec.seed, index)
@@ -42,5 +53,12 @@ class TinyStories(TextRecipe):
             return None
         return "vocabulary", f"{share:.1%} of words outside the vocabulary > {limit:.1%}"
 
-    def review_variables(self, seed: dict, text: str) -> dict:
-        return {**seed, "story": text}
+    @classmethod
+    def rule_signals(cls, checks: dict | None) -> list[float]:
+        if not checks:
+            return []
+        seed_words = [bool(checks[k]) for k in ("has_verb", "has_noun", "has_adjective") if k in checks]
+        return [1.0 - float(checks["out_of_vocabulary_share"]), sum(seed_words) / len(seed_words)]
+
+    def review_variables(self, seed: dict, sample: dict) -> dict:
+        return {**seed, "story": sample["text"]}

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from factory.templates import data_file
+from roles.templates import data_file
 
 _WORD = re.compile(r"[a-z]+")
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 
-from factory.verify.answers import answers_match
+from roles.answers import answers_match
 
 # Float noise from a program (0.1 + 0.2 = 0.30000000000000004) is not a wrong answer;
 # grade-school answers have small denominators, so 1e6 keeps every real one exact.

@@ -54,7 +54,7 @@ def server():
 def job_file(tmp_path, port, n=3, **endpoint):
     ep = {"base_url": f"http://127.0.0.1:{port}/v1", "schema_format": "json_object", "max_concurrency": 2,
           "timeout_s": 60, "max_retries": 1, **endpoint}
-    job = {"name": "remote", "num_samples": n, "seed": 2, "reviewers": 2,
+    job = {"name": "remote", "recipe": "tinystories", "num_samples": n, "seed": 2, "reviewers": 2,
            "roles": {r: {"backend": "openai", "model": "smollm2", "endpoint": ep,
                          "sampling": {"max_tokens": 64 if r == "generator" else 80}} for r in ROLES},
            "decision": {"accept_mean": 4.0, "max_spread": 1.0, "reject_mean": 2.5},

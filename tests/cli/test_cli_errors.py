@@ -31,8 +31,11 @@ def test_unknown_backend_lists_the_registered_ones(tmp_path, capsys):
     path = tmp_path / "job.yaml"
     path.write_text(yaml.safe_dump(job))
     db = tmp_path / "x.duckdb"
-    assert main(["run", str(path), "--db", str(db), "--quiet"]) == 1
-    assert "unknown backend 'nope': registered backends are fake, llamacpp, openai, vllm" in capsys.readouterr().err
+    # an invalid job file (issue 10): exit 2, the line lists what exists and where plugins are found
+    assert main(["run", str(path), "--db", str(db), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "roles.reviewer.backend: unknown backend 'nope': known backends are fake, llamacpp, openai, vllm" in err
+    assert "entry point group factory.backends" in err and len(err.strip().splitlines()) == 1
     assert not db.exists()
 
 
@@ -54,7 +57,7 @@ def test_run_then_stats_json_and_sql(tmp_path, capsys):
 def test_sql_is_read_only(tmp_path, capsys):
     db = tmp_path / "f.duckdb"
     run_job(parse_job(fake_job()), db=db)
-    assert main(["sql", "DELETE FROM samples", "--db", str(db)]) == 1
+    assert main(["sql", "DELETE FROM samples", "--db", str(db)]) == 2  # a refused statement is bad input (issue 15): exit 2
     assert "read-only" in capsys.readouterr().err
     assert main(["sql", "SELECT count(*) FROM samples", "--db", str(db), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["count_star()"] > 0

@@ -34,7 +34,8 @@ def build(db, scores=None):
     scores = scores or {"s0": 6.0, "s1": 8.0, "s2": 7.0, "s3": 7.0, "s4": 9.0, "s5": 6.0}
     with Store(db) as store:
         con = store.con
-        con.execute("INSERT INTO jobs VALUES (?, 'planted', 'tinystories', '{}', '{}', 6, now())", [JOB])
+        con.execute("INSERT INTO jobs (fingerprint, name, recipe, spec, decision_rule, num_samples, created_at) "
+                    "VALUES (?, 'planted', 'tinystories', '{}', '{}', 6, now())", [JOB])
         for i, (sid, text) in enumerate(TEXTS.items()):
             con.execute("INSERT INTO seeds VALUES (?, ?, ?, '{}')", [f"seed{i}", JOB, i])
             dup = "s0" if sid == "s5" else None

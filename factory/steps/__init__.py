@@ -1,0 +1,18 @@
+"""The pipeline is a list of steps, each with one `run(ctx, state)` over a batch. Recipes
+compose them: TinyStories and textbook are [MakeSeeds, Generate, ExactDedup, ApplyRules,
+Review, Decide]; math swaps Generate for WriteProblems and adds SolveAndVerify."""
+from factory.steps.context import NO_LINEAGE, Call, Context, add_drop, add_verdict
+from factory.steps.decide import Decide
+from factory.steps.dedup import ExactDedup
+from factory.steps.generate import Generate
+from factory.steps.math import SolveAndVerify, WriteProblems
+from factory.steps.review import Review
+from factory.steps.rules import ApplyRules
+from factory.steps.seeds import MakeSeeds, SeedDrop
+from factory.steps.state import BatchState
+
+TEXT_STEPS = (MakeSeeds, Generate, ExactDedup, ApplyRules, Review, Decide)
+
+__all__ = ["NO_LINEAGE", "TEXT_STEPS", "ApplyRules", "BatchState", "Call", "Context", "Decide", "ExactDedup",
+           "Generate", "MakeSeeds", "Review", "SeedDrop", "SolveAndVerify", "WriteProblems", "add_drop",
+           "add_verdict"]

@@ -1,0 +1,37 @@
+"""Decide: the decision rule on every reviewed sample; the Adjudicator on the ones it
+leaves open; a verdict row for each."""
+from __future__ import annotations
+
+from factory.decide import decide
+from factory.steps.context import Context, add_drop, add_verdict
+from factory.steps.state import BatchState
+from roles import Drop
+
+
+class Decide:
+    role = "adjudicator"
+
+    def run(self, ctx: Context, state: BatchState) -> None:
+        rule, batch = ctx.spec.decision, state.batch
+        pending = {}
+        for i, (sample, variables) in state.to_review.items():
+            reviews = state.reviews.get(i, [])
+            if not reviews:
+                add_verdict(ctx, batch, sample, "drop", "no_valid_reviews", "every review was unparseable")
+                continue
+            d = decide([r.overall for r in reviews], rule.accept_mean, rule.max_spread, rule.reject_mean)
+            if d.outcome == "adjudicate":
+                pending[i] = (sample, {**variables, "reviews": [r.as_dict() for r in reviews]}, d)
+            else:
+                add_verdict(ctx, batch, sample, d.outcome, "reviewers", d.reason, d.mean, d.spread, len(reviews))
+        authors = {i: state.samples[i].get("model") for i in pending if i in state.samples}
+        for call in ctx.call(self.role, [(i, 0, v) for i, (_, v, _) in pending.items()], authors):
+            sample, _, d = pending[call.index]
+            n = len(state.reviews[call.index])
+            if isinstance(call.parsed, Drop):
+                add_drop(ctx, batch, call.index, self.role, call.parsed, call.lineage, sample)
+                add_verdict(ctx, batch, sample, "drop", "adjudicator", f"unparseable verdict: {call.parsed.reason}",
+                            d.mean, d.spread, n, call.lineage)
+            else:
+                add_verdict(ctx, batch, sample, call.parsed.decision, "adjudicator",
+                            call.parsed.reason or f"({d.reason})", d.mean, d.spread, n, call.lineage)

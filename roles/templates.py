@@ -1,0 +1,135 @@
+"""Versioned Jinja2 prompt templates: the built-in ones under prompts/ (inside the wheel),
+a user's `templates_dir`, or a template file named by path.
+
+`tinystories/reviewer@1` is the file tinystories/reviewer.v1.jinja, looked up first in the
+job's templates_dir (when it has one), then in prompts/. `./my_reviewer.jinja` (any name
+ending in .jinja) is a file, relative to the job file's folder. A template has two blocks,
+`system` and `user`; each becomes one chat message. The source's sha256 enters every
+request key and every row's lineage, so editing a template without bumping its version
+still changes the cache key.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+import jinja2
+from jinja2 import meta
+
+_NAME = re.compile(r"^(?P<name>[a-z0-9_]+(?:/[a-z0-9_]+)*)@(?P<version>[0-9]+)$")
+_VERSIONED_FILE = re.compile(r"^(?P<stem>.+)\.v(?P<version>[0-9]+)$")
+_ENV = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False, autoescape=False)
+
+
+class TemplateError(ValueError):
+    """A template that cannot be used: one line naming the file, the line and what is wrong."""
+
+
+@dataclass(frozen=True)
+class PromptTemplate:
+    name: str
+    version: int
+    sha256: str
+    source: str
+    origin: str = "built-in"  # built-in, or the file it was read from
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}@{self.version}"
+
+    def variables(self) -> set[str]:
+        """Names the template reads from its context."""
+        return meta.find_undeclared_variables(_ENV.parse(self.source))
+
+    def render(self, **variables) -> tuple[dict, ...]:
+        template = _compiled(self.source)
+        context = template.new_context(variables)
+        messages = []
+        for role in ("system", "user"):
+            if role in template.blocks:
+                text = "".join(template.blocks[role](context)).strip()
+                if text:
+                    messages.append({"role": role, "content": text})
+        if not messages or messages[-1]["role"] != "user":
+            raise TemplateError(f"template {self.ref} ({self.origin}) must define a non-empty `user` block")
+        return tuple(messages)
+
+
+@lru_cache(maxsize=256)
+def _compiled(source: str) -> jinja2.Template:
+    # Compiling is ~1 ms a template; rendering a compiled one ~20 us.
+    return _ENV.from_string(source)
+
+
+def data_file(relative: str) -> str:
+    """Text of a data file shipped under prompts/."""
+    return resources.files("prompts").joinpath(relative).read_text(encoding="utf-8")
+
+
+def _from_source(name: str, version: int, source: str, origin: str) -> PromptTemplate:
+    try:
+        _ENV.parse(source)
+    except jinja2.TemplateSyntaxError as err:
+        raise TemplateError(f"{origin}:{err.lineno}: template syntax error: {err.message}") from None
+    return PromptTemplate(name, version, hashlib.sha256(source.encode()).hexdigest()[:16], source, origin)
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise TemplateError(f"{path}: not a UTF-8 text file") from None
+    except OSError as err:
+        raise TemplateError(f"{path}: cannot read the template ({err.strerror})") from None
+
+
+def is_path_ref(ref: str) -> bool:
+    return ref.endswith(".jinja")
+
+
+@lru_cache(maxsize=128)
+def load_template(ref: str, base_dir: str | None = None, templates_dir: str | None = None) -> PromptTemplate:
+    """ref: name@version (templates_dir first, then prompts/) or a .jinja path (relative to base_dir)."""
+    if is_path_ref(ref):
+        path = Path(ref).expanduser()
+        if not path.is_absolute() and base_dir:
+            path = Path(base_dir) / path
+        if not path.is_file():
+            raise TemplateError(f"template {ref!r}: no file {path}")
+        stem = path.name[: -len(".jinja")]
+        versioned = _VERSIONED_FILE.match(stem)
+        name, version = (versioned["stem"], int(versioned["version"])) if versioned else (stem, 0)
+        return _from_source(name, version, _read(path), str(path))
+    match = _NAME.match(ref)
+    if not match:
+        raise TemplateError(f"template {ref!r}: expected name@version (e.g. tinystories/reviewer@1) "
+                            f"or a path to a .jinja file")
+    name, version = match["name"], int(match["version"])
+    relative = f"{name}.v{version}.jinja"
+    if templates_dir:
+        root = Path(templates_dir).expanduser()
+        if not root.is_absolute() and base_dir:
+            root = Path(base_dir) / root
+        if (root / relative).is_file():
+            return _from_source(name, version, _read(root / relative), str(root / relative))
+    path = resources.files("prompts").joinpath(relative)
+    if not path.is_file():
+        where = f"{templates_dir}/{relative} or " if templates_dir else ""
+        raise TemplateError(f"template {ref!r}: no file {where}prompts/{relative}")
+    return _from_source(name, version, path.read_text(encoding="utf-8"), "built-in")
+
+
+def check_variables(template: PromptTemplate, provided: set[str], who: str) -> None:
+    """A template that reads a variable nobody provides fails now, not at the first render."""
+    missing = sorted(template.variables() - provided)
+    if not missing:
+        return
+    name = missing[0]
+    line = next((n for n, text in enumerate(template.source.splitlines(), start=1)
+                 if re.search(rf"\b{re.escape(name)}\b", text)), "?")
+    raise TemplateError(f"{template.origin}:{line}: template {template.ref} uses `{name}`, which {who} does not "
+                        f"provide; available: {', '.join(sorted(provided)) or '(none)'}")
