@@ -23,26 +23,59 @@ class Hit:
     ngram: str
 
 
-def _rows(path: Path) -> list[dict]:
-    if path.suffix == ".parquet":
-        import duckdb
+def _first_line(err: Exception) -> str:
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return lines[0] if lines else type(err).__name__
 
-        con = duckdb.connect()
-        try:
-            cur = con.execute("SELECT * FROM read_parquet(?)", [str(path)])
-            cols = [d[0] for d in cur.description]
-            return [dict(zip(cols, r)) for r in cur.fetchall()]
-        finally:
-            con.close()
+
+def _parquet_rows(path: Path) -> list[dict]:
+    import duckdb
+
+    con = duckdb.connect()
+    try:
+        cur = con.execute("SELECT * FROM read_parquet(?)", [str(path)])
+        cols = [d[0] for d in cur.description]
+        return [dict(zip(cols, r)) for r in cur.fetchall()]
+    except duckdb.Error as err:  # not Parquet, truncated, a corrupt page: DuckDB's first line says which
+        raise BenchmarkError(f"benchmark {path}: not a readable Parquet file ({_first_line(err)})") from None
+    finally:
+        con.close()
+
+
+def _jsonl_rows(path: Path) -> list[dict]:
+    data = path.read_bytes()
+    # A NUL byte never occurs in JSON text: the file is binary (a Parquet or archive named .jsonl).
+    nul = data.find(b"\0")
+    if nul >= 0:
+        raise BenchmarkError(f"benchmark {path}: binary data (a NUL byte at offset {nul}), "
+                             "expected JSON lines (one object per line) or a .parquet file")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data[:err.start].count(b"\n") + 1
+        raise BenchmarkError(f"benchmark {path}:{line}: not UTF-8 text (byte 0x{data[err.start]:02x} at offset "
+                             f"{err.start}), expected JSON lines (one object per line)") from None
     rows = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for n, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:
-            rows.append(json.loads(line))
+            row = json.loads(line)
         except json.JSONDecodeError as err:
             raise BenchmarkError(f"benchmark {path}:{n}: not JSON ({err.msg})") from None
+        except RecursionError:
+            raise BenchmarkError(f"benchmark {path}:{n}: JSON nested too deeply") from None
+        if not isinstance(row, dict):
+            raise BenchmarkError(f"benchmark {path}:{n}: expected a JSON object, got {type(row).__name__}") from None
+        rows.append(row)
     return rows
+
+
+def _rows(path: Path) -> list[dict]:
+    try:
+        return _parquet_rows(path) if path.suffix == ".parquet" else _jsonl_rows(path)
+    except OSError as err:  # unreadable: permissions, an I/O error
+        raise BenchmarkError(f"benchmark {path}: cannot read ({err.strerror or _first_line(err)})") from None
 
 
 def load_benchmark(path: str, field: str | None = None) -> list[str]:
