@@ -3,6 +3,7 @@ the token budgets and an executor. Only requests missing from the cache reach a 
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import metadata
@@ -11,6 +12,9 @@ from factory.backends import Completion, Request
 from factory.keys import digest, request_key
 from factory.spec import ModelRef, RoleSpec
 from roles import Drop, Role
+
+
+SAVE_EVERY_S = 1.0
 
 
 class RoleFailed(RuntimeError):
@@ -134,9 +138,28 @@ class Caller:
         fresh: dict[str, Completion] = {}
         route_of = {r.key: r.route for r in unique}
         role = bound.name
+        unsaved: list[Completion] = []
+        last_save = [time.monotonic()]
+        lock = threading.Lock()  # remote completions arrive on the executor's threads
+
+        def save() -> None:
+            if not unsaved:
+                return
+            rows = [{"request_key": c.key, "model": bound.models[route_of[c.key]][1], "text": c.text,
+                     "prompt_tokens": c.prompt_tokens, "completion_tokens": c.completion_tokens,
+                     "seconds": round(c.seconds, 4), "finish_reason": c.finish_reason} for c in unsaved]
+            unsaved.clear()
+            last_save[0] = time.monotonic()
+            self.store.put_completions(rows)
 
         def arrived(c: Completion) -> None:
-            fresh[c.key] = c
+            with lock:
+                fresh[c.key] = c
+                unsaved.append(c)
+                # Cached within a second of arriving, in small groups (one transaction each,
+                # ~1 ms): a kill -9 loses at most the requests in flight and the last second.
+                if time.monotonic() - last_save[0] >= SAVE_EVERY_S:
+                    save()
             self.budget.add(role, c.prompt_tokens + c.completion_tokens)
             if self.on_completion:
                 self.on_completion(c)
@@ -158,12 +181,8 @@ class Caller:
                                      f"{first[-1] if first else type(err).__name__}") from err
         finally:
             # Whatever arrived is cached even if the batch fails: a rerun pays for none of it twice.
-            self.store.put_completions([
-                {"request_key": c.key, "model": bound.models[route_of[c.key]][1],
-                 "text": c.text, "prompt_tokens": c.prompt_tokens, "completion_tokens": c.completion_tokens,
-                 "seconds": round(c.seconds, 4), "finish_reason": c.finish_reason}
-                for c in list(fresh.values())
-            ])
+            with lock:
+                save()
         out = []
         for r in requests:
             if r.key in fresh:

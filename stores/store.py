@@ -30,7 +30,16 @@ class BatchRows:
 
 
 def _value(v):
-    return json.dumps(v, sort_keys=True) if isinstance(v, (dict, list, tuple)) else v
+    if isinstance(v, (dict, list, tuple)):
+        return json.dumps(v, sort_keys=True)  # ensure_ascii: lone surrogates become \\udxxx escapes
+    if isinstance(v, str):
+        try:
+            v.encode("utf-8")
+        except UnicodeEncodeError:
+            # A model's bytes that are not text (lone surrogates) are stored escaped, not lost:
+            # the row is kept and the write does not crash (issue 15: garbage never stops a job).
+            return v.encode("utf-8", "backslashreplace").decode("utf-8")
+    return v
 
 
 def _insert(con, table: str, rows: list[dict], on_conflict: str = "") -> None:
