@@ -7,6 +7,8 @@ import json
 import numpy as np
 import pandas as pd
 
+from stores.transaction import transaction
+
 DIMENSIONS = 384
 
 
@@ -55,8 +57,7 @@ def write_curation(con, job: str, model: str, new_embeddings: dict[str, np.ndarr
                    store_with_job: bool = False) -> None:
     """store_with_job: the settings came from the job's YAML; they become the job's stored
     settings in the same transaction (a failing pass stores nothing)."""
-    con.begin()
-    try:
+    with transaction(con):
         if new_embeddings:
             frame = pd.DataFrame({"sample_id": list(new_embeddings), "model": model,
                                   "embedding": [v.tolist() for v in new_embeddings.values()]})
@@ -73,10 +74,6 @@ def write_curation(con, job: str, model: str, new_embeddings: dict[str, np.ndarr
                     [job, json.dumps(config, sort_keys=True), json.dumps(summary, sort_keys=True)])
         if store_with_job:
             con.execute("UPDATE jobs SET curation = ? WHERE fingerprint = ?", [json.dumps(config, sort_keys=True), job])
-        con.commit()
-    except Exception:
-        con.rollback()
-        raise
 
 
 def _insert_frame(con, table: str, rows: list[dict]) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 from stores.store import _insert
+from stores.transaction import transaction
 
 
 def _problems_from(use: str) -> str:
@@ -58,14 +59,9 @@ def job_spec(con, job: str) -> dict:
 
 def _insert_together(con, tables: list[tuple[str, list[dict]]]) -> None:
     """Rows of several tables in one transaction: all of them or none."""
-    con.begin()
-    try:
+    with transaction(con):
         for table, rows in tables:
             _insert(con, table, rows)
-        con.commit()
-    except Exception:
-        con.rollback()
-        raise
 
 
 def record_mixture(con, mixture: dict, rows: list[dict]) -> None:

@@ -4,6 +4,8 @@ Append a new function to MIGRATIONS; never edit one that has shipped.
 """
 from __future__ import annotations
 
+from stores.transaction import transaction
+
 # Lineage columns carried by every row a model produced.
 LINEAGE = """
     template VARCHAR, template_sha256 VARCHAR, role_version INTEGER,
@@ -156,13 +158,8 @@ def migrate(con) -> list[str]:
     for version, migration in enumerate(MIGRATIONS, start=1):
         if version in done:
             continue
-        con.begin()
-        try:
+        with transaction(con):
             migration(con)
             con.execute("INSERT INTO schema_migrations (version, name) VALUES (?, ?)", [version, migration.__name__])
-            con.commit()
-        except Exception:
-            con.rollback()
-            raise
         applied.append(migration.__name__)
     return applied

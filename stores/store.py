@@ -14,6 +14,7 @@ import pyarrow as pa
 
 from stores.connection import open_database
 from stores.migrations import migrate
+from stores.transaction import transaction
 
 TABLES_WRITTEN_PER_BATCH = ("seeds", "samples", "reviews", "verdicts", "drops", "solutions", "verifications")
 
@@ -128,13 +129,8 @@ class Store:
         return {r[0]: dict(zip(names, r)) for r in rows}
 
     def put_completions(self, rows: list[dict]) -> None:
-        self.con.begin()
-        try:
+        with transaction(self.con):
             _insert(self.con, "completions", rows, "ON CONFLICT (request_key) DO NOTHING")
-            self.con.commit()
-        except Exception:
-            self.con.rollback()
-            raise
 
     # exact dedup
     def samples_by_hash(self, job: str, hashes: list[str]) -> dict[str, str]:
@@ -150,13 +146,8 @@ class Store:
 
     # the batch
     def write_batch(self, batch: BatchRows) -> None:
-        self.con.begin()
-        try:
+        with transaction(self.con):
             for table in TABLES_WRITTEN_PER_BATCH:
                 _insert(self.con, table, batch.rows[table])
             _insert(self.con, "done_seeds",
                     [{"job": batch.job, "seed_index": i, "batch_id": batch.batch_id} for i in batch.seed_indices])
-            self.con.commit()
-        except Exception:
-            self.con.rollback()
-            raise
