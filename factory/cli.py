@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -289,6 +291,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         err.print("interrupted: committed batches are kept; rerun the same command to resume")
         return 130
+    except Exception as e:  # a full disk outside the store's batch writes (a checkpoint at close, a migration)
+        if "No space left on device" not in str(e) and getattr(e, "errno", None) != errno.ENOSPC:
+            raise
+        named = re.search(r'"([^"]+)"', str(e)) or re.search(r"'([^']+)'", str(e))
+        where = named.group(1) if named else getattr(args, "db", None) or "the database"
+        _error(f"no space left on device writing {where}: free space and rerun to resume")
+        return 1
 
 
 if __name__ == "__main__":

@@ -6,13 +6,17 @@ completions arrive, so a rerun after a crash pays for no completion twice.
 """
 from __future__ import annotations
 
+import errno
 import json
+import re
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 
-from stores.connection import open_database
+from stores.connection import StoreError, open_database
 from stores.migrations import migrate
 from stores.transaction import transaction
 
@@ -129,7 +133,7 @@ class Store:
         return {r[0]: dict(zip(names, r)) for r in rows}
 
     def put_completions(self, rows: list[dict]) -> None:
-        with transaction(self.con):
+        with self._disk_full_named(), transaction(self.con):
             _insert(self.con, "completions", rows, "ON CONFLICT (request_key) DO NOTHING")
 
     # exact dedup
@@ -146,8 +150,22 @@ class Store:
 
     # the batch
     def write_batch(self, batch: BatchRows) -> None:
-        with transaction(self.con):
+        with self._disk_full_named(), transaction(self.con):
             for table in TABLES_WRITTEN_PER_BATCH:
                 _insert(self.con, table, batch.rows[table])
             _insert(self.con, "done_seeds",
                     [{"job": batch.job, "seed_index": i, "batch_id": batch.batch_id} for i in batch.seed_indices])
+
+    @contextmanager
+    def _disk_full_named(self):
+        """A write that hit a full disk is one line naming the file DuckDB could not write
+        (its .wal): the transaction rolled back (all or none), so the database stays readable
+        and a rerun after space is freed resumes at the first uncommitted batch."""
+        try:
+            yield
+        except (duckdb.Error, OSError) as err:
+            if "No space left on device" not in str(err) and getattr(err, "errno", None) != errno.ENOSPC:
+                raise
+            named = re.search(r'"([^"]+)"', str(err))  # 'Could not write file "/x/f.duckdb.wal": No space ...'
+            raise StoreError(f"no space left on device writing {named.group(1) if named else self.path}: "
+                             "free space and rerun to resume") from err
