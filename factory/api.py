@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from factory.pipeline import RunResult, run_job
 from factory.spec import JobSpec, load_job, parse_job
 from stores import open_database
+from stores.snapshot import open_for_reading
 from stores.curated import UncuratedWarning  # noqa: F401 - public: export and distill warn with it
 from stores.stats import job_stats
 
@@ -28,11 +29,14 @@ def run(job: str | Path | dict | JobSpec, db: str | Path | None = None, limit: i
 
 
 def stats(db: str | Path, job: str | None = None) -> dict:
-    con = open_database(db, read_only=True)
-    try:
-        return job_stats(con, job)
-    finally:
-        con.close()
+    """What `stats --json` prints. While `factory run` writes db, its latest snapshot is read
+    (stores/snapshot.py): one line on stderr says so, and the dict gains "snapshot":
+    {"path", "taken_at" (ISO 8601, UTC), "writer_pid"}; the other keys are the same."""
+    def read(con) -> dict:
+        found = job_stats(con, job)
+        return found if con.snapshot is None else {**found, "snapshot": con.snapshot.as_dict()}
+
+    return _reading(db, read, snapshot_ok=True)
 
 
 def curate(job: str | Path | dict | JobSpec, db: str | Path | None = None) -> dict:
@@ -46,9 +50,10 @@ def curate(job: str | Path | dict | JobSpec, db: str | Path | None = None) -> di
     return curate_job(job, db)
 
 
-def _reading(db: str | Path, read):
-    """read(con) on a read-only connection that is closed whatever happens."""
-    con = open_database(db, read_only=True)
+def _reading(db: str | Path, read, snapshot_ok: bool = False):
+    """read(con) on a read-only connection that is closed whatever happens. snapshot_ok:
+    while a run writes db, read its snapshot instead of failing with "in use"."""
+    con = open_for_reading(db) if snapshot_ok else open_database(db, read_only=True)
     try:
         return read(con)
     finally:

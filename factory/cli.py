@@ -110,7 +110,9 @@ def _run(args, out: Console, err: Console) -> int:
 
 
 def _stats(args, out: Console, err: Console) -> int:
-    stats = _reading(args.db, lambda con: job_stats(con, args.job))
+    from factory.api import stats as read_stats
+
+    stats = read_stats(args.db, args.job)  # while a run writes the db: its snapshot, and a line saying so
     if args.json:
         print(json.dumps(stats, indent=2, sort_keys=True))
     else:

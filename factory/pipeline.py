@@ -14,6 +14,7 @@ from factory.spec import JobError, JobSpec
 from factory.steps import BatchState, Context
 from roles.templates import load_template
 from stores import BatchRows, Store
+from stores.snapshot import SnapshotWriter
 
 # Roles whose output is a sample: their model is the sample's author (kept out of its
 # reviews and adjudication when a role asks for exclude_generator_model).
@@ -121,15 +122,19 @@ def run_job(spec: JobSpec, db: str | Path | None = None, limit: int | None = Non
         caller = Caller(store, executor, on_completion=lambda c: progress.tokens(c.completion_tokens),
                         budget=make_budget(spec, store, job))
         ctx = Context(spec=spec, job=job, bound=bound, caller=caller, recipe=recipe, store=store)
+        snapshot = SnapshotWriter(store.con, db)  # what factory stats / sql read while this run holds db
         progress.start(total=target, done=result.seeds_done_before)
         try:
+            snapshot.refresh(force=True)  # watchers see the job before its first batch ends
             for start in range(0, len(todo), ex.batch_size):
                 indices = todo[start:start + ex.batch_size]
                 batch = run_batch(ctx, indices)
                 store.write_batch(batch)
+                snapshot.refresh()  # rate-limited: under 5 % of the run's time (stores/snapshot.py)
                 result.seeds_processed += len(indices)
                 progress.batch(len(indices), outcomes_of(batch))
         finally:
+            snapshot.close()  # removed: once this run ends, readers read db itself
             progress.stop()
             result.model_calls = caller.model_calls
             executor.close()

@@ -11,6 +11,15 @@ class StoreError(RuntimeError):
     """A one-line, user-facing store problem."""
 
 
+class DatabaseInUse(StoreError):
+    """Another process has the file open read-write (a running job): pid is that process's,
+    when DuckDB names it. stores/snapshot.py reads the running job's snapshot instead."""
+
+    def __init__(self, message: str, pid: int | None):
+        super().__init__(message)
+        self.pid = pid
+
+
 # DuckDB's words for a file that is not (or no longer) a database it can read: a wrong or
 # zeroed header ("not a valid DuckDB database file"), a block whose checksum does not match
 # (a flipped bit), a block past the end of the file (a truncated copy).
@@ -41,7 +50,8 @@ def _explain(path: Path, err: duckdb.Error) -> StoreError:
     if _LOCK.search(text):
         pid = re.search(r"PID (\d+)", text)
         who = f" (PID {pid.group(1)})" if pid else ""
-        return StoreError(f"database {path} is in use by another process{who}: wait for it to finish or use another --db")
+        return DatabaseInUse(f"database {path} is in use by another process{who}: wait for it to finish or use another "
+                             f"--db", int(pid.group(1)) if pid else None)
     return StoreError(f"cannot open database {path}: {text.splitlines()[0]}")
 
 
@@ -54,6 +64,8 @@ class Connection:
     everything else (description, fetch*, register, begin/commit) is the wrapped
     connection's. execute returns this wrapper, so `con.execute(...).fetchall()` is checked too.
     """
+
+    snapshot = None  # a SnapshotInfo when this reads a running job's snapshot (stores/snapshot.py)
 
     def __init__(self, con: duckdb.DuckDBPyConnection, path: Path):
         self._con = con

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import duckdb
 
-from stores.connection import open_database
+from stores.snapshot import open_for_reading
 
 ALLOWED = "SELECT, WITH, DESCRIBE, SHOW, EXPLAIN, SUMMARIZE"
 
@@ -111,8 +111,9 @@ def run_read_only(db: str | Path, query: str) -> tuple[list[str], list[tuple]]:
 
     Raises RefusedStatement (a statement that is not a read, several statements, a file
     other than the database), StoreError (no such file, busy, damaged) or the duckdb.Error
-    of a read that fails (a typo, an unknown table)."""
-    con = open_database(db, read_only=True, config=SETTINGS)
+    of a read that fails (a typo, an unknown table). While a run writes db, the statement
+    reads the run's snapshot (stores/snapshot.py), opened with the same SETTINGS."""
+    con = open_for_reading(db, config=SETTINGS)
     try:
         why = _refusal(con, query)
         if why is not None:

@@ -1,0 +1,165 @@
+"""Watching a running job: the driver keeps a read-only copy of its database next to it
+(`<db>.snapshot.duckdb`), and `factory stats` / `factory sql` read that copy while the driver
+holds the file (DuckDB lets no other process open a file that one has open read-write).
+
+Why a copy and not a socket into the driver: a query answered by the driver would run on
+its read-write connection, where read_only_sql's second fence (external access off,
+configuration locked) cannot be set without taking file access from the driver itself; a
+copy is opened by the reader exactly as the database is, with the same settings. The copy
+is DuckDB's own `COPY FROM DATABASE`, one transaction, so it holds whole batches only
+(committed rows), whatever the executor threads write meanwhile; a byte copy of the file
+after a CHECKPOINT is ~20x cheaper but is whole only if nothing writes during the copy.
+Measured here (2 shared cores): 0.03 s for an empty job's database, 0.12-0.14 s for 2,600
+samples with 10,600 cached completions (6.8 MB), 0.45 s for 20,600 samples (25 MB).
+
+Written to a temporary name, closed (DETACH checkpoints it: no .wal is left) and renamed
+into place, so a reader opens either the previous snapshot or the new one, never half a
+file. The run removes it when it ends, however it ends: from then on the database itself
+is free to read, and a leftover copy (a run killed with -9) is not taken for a running
+job's, because a reader uses a snapshot only when the process holding the database is
+the one that wrote it.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import duckdb
+
+from stores.connection import Connection, DatabaseInUse, StoreError, open_database
+
+log = logging.getLogger(__name__)
+
+SUFFIX = ".snapshot.duckdb"
+# At most this share of the run's time goes to refreshes: after a refresh that took c
+# seconds the next waits at least c * (1 - SHARE) / SHARE (19 c): 0.14 s -> 2.7 s, 0.45 s -> 8.6 s.
+SHARE = 0.05
+# ... and at least this long, so a job of fast batches does not copy a small file every 0.2 s.
+EVERY_S = 2.0
+_ALIAS = "factory_snapshot_out"
+INFO = "factory_snapshot.info"  # one row in the copy: when it was taken and by which process
+
+
+def snapshot_path(db: str | Path) -> Path:
+    db = Path(db)
+    return db.with_name(db.name + SUFFIX)
+
+
+def _remove(path: Path) -> None:
+    for p in (path, path.with_name(path.name + ".wal")):
+        p.unlink(missing_ok=True)
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+class SnapshotWriter:
+    """The driver's side: refresh() after each committed batch (rate-limited), close() at the end."""
+
+    def __init__(self, con: Connection, db: str | Path, every_s: float = EVERY_S, share: float = SHARE,
+                 clock=time.monotonic):
+        self.con = con
+        self.path = snapshot_path(db)
+        self.tmp = self.path.with_name(self.path.name + ".tmp")
+        self.every_s, self.share, self.clock = every_s, share, clock
+        self.next_at = float("-inf")
+        self.refreshes = 0
+        self.seconds = 0.0  # spent refreshing, all refreshes together
+        self.failed = False
+
+    def refresh(self, force: bool = False) -> bool:
+        """Copy the committed database to the snapshot unless the last copy was too recent
+        (force: copy anyway). True when a copy was made. A failure (a full disk) is one
+        warning line and no snapshot, never the run's end: watching is not worth a job."""
+        start = self.clock()
+        if not force and start < self.next_at:
+            return False
+        try:
+            self._copy()
+        except (duckdb.Error, OSError) as err:
+            if not self.failed:
+                log.warning("could not refresh the snapshot %s (%s); factory stats and sql cannot read the database "
+                            "until the run ends", self.path, str(err).splitlines()[0])
+            self.failed = True
+            _remove(self.tmp)
+            _remove(self.path)  # a stale copy would be read as the current one
+            return False
+        finally:
+            cost = self.clock() - start
+            self.seconds += cost
+            self.next_at = start + cost + max(self.every_s, cost * (1 - self.share) / self.share)
+        self.refreshes += 1
+        return True
+
+    def _copy(self) -> None:
+        _remove(self.tmp)  # left by a run killed mid-copy
+        taken_at = datetime.now(timezone.utc)
+        source = self.con.execute("SELECT current_database()").fetchone()[0]
+        self.con.execute(f"ATTACH '{str(self.tmp).replace(chr(39), chr(39) * 2)}' AS {_ALIAS}")
+        try:
+            self.con.execute(f"COPY FROM DATABASE {_quoted(source)} TO {_ALIAS}")
+            self.con.execute(f"CREATE SCHEMA {_ALIAS}.factory_snapshot")
+            self.con.execute(f"CREATE TABLE {_ALIAS}.{INFO} AS SELECT ?::TIMESTAMPTZ AS taken_at, "
+                             f"?::INTEGER AS writer_pid", [taken_at, os.getpid()])
+        finally:
+            self.con.execute(f"DETACH {_ALIAS}")
+        os.replace(self.tmp, self.path)
+
+    def close(self) -> None:
+        """The run is over: readers read the database itself from now on."""
+        _remove(self.tmp)
+        _remove(self.path)
+
+
+@dataclass(frozen=True)
+class SnapshotInfo:
+    path: Path
+    taken_at: datetime
+    writer_pid: int
+
+    def as_dict(self) -> dict:
+        """What `stats --json` adds under "snapshot"."""
+        return {"path": str(self.path), "taken_at": self.taken_at.isoformat(), "writer_pid": self.writer_pid}
+
+
+def _open_snapshot(db: Path, holder: int | None, config: dict | None) -> Connection | None:
+    """The snapshot written by the process holding db, opened read-only with config; None
+    when there is none, or it is another process's leftover."""
+    path = snapshot_path(db)
+    if not path.exists():
+        return None
+    try:
+        con = open_database(path, read_only=True, config=config)
+    except StoreError:  # removed in between (the run just ended) or being replaced
+        return None
+    try:
+        taken_at, writer_pid = con.execute(f"SELECT taken_at, writer_pid FROM {INFO}").fetchone()
+    except duckdb.Error:
+        con.close()
+        return None  # not a file this module wrote
+    if holder is not None and holder != writer_pid:
+        con.close()
+        return None
+    con.snapshot = SnapshotInfo(path, taken_at.astimezone(timezone.utc), writer_pid)
+    return con
+
+
+def open_for_reading(db: str | Path, config: dict | None = None) -> Connection:
+    """A read-only connection to db; while a run writes db, to the run's latest snapshot
+    (con.snapshot says when it was taken, and one line on stderr says so). Without a
+    snapshot, the "in use by another process" StoreError as before."""
+    try:
+        return open_database(db, read_only=True, config=config)
+    except DatabaseInUse as busy:
+        con = _open_snapshot(Path(db), busy.pid, config)
+        if con is None:
+            raise
+    info = con.snapshot
+    log.warning("database %s is being written by a running job (PID %s); reading its snapshot from %s",
+                db, info.writer_pid, info.taken_at.astimezone().strftime("%H:%M:%S"))
+    return con
