@@ -110,7 +110,7 @@ def test_grade_is_cached_and_renders_an_empty_continuation(store):
     grader = ContinuationGrader(RoleSpec(backend="fake", model="fake", template="tinystories/reviewer@1"), store)
     items = [("a", "Once upon a time", " there was a cat."), ("b", "Tom had a ball", "")]
     first = grader.grade(items)
-    assert all(isinstance(r, ReviewResult) for r in first) and grader.caller.model_calls == 2
+    assert len(first) == 2 and all(isinstance(r, ReviewResult) for r in first) and grader.caller.model_calls == 2
     prompt = fakes.CALLS[1].messages[-1]["content"]
     assert "Tom had a ball *** (the student wrote nothing)" in prompt
     assert grader.grade(items) == first and grader.caller.model_calls == 2
@@ -132,7 +132,8 @@ def test_real_reviewer_grades_continuations_once(store):
              ("b", "Lily wanted to bake a cake for her mom.", " She got flour and eggs. The cake was big and happy.")]
     try:
         reviews = grader.grade(items)
-        assert all(isinstance(r, ReviewResult) for r in reviews), [r for r in reviews if isinstance(r, Drop)]
+        assert len(reviews) == 2 and all(isinstance(r, ReviewResult) for r in reviews), \
+            [r for r in reviews if isinstance(r, Drop)]
         assert all(1 <= r.overall <= 10 for r in reviews) and grader.caller.model_calls == 2
         assert grader.grade(items) == reviews and grader.caller.model_calls == 2  # all cache hits
     finally:

