@@ -183,16 +183,25 @@ class JobSpec(Strict):
         return _hash(self.canonical())
 
     def legacy_fingerprints(self) -> list[str]:
-        """Fingerprints this job had before execution settings left the fingerprint and
-        options moved under `options:` (databases made then continue the same job)."""
+        """Fingerprints this job had earlier (databases made then continue the same job):
+        before the math recipe gained the suggester and editor roles and the parent_job
+        option (harder variants), and before that, before execution settings left the
+        fingerprint and options moved under `options:`."""
         if self.templates_dir:
             return []
         data = self.canonical()
+        if self.recipe == "math":  # role defaults and option defaults are part of the spec
+            for role in ("suggester", "editor"):
+                data["roles"].pop(role, None)
+            if (data["options"] or {}).get("parent_job", "given") is None:
+                data["options"].pop("parent_job")
+        before_harder = _hash(data)
         options = data.pop("options")
         data.pop("templates_dir")
         data["textbook"] = options if self.recipe == "textbook" else None
         data["math"] = options if self.recipe == "math" else None
-        return [_hash({**data, "execution": self.execution.model_dump(mode="json")})]
+        before_options = _hash({**data, "execution": self.execution.model_dump(mode="json")})
+        return [f for f in (before_harder, before_options) if f != self.fingerprint]
 
 
 def _hash(data: dict) -> str:

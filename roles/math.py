@@ -86,3 +86,53 @@ class ProblemWriter(Role):
         if not re.search(r"\d", parsed.question):
             return Drop("the new problem has no numbers", text)
         return NewProblem(parsed.question.strip())
+
+
+# Orca-Math's harder variants: a Suggester says how to make an accepted problem harder,
+# an Editor rewrites the problem that way; the result is solved and verified like any
+# written problem (no ground truth: the programs' majority decides).
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    text: str
+
+
+class HarderSuggestion(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    # 300 characters: one or two sentences ("add a step: she gives away a third"); a longer
+    # answer from a small model is a rewritten problem or a solution, not a suggestion.
+    suggestion: str = Field(min_length=10, max_length=300)
+
+
+class Suggester(Role):
+    name = "suggester"
+    version = 1
+    output = HarderSuggestion
+
+    def parse(self, row: dict, text: str) -> Suggestion | Drop:
+        parsed = parse_json_model(self.output, text)
+        if isinstance(parsed, Drop):
+            return parsed
+        suggestion = " ".join(parsed.suggestion.split())
+        if len(suggestion) < 10:
+            return Drop("the suggestion is blank", text)
+        return Suggestion(suggestion)
+
+
+def _same_text(a: str, b: str) -> bool:
+    return " ".join(a.lower().split()) == " ".join(b.lower().split())
+
+
+class Editor(ProblemWriter):
+    """The parent problem rewritten after the suggestion; the ProblemWriter's output and
+    checks, and the rewrite must differ from the parent."""
+
+    name = "editor"
+    version = 1
+
+    def parse(self, row: dict, text: str) -> NewProblem | Drop:
+        parsed = super().parse(row, text)
+        if isinstance(parsed, NewProblem) and _same_text(parsed.question, row.get("parent_question") or ""):
+            return Drop("the edited problem is the parent problem unchanged", text)
+        return parsed

@@ -1,9 +1,11 @@
 """Math with a verifier (TinyGSM, Orca-Math): seed problems from the built-in generator,
-a GSM8K-format file, or new problems the problem_writer writes after a seed problem; k
+a GSM8K-format file, new problems the problem_writer writes after a seed problem, or
+harder variants of another job's accepted problems (Orca-Math's Suggester and Editor); k
 programs run in the sandbox and a long and a short solution, checked by the verifier."""
 from __future__ import annotations
 
 from functools import cached_property
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -11,17 +13,22 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from factory.recipes.base import Recipe, RoleDef, SeedDrop, rng_for
 from factory.recipes.math_problems import FAMILIES, generate_problem
 from factory.recipes.seed_files import jsonl_record, read_lines
-from factory.steps import Decide, ExactDedup, MakeSeeds, Review, SolveAndVerify, WriteProblems
-from roles import Adjudicator, ProblemReviewer, ProblemWriter, ProgramWriter, Solver
+from factory.steps import Decide, ExactDedup, MakeSeeds, Review, SolveAndVerify, SuggestHarder, WriteProblems
+from roles import Adjudicator, Editor, ProblemReviewer, ProblemWriter, ProgramWriter, Solver, Suggester
 from roles.answers import gsm8k_gold
+from stores.connection import open_database
+from stores.stats import UnknownJob, resolve_job
 
 
 class MathOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-    source: Literal["builtin", "file", "generated"] = Field(
+    source: Literal["builtin", "file", "generated", "harder"] = Field(
         "builtin", description="builtin: the word-problem generator; file: a GSM8K-format JSONL; "
-        "generated: the problem_writer writes a new problem after each seed problem")
+        "generated: the problem_writer writes a new problem after each seed problem; harder: the suggester "
+        "and the editor make a harder variant of each accepted problem of parent_job (Orca-Math)")
     seed_file: str | None = Field(None, description="GSM8K-format JSONL (question, answer ending in '#### n')")
+    parent_job: str | None = Field(None, min_length=1, description="source harder: a math job (name or "
+                                   "fingerprint) in this job's db; seed i is its i-th accepted problem")
     families: list[str] | None = Field(None, min_length=1, description="builtin families; default: all")
     max_steps: int = Field(4, ge=1, le=6, description="builtin difficulty: 1..max_steps arithmetic steps")
     programs: int = Field(3, ge=1, le=16, description="programs sampled per problem; their majority decides "
@@ -31,8 +38,12 @@ class MathOptions(BaseModel):
     def _needs_file(self) -> "MathOptions":
         if self.source == "file" and not self.seed_file:
             raise ValueError("source 'file' needs seed_file")
-        if self.source == "builtin" and self.seed_file:
+        if self.source in ("builtin", "harder") and self.seed_file:
             raise ValueError("seed_file is read only when source is 'file' or 'generated'")
+        if self.source == "harder" and not self.parent_job:
+            raise ValueError("source 'harder' needs parent_job (a math job in this job's db)")
+        if self.source != "harder" and self.parent_job:
+            raise ValueError("parent_job is read only when source is 'harder'")
         if self.families:
             unknown = [f for f in self.families if f not in FAMILIES]
             if unknown:
@@ -41,6 +52,35 @@ class MathOptions(BaseModel):
 
 
 QUESTION = frozenset({"question"})
+PARENT = frozenset({"parent_question"})
+
+
+def accepted_problems(db: Path, parent_job: str) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """(the parent job's fingerprint, its accepted problems as (sample id, question) by seed
+    index), read on a read-only connection: a parent job that is not there writes nothing."""
+    where = "options.parent_job"
+    if not db.is_file():
+        raise UnknownJob(f"{where}: no database at {db} (the job's db) to take job {parent_job!r}'s problems from")
+    con = open_database(db, read_only=True)
+    try:
+        try:
+            job = resolve_job(con, parent_job)
+        except UnknownJob as err:
+            raise UnknownJob(f"{where}: {err} (in {db})") from None
+        recipe = con.execute("SELECT recipe FROM jobs WHERE fingerprint = ?", [job]).fetchone()[0]
+        if recipe != "math":
+            raise UnknownJob(f"{where}: job {parent_job!r} ({job}) in {db} is a {recipe} job; the parents of "
+                             "harder variants are accepted math problems")
+        # The decision's accepts, not the curated `accepted` view: a curation pass must not
+        # renumber the parents of seeds already made.
+        rows = con.execute("""SELECT s.sample_id, s.text FROM samples s JOIN verdicts v USING (sample_id)
+                              WHERE s.job = ? AND v.decision = 'accept' ORDER BY s.seed_index, s.sample_id""",
+                           [job]).fetchall()
+    finally:
+        con.close()
+    if not rows:
+        raise UnknownJob(f"{where}: job {parent_job!r} ({job}) in {db} has no accepted problems yet")
+    return job, tuple(rows)
 
 
 class Math(Recipe):
@@ -60,18 +100,36 @@ class Math(Recipe):
                             {"temperature": 0.7, "max_tokens": 120}),
         "adjudicator": RoleDef(lambda t, r: Adjudicator(t), "math/adjudicator@1",
                                QUESTION | {"reference_answer", "reviews"}, {"temperature": 0.2, "max_tokens": 120}),
+        "suggester": RoleDef(lambda t, r: Suggester(t), "math/suggester@1", PARENT,
+                             {"temperature": 0.8, "max_tokens": 120}),
+        "editor": RoleDef(lambda t, r: Editor(t), "math/editor@1", PARENT | {"suggestion"},
+                          {"temperature": 0.7, "max_tokens": 200}),
     }
     decision = {"accept_mean": 6.0, "max_spread": 3.0, "reject_mean": 3.0}
     sample_noun = "problem"
 
     def steps(self) -> list:
+        if self.options.source == "harder":  # the suggester's answer is part of the seed row
+            return [SuggestHarder(), WriteProblems("editor"), ExactDedup(), SolveAndVerify(), Review(), Decide()]
         return [MakeSeeds(), WriteProblems(), ExactDedup(), SolveAndVerify(), Review(), Decide()]
 
     @cached_property
     def file_lines(self) -> tuple[str, ...]:
         return read_lines(self.options.seed_file) if self.options.seed_file else ()
 
+    @property
+    def parents_db(self) -> Path:
+        # The job's `db:` field: the recipe is made before the run opens its database, and
+        # nothing tells it about --db (SuggestHarder refuses a run writing elsewhere).
+        return Path(self.spec.db)
+
+    @cached_property
+    def parents(self) -> tuple[str, tuple[tuple[str, str], ...]]:
+        return accepted_problems(self.parents_db, self.options.parent_job)
+
     def capacity(self) -> int | None:
+        if self.options.source == "harder":
+            return len(self.parents[1])
         return len(self.file_lines) if self.options.seed_file else None
 
     def _builtin(self, index: int) -> dict:
@@ -91,7 +149,16 @@ class Math(Recipe):
         return {"question": record["question"].strip(), "ground_truth": gsm8k_gold(record["answer"]),
                 "origin": f"file:{index + 1}"}
 
+    def _harder(self, index: int) -> dict:
+        job, problems = self.parents
+        sample, question = problems[index]
+        # No ground truth: the programs' majority decides, as for a written problem.
+        return {"parent_job": job, "parent_sample_id": sample, "parent_question": question, "question": None,
+                "ground_truth": None, "origin": f"harder-of:{sample}"}
+
     def make_seed(self, index: int) -> dict | SeedDrop:
+        if self.options.source == "harder":
+            return self._harder(index)
         seed = self._from_file(index) if self.options.seed_file else self._builtin(index)
         if isinstance(seed, SeedDrop) or self.options.source != "generated":
             return seed

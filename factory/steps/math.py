@@ -4,9 +4,11 @@ sandbox -> verification. Only verified samples go on to review; every attempt is
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from factory.keys import content_hash, digest, sample_id, seed_id
 from factory.sandbox import run_program
+from factory.spec import JobError
 from factory.steps.context import NO_LINEAGE, Context, add_drop, add_verdict
 from factory.steps.state import BatchState
 from factory.verify.verifier import canonical_number, verify
@@ -17,10 +19,39 @@ from roles.answers import answers_match
 SANDBOX_WORKERS = 2
 
 
-class WriteProblems:
-    """Seeds with a question pass through; 'generated' seeds get a new problem written."""
+class SuggestHarder:
+    """Orca-Math's harder variants, first half (it makes the seed rows): each seed is an
+    accepted problem of the parent job; the suggester says how to make it harder. The seed
+    row records the parent, the suggestion and the suggester's lineage (no other row holds
+    a usable suggestion); an unusable one is a drop row. WriteProblems("editor") rewrites."""
 
-    role = "problem_writer"
+    role = "suggester"
+
+    def run(self, ctx: Context, state: BatchState) -> None:
+        written, read = Path(ctx.store.path).resolve(), Path(ctx.recipe.parents_db).resolve()
+        if written != read:  # a parent_sample_id must name a sample of the database it is in
+            raise JobError(f"options.parent_job: the parent problems were read from the job's db {read}, but this "
+                           f"run writes to {written}; set `db: {written}` in the job instead of passing --db")
+        parents = {i: ctx.recipe.make_seed(i) for i in state.indices}
+        calls = ctx.call(self.role, [(i, 0, {"parent_question": p["parent_question"]}) for i, p in parents.items()])
+        for call in calls:
+            usable = not isinstance(call.parsed, Drop)
+            seed = {**parents[call.index], "suggestion": call.parsed.text if usable else None,
+                    "suggester": call.lineage if usable else None}
+            state.batch.add("seeds", {"seed_id": seed_id(ctx.job, call.index), "job": ctx.job,
+                                      "seed_index": call.index, "payload": seed})
+            if usable:
+                state.seeds[call.index] = seed
+            else:
+                add_drop(ctx, state.batch, call.index, self.role, call.parsed, call.lineage)
+
+
+class WriteProblems:
+    """Seeds with a question pass through; 'generated' seeds get a new problem written (the
+    problem_writer), 'harder' seeds their parent rewritten after the suggestion (the editor)."""
+
+    def __init__(self, role: str = "problem_writer"):
+        self.role = role
 
     def run(self, ctx: Context, state: BatchState) -> None:
         ready = {i: s for i, s in state.seeds.items() if s["question"] is not None}
