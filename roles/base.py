@@ -8,9 +8,11 @@ axes. The schema is derived from the model, never written twice.
 from __future__ import annotations
 
 import json
+import re
 import unicodedata
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import Literal, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
@@ -20,6 +22,14 @@ from roles.templates import PromptTemplate, load_template
 # 2,000-deep JSON is garbage, and must become a drop, not a RecursionError or a stall.
 MAX_PARSE_CHARS = 200_000
 MAX_JSON_DEPTH = 32
+# Text that is mostly control, format or unassigned characters is garbage whatever its length
+# (random bytes decoded with surrogateescape score ~60%; a real story with a stray tab, 0%).
+MAX_UNPRINTABLE_SHARE = 0.2
+# A reason names the field where a parse failed; a garbage key can be 1 MB long.
+MAX_REASON_FIELD_CHARS = 80
+# A lone surrogate, raw or as the six characters the store writes for one ("\udc80": stores/
+# store.py escapes what UTF-8 cannot hold), so a completion and its cached copy parse alike.
+_SURROGATE = re.compile(r"[\ud800-\udfff]|\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 
 
 @dataclass(frozen=True)
@@ -100,24 +110,87 @@ def unprintable_share(text: str) -> float:
     return bad / len(text)
 
 
+def text_problem(text: str) -> str | None:
+    """Why a model's text cannot be used as text, or None: too long to scan, mostly control
+    or non-printing characters, or a lone surrogate (bytes that were never UTF-8: no
+    tokenizer, hash or Parquet file takes them, so they must not reach a sample)."""
+    if len(text) > MAX_PARSE_CHARS:
+        return f"output too long: {len(text)} characters (> {MAX_PARSE_CHARS})"
+    bad = _SURROGATE.search(text)
+    if bad:
+        found = bad.group()
+        code = ord(found) if len(found) == 1 else int(found[2:], 16)
+        return f"not valid Unicode: lone surrogate U+{code:04X} at char {bad.start()}"
+    share = unprintable_share(text)
+    if share > MAX_UNPRINTABLE_SHARE:
+        return f"mostly control or non-printing characters ({share:.0%})"
+    return None
+
+
+class _NotJson(ValueError):
+    """NaN, Infinity and -Infinity: Python's json reads them, JSON has no such values."""
+
+
+def _no_constants(name: str):
+    raise _NotJson(f"{name} is not a JSON value")
+
+
+def _strings(value):
+    """Every string in parsed JSON (keys included), without recursion."""
+    stack = [value]
+    while stack:
+        x = stack.pop()
+        if isinstance(x, str):
+            yield x
+        elif isinstance(x, dict):
+            stack.extend(x.keys())
+            stack.extend(x.values())
+        elif isinstance(x, list):
+            stack.extend(x)
+
+
+def _inexact_literal(model: type[BaseModel], data) -> str | None:
+    """pydantic matches Literal[1, ..., 10] by equality even when strict, so `true` and
+    `7.0` pass as 1 and 7; a score must be a JSON integer. Top-level fields only (rubrics
+    and role outputs are flat)."""
+    if not isinstance(data, dict):
+        return None
+    for name, field in model.model_fields.items():
+        args = get_args(field.annotation) if get_origin(field.annotation) is Literal else ()
+        if args and all(type(a) is int for a in args) and name in data and type(data[name]) is not int:
+            return f"{name}: expected an integer, got {json.dumps(data[name])[:MAX_REASON_FIELD_CHARS]}"
+    return None
+
+
 def parse_json_model(model: type[BaseModel], text: str) -> BaseModel | Drop:
     """JSON text -> a strictly validated pydantic model ("7" is not a number, "yes" not a
-    boolean), or a Drop naming what was wrong."""
+    boolean, NaN not JSON), with usable text in every string, or a Drop naming what was wrong."""
+    label = model.__name__.lower()
     if len(text) > MAX_PARSE_CHARS:
         return Drop(f"output too long to parse: {len(text)} characters (> {MAX_PARSE_CHARS})", text)
     try:
         # strict=False: a raw newline inside a string is still JSON we can read (16 of 87
         # demo reviews broke on exactly that)
-        data = json.loads(text, strict=False)
+        data = json.loads(text, strict=False, parse_constant=_no_constants)
     except json.JSONDecodeError as err:
         return Drop(f"invalid JSON: {err.msg} at char {err.pos}", text)
+    except _NotJson as err:
+        return Drop(f"invalid JSON: {err}", text)
     except RecursionError:
         return Drop(f"invalid JSON: nested deeper than {MAX_JSON_DEPTH} levels", text)
     if _depth(data, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
         return Drop(f"invalid JSON: nested deeper than {MAX_JSON_DEPTH} levels", text)
     try:
-        return model.model_validate(data, strict=True)
+        parsed = model.model_validate(data, strict=True)
     except ValidationError as err:
         first = err.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
-        return Drop(f"invalid {model.__name__.lower()}: {where}: {first['msg']}", text)
+        where = ".".join(str(p) for p in first["loc"])[:MAX_REASON_FIELD_CHARS] or "(top level)"
+        return Drop(f"invalid {label}: {where}: {first['msg']}", text)
+    inexact = _inexact_literal(model, data)
+    if inexact:
+        return Drop(f"invalid {label}: {inexact}", text)
+    for value in _strings(data):
+        problem = text_problem(value)
+        if problem:
+            return Drop(f"invalid {label}: a string field: {problem}", text)
+    return parsed

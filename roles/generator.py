@@ -3,10 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from roles.base import Drop, Role, unprintable_share
+from roles.base import Drop, Role, text_problem
 
-# Text that is mostly control, format or unassigned characters is garbage whatever its length.
-MAX_UNPRINTABLE_SHARE = 0.2
 # Under ~30 words a "story" from a 135M model is a refusal, a title or a fragment.
 MIN_WORDS = 30
 
@@ -28,9 +26,9 @@ class Generator(Role):
         story = text.strip()
         if not story:
             return Drop("empty output", text)
-        share = unprintable_share(story)
-        if share > MAX_UNPRINTABLE_SHARE:
-            return Drop(f"mostly control or non-printing characters ({share:.0%})", text)
+        problem = text_problem(story)  # too long, mostly control characters, or not valid Unicode
+        if problem:
+            return Drop(problem, text)
         words = len(story.split())
         if words < self.min_words:
             return Drop(f"too short: {words} words (< {self.min_words})", text)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pydantic import BaseModel, ConfigDict, Field
 
 from roles.answers import extract_final_answer
-from roles.base import Drop, Role, parse_json_model
+from roles.base import Drop, Role, parse_json_model, text_problem
 
 ENTRY = "simple_math_problem"
 _FENCE = re.compile(r"```(?:python|py)?\s*\n(.*?)```", re.S)
@@ -46,6 +46,9 @@ class ProgramWriter(Role):
     version = 1
 
     def parse(self, row: dict, text: str) -> Program | Drop:
+        problem = text_problem(text)  # a lone surrogate would not even reach the sandbox's pipe
+        if problem:
+            return Drop(problem, text)
         blocks = [b for b in _FENCE.findall(text) if f"def {ENTRY}" in b]
         source = blocks[0] if blocks else text
         if f"def {ENTRY}" not in source:
@@ -63,6 +66,9 @@ class Solver(Role):
         self.name = name
 
     def parse(self, row: dict, text: str) -> Solution | Drop:
+        problem = text_problem(text)
+        if problem:
+            return Drop(problem, text)
         answer = extract_final_answer(text)
         if answer is None:
             return Drop("no final answer in the solution", text)

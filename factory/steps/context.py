@@ -3,12 +3,13 @@ executor), the store (read-only use: exact dedup lookups), the recipe; and the t
 helpers every step uses (a drop row, a verdict row)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from factory.calls import BoundRole, Caller
 from factory.keys import digest, request_seed, seed_id
 from roles import Drop
 from stores import BatchRows
+from stores.store import _value as stored_form
 
 LINEAGE_FIELDS = ("role", "template", "template_sha256", "role_version", "model", "sampling", "request_seed",
                   "request_key", "prompt_tokens", "completion_tokens", "seconds", "versions")
@@ -44,7 +45,9 @@ class Context:
         exclude = exclude or {}
         requests = [bound.request(v, request_seed(self.spec.seed, i, role, slot), i, slot, exclude.get(i))
                     for i, slot, v in items]
-        completions = self.caller.run(bound, requests)
+        # Parse what the cache holds (text UTF-8 cannot hold is stored escaped), not what
+        # arrived: a fresh completion and its cached copy on a rerun then give the same rows.
+        completions = [replace(c, text=stored_form(c.text)) for c in self.caller.run(bound, requests)]
         return [Call(i, slot, bound.parse(v, c), bound.lineage(r, c))
                 for (i, slot, v), r, c in zip(items, requests, completions)]
 

@@ -12,14 +12,21 @@ from roles.answers import answers_match
 # Float noise from a program (0.1 + 0.2 = 0.30000000000000004) is not a wrong answer;
 # grade-school answers have small denominators, so 1e6 keeps every real one exact.
 MAX_DENOMINATOR = 1_000_000
+# A returned "1e99999" is not a grade-school answer: its exact value has 100,000 digits (str()
+# of it raises past Python's 4,300-digit limit, and "1e999999999" takes minutes to build).
+# 100 digits either side of the point is far beyond any GSM8K answer.
+MAX_EXPONENT = 100
 
 
 def canonical_number(value: str | None) -> str | None:
     """A program's returned value as a canonical number string, or None if not numeric."""
-    if value is None:
+    if value is None or len(value) > 4 * MAX_EXPONENT:
         return None
     try:
-        f = Fraction(Decimal(value.strip())).limit_denominator(MAX_DENOMINATOR)
+        d = Decimal(value.strip())
+        if not d.is_finite() or abs(d.adjusted()) > MAX_EXPONENT:
+            return None  # inf and nan ("Infinity" crashed Fraction with OverflowError)
+        f = Fraction(d).limit_denominator(MAX_DENOMINATOR)
     except (InvalidOperation, ValueError, ZeroDivisionError):
         try:
             f = Fraction(value.strip()).limit_denominator(MAX_DENOMINATOR)  # "5/2" from a Fraction
