@@ -18,7 +18,7 @@ from stores.snapshot import SnapshotWriter
 
 # Roles whose output is a sample: their model is the sample's author (kept out of its
 # reviews and adjudication when a role asks for exclude_generator_model).
-AUTHOR_ROLES = ("generator", "problem_writer", "prompt_writer")
+AUTHOR_ROLES = ("generator", "problem_writer", "prompt_writer", "editor")
 
 
 @dataclass
@@ -69,8 +69,9 @@ def make_budget(spec: JobSpec, store: Store, job: str) -> Budget:
     return Budget(spec.max_tokens_budget, role_caps, spent=store.tokens_spent(job))
 
 
-def make_recipe(spec: JobSpec) -> Recipe:
+def make_recipe(spec: JobSpec, db: str | Path | None = None) -> Recipe:
     recipe = spec.recipe_class()(spec)
+    recipe.database = Path(db or spec.db)  # a recipe may read earlier jobs of the run's database
     recipe.capacity()  # a missing seed file fails here, before the database exists
     return recipe
 
@@ -101,15 +102,16 @@ def outcomes_of(batch: BatchRows) -> dict:
 def run_job(spec: JobSpec, db: str | Path | None = None, limit: int | None = None, address: str | None = None,
             progress=None) -> RunResult:
     progress = progress or NullProgress()
-    recipe = make_recipe(spec)
-    bound = bind_roles(spec, recipe)
     db = Path(db or spec.db)
+    recipe = make_recipe(spec, db)
+    bound = bind_roles(spec, recipe)
     target = spec.num_samples if limit is None else min(spec.num_samples, limit)
     if recipe.capacity() is not None:
         target = min(target, recipe.capacity())  # a seed file of 100 lines gives 100 seeds
     with Store(db) as store:
         job = job_id(store, spec)
-        store.register_job(job, spec.name, spec.recipe, spec.canonical(), spec.decision.model_dump(), spec.num_samples,
+        store.register_job(job, spec.name, spec.recipe_reference(), spec.canonical(), spec.decision.model_dump(),
+                           spec.num_samples,
                            spec.curation.model_dump(mode="json"))
         done = store.done_indices(job)
         todo = [i for i in range(target) if i not in done]

@@ -161,6 +161,14 @@ class JobSpec(Strict):
     def base_dir(self) -> str | None:
         return self._base_dir
 
+    def recipe_reference(self) -> str:
+        """The recipe as the store records it: a file reference made absolute, so curate and
+        export find the class from any folder."""
+        target, sep, attr = self.recipe.rpartition(":")
+        if sep and target.endswith(".py") and self._base_dir and not Path(target).is_absolute():
+            return f"{(Path(self._base_dir) / target).resolve()}:{attr}"
+        return self.recipe
+
     def recipe_class(self):
         from factory.recipes.registry import find_recipe
 

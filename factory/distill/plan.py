@@ -17,7 +17,6 @@ from stores.stats import resolve_job
 # Which solutions a part draws from: (the main or the large teacher's job, solution kind).
 PART_SOURCE = {"long": ("main", "long"), "short": ("main", "short"),
                "large_long": ("large", "long"), "large_short": ("large", "short")}
-RECIPE_OF_TASK = {"math": "math", "stories": "tinystories"}
 
 
 @dataclass
@@ -39,9 +38,17 @@ def _job(con, ref: str, field: str, task: str) -> str:
         job = resolve_job(con, ref)
     except UnknownJob as err:
         raise JobError(f"{field}: {err}") from None
+    from factory.plugins import PluginError
+    from factory.recipes.registry import find_recipe
+
     recipe = job_recipe(con, job)
-    if recipe != RECIPE_OF_TASK[task]:
-        raise JobError(f"{field}: {ref} is a {recipe} job; a {task} distillation reads a {RECIPE_OF_TASK[task]} job")
+    try:
+        readable = find_recipe(recipe).distill_task == task
+    except PluginError:
+        readable = False
+    if not readable:
+        raise JobError(f"{field}: {ref} is a {recipe} job; a {task} distillation reads a job whose recipe "
+                       f"declares distill_task = {task!r} (math: math; stories: tinystories)")
     return job
 
 

@@ -59,7 +59,9 @@ class Recipe(ABC):
     sample_noun = "text"          # "same text as ...": what an exact duplicate repeats
     # export: "text" (one text column), "chat" (SFT `messages`), "pairs" (DPO prompt/chosen/rejected)
     export_kind = "text"
+    distill_task: str | None = None  # the `factory distill` task that can read this recipe's jobs
     source = "built-in"            # where the registry found it (set by the registry)
+    database = None                # the run's database file (set by the pipeline; a recipe may read it)
 
     def __init__(self, spec):
         self.spec = spec

@@ -60,7 +60,7 @@ def accepted_problems(db: Path, parent_job: str) -> tuple[str, tuple[tuple[str, 
     index), read on a read-only connection: a parent job that is not there writes nothing."""
     where = "options.parent_job"
     if not db.is_file():
-        raise UnknownJob(f"{where}: no database at {db} (the job's db) to take job {parent_job!r}'s problems from")
+        raise UnknownJob(f"{where}: no database at {db} (the database this run writes) to take job {parent_job!r}'s problems from")
     con = open_database(db, read_only=True)
     try:
         try:
@@ -107,6 +107,7 @@ class Math(Recipe):
     }
     decision = {"accept_mean": 6.0, "max_spread": 3.0, "reject_mean": 3.0}
     sample_noun = "problem"
+    distill_task = "math"  # factory distill task: math trains on its long and short solutions
 
     def steps(self) -> list:
         if self.options.source == "harder":  # the suggester's answer is part of the seed row
@@ -119,9 +120,8 @@ class Math(Recipe):
 
     @property
     def parents_db(self) -> Path:
-        # The job's `db:` field: the recipe is made before the run opens its database, and
-        # nothing tells it about --db (SuggestHarder refuses a run writing elsewhere).
-        return Path(self.spec.db)
+        # The database the run writes (the pipeline sets it, --db included), else the job's db.
+        return Path(self.database or self.spec.db)
 
     @cached_property
     def parents(self) -> tuple[str, tuple[tuple[str, str], ...]]:

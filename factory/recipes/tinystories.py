@@ -31,6 +31,7 @@ def rule_checks(seed: dict, text: str) -> dict:
 class TinyStories(TextRecipe):
     name = "tinystories"
     description = "short stories for 3-4 year olds from seed words and story features (TinyStories)"
+    distill_task = "stories"  # factory distill task: stories trains a tiny LM on the accepted texts
     roles = {
         "generator": RoleDef(lambda t, r: Generator(t), "tinystories/generator@1", SEED_VARIABLES,
                              {"max_tokens": 300}),

@@ -47,7 +47,7 @@ def test_engine_actors_are_placed_on_both_nodes(cluster):
 
 
 def test_factory_run_joins_the_cluster_with_address(cluster, tmp_path):
-    job = {"name": "cluster", "num_samples": 2, "reviewers": 1,
+    job = {"name": "cluster", "recipe": "tinystories", "num_samples": 2, "reviewers": 1,
            "roles": {"generator": {"sampling": {"max_tokens": 48}}, "reviewer": {"sampling": {"max_tokens": 60}},
                      "adjudicator": {"sampling": {"max_tokens": 40}}},
            "execution": {"batch_size": 2}}

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.model
 FACTORY = [sys.executable, "-m", "factory.cli"]
 # Small enough for CI (~30 s a run on 2 cores), big enough to need three batches.
 JOB = {
-    "name": "real-small", "num_samples": 5, "seed": 11, "reviewers": 2,
+    "name": "real-small", "recipe": "tinystories", "num_samples": 5, "seed": 11, "reviewers": 2,
     "roles": {
         "generator": {"template": "tinystories/generator@1", "sampling": {"max_tokens": 96}},
         "reviewer": {"template": "tinystories/reviewer@1", "sampling": {"max_tokens": 80, "temperature": 0.7}},

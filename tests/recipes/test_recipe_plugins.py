@@ -80,7 +80,7 @@ def test_factory_recipes_lists_built_ins_and_entry_point_plugins(tmp_path, monke
     assert {"tinystories", "textbook", "math", "instruct", "preference", "limerick"} <= set(found)
     assert found["limerick"]["source"] == "entry point limerick_pkg:Limerick"
     assert found["preference"]["roles"]["prompt_writer"] == "preference/prompt_writer@1"
-    assert found["math"]["options"] == ["source", "seed_file", "families", "max_steps", "programs"]
+    assert found["math"]["options"] == ["source", "seed_file", "parent_job", "families", "max_steps", "programs"]
     assert main(["recipes"]) == 0
     assert "limerick" in capsys.readouterr().out
 

@@ -15,7 +15,7 @@ CKPT = Path(os.environ.get("FACTORY_VLLM_MODEL", REPO / ".cache" / "smollm2-135m
 
 def test_factory_run_with_the_vllm_backend(tmp_path):
     role = {"backend": "vllm", "model": str(CKPT)}
-    job = {"name": "vllm-small", "num_samples": 3, "reviewers": 2,
+    job = {"name": "vllm-small", "recipe": "tinystories", "num_samples": 3, "reviewers": 2,
            "roles": {"generator": {**role, "sampling": {"max_tokens": 96}},
                      "reviewer": {**role, "sampling": {"max_tokens": 80}},
                      "adjudicator": {**role, "sampling": {"max_tokens": 60}}},
