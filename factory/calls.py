@@ -2,6 +2,7 @@
 the token budgets and an executor. Only requests missing from the cache reach a model."""
 from __future__ import annotations
 
+import json
 import threading
 import time
 from dataclasses import dataclass, field
@@ -100,27 +101,126 @@ class BoundRole:
         }
 
 
+# Prompt tokens are known only when the server answers, so a request reserves an upper
+# bound, computed in the driver from the rendered messages (no tokenizer: remote servers
+# keep theirs, Ray actors hold the local models, and the bound costs nothing):
+# - content and role names: their UTF-8 byte length. Byte-level BPE (SmolLM2: GGUF
+#   tokenizer.ggml.model = gpt2; Qwen, Llama 3, GPT-4o likewise) starts from one token per
+#   byte and merges only shrink that; SentencePiece with byte fallback (Llama 2, Mistral)
+#   gives at most one token per byte plus one dummy-prefix token. Measured on SmolLM2:
+#   11 bytes -> 2 tokens, 33 bytes of CJK and emoji -> 21, 1,000 'a' -> 250.
+# - PER_MESSAGE_TOKENS = 8 per message for the template's special tokens and separators
+#   (SmolLM2/ChatML: <|im_start|>, <|im_end|> and two newlines = 4; Llama 3's header = 5).
+#   The fake backend counts len(str(messages)) // 4: repr writes a byte as at most 4
+#   characters (\x00), and a message dict's own text is ~30 characters = 8 of its tokens.
+# - PER_REQUEST_TOKENS = 128 for what a template adds on its own: SmolLM2 inserts a default
+#   system message when none is given (76 bytes + 2 special tokens) and the generation
+#   prompt <|im_start|>assistant\n (1 + 10 bytes): 89 at most; Qwen2.5's default system
+#   prompt is 68 bytes, Llama 3.1's date header 63.
+# - the JSON schema's bytes: llama.cpp and vLLM turn it into a grammar (no prompt tokens),
+#   but hosted APIs put structured-output schemas into the prompt.
+# - the completion: sampling max_tokens, which every backend enforces (the fake ignores
+#   it; its longest text is 57 tokens, under every role's default of 120 to 300).
+# The bound is ~4x the real prompt of English text: llama.cpp's server counted 113-133
+# prompt tokens for tinystories generator prompts bounded at 575-658. The reservation is
+# released when the completion arrives, so it only throttles the last requests before a cap;
+# an exact count would need the model's tokenizer in the driver, which it does not have.
+PER_MESSAGE_TOKENS = 8
+PER_REQUEST_TOKENS = 128
+
+
 @dataclass
 class Budget:
     """Hard token caps (prompt + completion) per role and per job, counting what the job's
-    committed rows already spent."""
+    committed rows already spent. A request is sent only if its worst case fits what is
+    neither spent nor reserved by requests in flight (reserve), and settles with its real
+    count when it arrives, so the spend never passes a cap at any concurrency."""
 
     job_cap: int | None
     role_caps: dict[str, int]
     spent: dict[str, int] = field(default_factory=dict)
+    reserved: dict[str, int] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def check(self, role: str) -> None:
-        total = sum(self.spent.values())
-        if self.job_cap is not None and total >= self.job_cap:
-            raise BudgetExceeded(f"job token budget reached: {total} of {self.job_cap} tokens spent")
-        cap = self.role_caps.get(role)
-        if cap is not None and self.spent.get(role, 0) >= cap:
-            raise BudgetExceeded(f"token budget of role {role} reached: {self.spent[role]} of {cap} tokens spent")
+    @staticmethod
+    def need(request: Request) -> int:
+        """The most tokens `request` can cost (prompt bound + max_tokens; see above)."""
+        prompt = sum(len(m.get("role", "").encode()) + len(str(m.get("content", "")).encode()) + PER_MESSAGE_TOKENS
+                     for m in request.messages)
+        if request.json_schema:
+            prompt += len(json.dumps(request.json_schema).encode())
+        return prompt + PER_REQUEST_TOKENS + int(request.sampling["max_tokens"])
 
-    def add(self, role: str, tokens: int) -> None:
+    def _refusing_cap(self, role: str, tokens: int) -> str | None:
+        """Which cap `tokens` more would pass, counting reservations: "job", "role" or None."""
+        if self.job_cap is not None and sum(self.spent.values()) + sum(self.reserved.values()) + tokens > self.job_cap:
+            return "job"
+        cap = self.role_caps.get(role)
+        if cap is not None and self.spent.get(role, 0) + self.reserved.get(role, 0) + tokens > cap:
+            return "role"
+        return None
+
+    def reserve(self, role: str, tokens: int) -> bool:
         with self._lock:
-            self.spent[role] = self.spent.get(role, 0) + tokens
+            if self._refusing_cap(role, tokens):
+                return False
+            self.reserved[role] = self.reserved.get(role, 0) + tokens
+            return True
+
+    def settle(self, role: str, reserved: int, used: int) -> None:
+        """A reserved request arrived: its reservation goes, its real count is spent (a
+        request that was never reserved settles with reserved=0)."""
+        with self._lock:
+            self.reserved[role] = self.reserved.get(role, 0) - reserved
+            self.spent[role] = self.spent.get(role, 0) + used
+
+    def release(self, role: str, reserved: int) -> None:
+        """A reserved request that never arrived (its call failed): nothing was spent."""
+        self.settle(role, reserved, 0)
+
+    def refusal(self, role: str, tokens: int) -> str:
+        """Why a request needing `tokens` was not sent, with the real spend (nothing in flight)."""
+        with self._lock:
+            which = self._refusing_cap(role, tokens) or ("role" if role in self.role_caps else "job")
+            if which == "job":
+                return (f"job token budget reached: {sum(self.spent.values()):,} of {self.job_cap:,} tokens spent; "
+                        f"the next request needs up to {tokens:,}")
+            return (f"token budget of role {role} reached: {self.spent.get(role, 0):,} of {self.role_caps[role]:,} "
+                    f"tokens spent; the next request needs up to {tokens:,}")
+
+
+class Admission:
+    """One Caller.run's door to the budget, handed to the executor: admit(request) reserves
+    the request's worst case right before it is sent (False: it does not fit now), settle()
+    trades the reservation for the real count when the completion arrives."""
+
+    def __init__(self, budget: Budget, role: str):
+        self.budget, self.role = budget, role
+        self._held: dict[str, int] = {}  # request key -> tokens reserved, while in flight
+        self._lock = threading.Lock()
+        self.sent = 0
+        self.refused_need: int | None = None  # the need of the last request refused
+
+    def admit(self, request: Request) -> bool:
+        need = Budget.need(request)
+        if not self.budget.reserve(self.role, need):
+            self.refused_need = need
+            return False
+        with self._lock:
+            self._held[request.key] = self._held.get(request.key, 0) + need
+            self.sent += 1
+        return True
+
+    def settle(self, completion: Completion) -> None:
+        with self._lock:
+            held = self._held.pop(completion.key, 0)
+        self.budget.settle(self.role, held, completion.prompt_tokens + completion.completion_tokens)
+
+    def release(self) -> None:
+        with self._lock:
+            held, self._held = sum(self._held.values()), {}
+        if held:
+            self.budget.release(self.role, held)
 
 
 class Caller:
@@ -160,26 +260,38 @@ class Caller:
                 # ~1 ms): a kill -9 loses at most the requests in flight and the last second.
                 if time.monotonic() - last_save[0] >= SAVE_EVERY_S:
                     save()
-            self.budget.add(role, c.prompt_tokens + c.completion_tokens)
+            admission.settle(c)
             if self.on_completion:
                 self.on_completion(c)
-            self.budget.check(role)  # at the cap: stop now, not after the batch
 
+        # The executor asks admission.admit(request) as it sends each request: one that does
+        # not fit the budget is not sent; the executor then waits for what is in flight (it
+        # settles and may free room) and stops when the next request does not fit with
+        # nothing in flight. What arrived is cached; then the job stops here.
+        admission = Admission(self.budget, role)
         try:
             for route in sorted({r.route for r in unique}):
                 batch = [r for r in unique if r.route == route]
-                self.budget.check(role)
-                self.model_calls += len(batch)
                 ref = bound.models[route][0]
+                sent_before, admission.refused_need = admission.sent, None
                 try:
-                    self.executor.generate(ref, batch, arrived)
+                    self.executor.generate(ref, batch, arrived, admit=admission.admit)
                 except (BudgetExceeded, ConnectionError, KeyboardInterrupt):
                     raise
                 except Exception as err:  # noqa: BLE001 - re-raised with the role that asked
                     first = str(err).strip().splitlines()
                     raise RoleFailed(f"role {role} on {ref.backend}:{ref.model}: "
                                      f"{first[-1] if first else type(err).__name__}") from err
+                finally:
+                    self.model_calls += admission.sent - sent_before
+                unsent = sum(r.key not in fresh for r in batch)
+                if unsent and admission.refused_need is not None:
+                    raise BudgetExceeded(self.budget.refusal(role, admission.refused_need))
+                if unsent:
+                    raise RoleFailed(f"role {role} on {ref.backend}:{ref.model}: the engine answered "
+                                     f"{len(batch) - unsent} of {len(batch)} requests")
         finally:
+            admission.release()  # reservations of requests that never arrived (a failed call)
             # Whatever arrived is cached even if the batch fails: a rerun pays for none of it twice.
             with lock:
                 save()

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Callable, Protocol
 
 from factory.backends import Completion, Request, registered
+from factory.executors.admission import Admit
 
 OnCompletion = Callable[[Completion], None]
 
@@ -14,7 +15,7 @@ class Executor(Protocol):
     engines: int
 
     def generate(self, ref, requests: list[Request], on_completion: OnCompletion | None = None,
-                 entry=None) -> list[Completion]: ...
+                 entry=None, admit: Admit | None = None) -> list[Completion]: ...
 
     def close(self) -> None: ...
 
@@ -39,15 +40,17 @@ class Dispatcher:
                                           gpus=self._gpus)
         return self._local
 
-    def generate(self, ref, requests: list[Request], on_completion: OnCompletion | None = None) -> list[Completion]:
+    def generate(self, ref, requests: list[Request], on_completion: OnCompletion | None = None,
+                 admit: Admit | None = None) -> list[Completion]:
+        """admit: the budget's door (executors/admission.py); None sends everything."""
         entry = registered(ref.backend)
         if entry.remote:
             if self._remote is None:
                 from factory.executors.remote import RemoteExecutor
 
                 self._remote = RemoteExecutor()
-            return self._remote.generate(ref, requests, on_completion, entry)
-        return self._engine_pool().generate(ref, requests, on_completion, entry)
+            return self._remote.generate(ref, requests, on_completion, entry, admit)
+        return self._engine_pool().generate(ref, requests, on_completion, entry, admit)
 
     def close(self) -> None:
         for ex in (self._local, self._remote):

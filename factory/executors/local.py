@@ -1,8 +1,12 @@
 """In-process executor: one engine per (backend, model), requests run in order (a batching
-engine gets them in one call)."""
+engine gets them in one call). Each request is admitted by the budget before it runs; a
+batching engine's call is admitted request by request and sent with those that fit."""
 from __future__ import annotations
 
+from collections import deque
+
 from factory.backends import Completion, Request
+from factory.executors.admission import Admit, take_admitted
 from factory.executors.engines import EngineCache
 
 
@@ -11,11 +15,16 @@ class LocalExecutor:
         self.engines = 1
         self._cache = EngineCache(threads)
 
-    def generate(self, ref, requests: list[Request], on_completion=None, entry=None) -> list[Completion]:
+    def generate(self, ref, requests: list[Request], on_completion=None, entry=None,
+                 admit: Admit | None = None) -> list[Completion]:
         batching = entry is not None and entry.batching
-        groups = [requests] if batching else [[r] for r in requests]
+        pending = deque(requests)
         out = []
-        for group in groups:
+        while pending:
+            # Nothing is in flight between groups: a group the budget refuses outright ends the call.
+            group = take_admitted(pending, admit, len(pending) if batching else 1)
+            if not group:
+                break
             for completion in self._cache.generate(ref, group, entry):
                 if on_completion:
                     on_completion(completion)

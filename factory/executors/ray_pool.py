@@ -13,6 +13,7 @@ from collections import deque
 import sys
 
 from factory.backends import Completion, Request, registered
+from factory.executors.admission import Admit, take_admitted
 from factory.executors.engines import EngineCache
 
 # Ray 2.60 writes ~/.ray/auth_token unless told not to; a local tool should not.
@@ -64,28 +65,31 @@ class RayExecutor:
         actor_cls = ray.remote(num_cpus=threads, num_gpus=gpus, max_restarts=2, max_task_retries=2)(EngineActor)
         self.actors = [actor_cls.remote(threads) for _ in range(self.engines)]
 
-    def generate(self, ref, requests: list[Request], on_completion=None, entry=None) -> list[Completion]:
+    def generate(self, ref, requests: list[Request], on_completion=None, entry=None,
+                 admit: Admit | None = None) -> list[Completion]:
         # The backend entry travels with each call: a backend registered from Python or
         # loaded from a file is not importable by name in a worker.
         entry = entry or registered(ref.backend)
         _pickle_by_value(entry)
         if entry.batching:
-            return self._generate_chunks(ref, requests, on_completion, entry)
+            return self._generate_chunks(ref, requests, on_completion, entry, admit)
         pending = deque(enumerate(requests))
         results: list[Completion | None] = [None] * len(requests)
         in_flight = {}  # ObjectRef -> (actor, index)
         load = {i: 0 for i in range(len(self.actors))}
 
         def submit() -> None:
+            # Admitted as it is queued on an actor: a queued call is as good as sent.
             for actor_index, actor in enumerate(self.actors):
-                while pending and load[actor_index] < IN_FLIGHT_PER_ACTOR:
-                    index, request = pending.popleft()
+                for index, request in take_admitted(pending, admit, IN_FLIGHT_PER_ACTOR - load[actor_index]):
                     call = actor.generate.remote(ref, [request], entry)
                     in_flight[call] = (actor_index, index)
                     load[actor_index] += 1
+                if pending and load[actor_index] < IN_FLIGHT_PER_ACTOR:
+                    return  # refused: ask again when something in flight has arrived
 
         submit()
-        while in_flight:
+        while in_flight:  # empty: all done, or the next request does not fit with nothing in flight
             ready, _ = ray.wait(list(in_flight), num_returns=1)
             for call in ready:
                 actor_index, index = in_flight.pop(call)
@@ -97,16 +101,28 @@ class RayExecutor:
             submit()
         return results  # type: ignore[return-value]
 
-    def _generate_chunks(self, ref, requests: list[Request], on_completion, entry) -> list[Completion]:
+    def _generate_chunks(self, ref, requests: list[Request], on_completion, entry, admit) -> list[Completion]:
         """A batching engine (vLLM) gets an equal share of the requests in one call, so its
-        continuous batching sees them all at once."""
-        share = -(-len(requests) // len(self.actors))
-        calls = [actor.generate.remote(ref, requests[i * share:(i + 1) * share], entry)
-                 for i, actor in enumerate(self.actors) if requests[i * share:(i + 1) * share]]
-        out = [c for chunk in ray.get(calls) for c in chunk]
-        for completion in out:
-            if on_completion:
-                on_completion(completion)
+        continuous batching sees them all at once. Every request of a chunk is admitted
+        before the chunk is sent; when the budget refuses one, the chunks so far go out, and
+        after they arrive (and settle) the rest is tried again."""
+        pending = deque(requests)
+        out: list[Completion] = []
+        while pending:
+            share = -(-len(pending) // len(self.actors))
+            chunks = []
+            for actor in self.actors:
+                chunk = take_admitted(pending, admit, share)
+                if chunk:
+                    chunks.append(actor.generate.remote(ref, chunk, entry))
+                if pending and len(chunk) < share:
+                    break  # refused
+            if not chunks:  # the next request does not fit with nothing in flight
+                break
+            for completion in (c for chunk in ray.get(chunks) for c in chunk):
+                if on_completion:
+                    on_completion(completion)
+                out.append(completion)
         return out
 
     def node_ids(self) -> list[str]:

@@ -1,12 +1,18 @@
 """Remote backends from the driver: HTTP calls are I/O, so a thread pool bounded by the
 endpoint's max_concurrency is all it takes (the one place remote concurrency is bounded);
 the server does the batching. Completions are reported one by one as they arrive, so a
-failure loses none that finished."""
+failure loses none that finished.
+
+This thread alone sends: a request goes to the pool only after the budget admitted it, so
+what is in flight is always reserved (a pool given every request at once would have up to
+max_concurrency requests past a cap before the first answer)."""
 from __future__ import annotations
 
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from collections import deque
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
 from factory.backends import Completion, Request
+from factory.executors.admission import Admit, take_admitted
 from factory.executors.engines import EngineCache
 
 
@@ -16,24 +22,32 @@ class RemoteExecutor:
     def __init__(self):
         self._cache = EngineCache()
 
-    def generate(self, ref, requests: list[Request], on_completion=None, entry=None) -> list[Completion]:
+    def generate(self, ref, requests: list[Request], on_completion=None, entry=None,
+                 admit: Admit | None = None) -> list[Completion]:
         backend = self._cache.engine(ref, entry)
         results: list[Completion | None] = [None] * len(requests)
 
         def one(index: int) -> None:
             completion = backend.generate([requests[index]])[0]
             results[index] = completion
-            if on_completion:
+            if on_completion:  # settles the budget before this future is done
                 on_completion(completion)
 
-        with ThreadPoolExecutor(ref.endpoint.max_concurrency if ref.endpoint else 4) as pool:
-            futures = [pool.submit(one, i) for i in range(len(requests))]
-            done, pending = wait(futures, return_when=FIRST_EXCEPTION)
-            for f in pending:
-                f.cancel()
-            for f in futures:
-                if f.done() and not f.cancelled() and f.exception() is not None:
-                    raise f.exception()
+        limit = ref.endpoint.max_concurrency if ref.endpoint else 4
+        pending = deque(enumerate(requests))
+        in_flight: set = set()
+        # Leaving the with block waits for the requests in flight (a failure or a budget
+        # stop): they arrive, are reported and cached.
+        with ThreadPoolExecutor(limit) as pool:
+            while True:
+                for index, _ in take_admitted(pending, admit, limit - len(in_flight)):
+                    in_flight.add(pool.submit(one, index))
+                if not in_flight:  # all done, or the next request does not fit with nothing in flight
+                    break
+                done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
+                for f in done:
+                    if f.exception() is not None:
+                        raise f.exception()
         return results  # type: ignore[return-value]
 
     def close(self) -> None:

@@ -1,4 +1,6 @@
 """A model per role, GRA's reviewer pool, and hard token budgets (fake backend)."""
+import re
+
 import pytest
 
 from conftest import fake_job, query
@@ -39,10 +41,13 @@ def test_budget_stops_the_job_and_a_higher_cap_resumes_it(tmp_path):
     reference, db = tmp_path / "ref.duckdb", tmp_path / "b.duckdb"
     run_job(parse_job(fake_job(num_samples=16)), db=reference)
     capped = parse_job(fake_job(num_samples=16, max_tokens_budget=8000))
-    with pytest.raises(BudgetExceeded, match="job token budget reached"):
+    with pytest.raises(BudgetExceeded, match=r"job token budget reached: [\d,]+ of 8,000 tokens spent; the next request "
+                                             r"needs up to [\d,]+$"):
         run_job(capped, db=db)
     done = q(db, "SELECT count(*) FROM done_seeds")[0][0]
     assert 0 < done < 16
+    # a hard cap: everything generated (the completions cache) fits in it
+    assert q(db, "SELECT sum(prompt_tokens + completion_tokens) FROM completions")[0][0] <= 8000
     # the same job (budgets are not in the fingerprint), a higher cap: it resumes and finishes
     assert capped.fingerprint == parse_job(fake_job(num_samples=16, max_tokens_budget=10**9)).fingerprint
     run_job(parse_job(fake_job(num_samples=16, max_tokens_budget=10**9)), db=db)
@@ -55,8 +60,10 @@ def test_budget_stops_the_job_and_a_higher_cap_resumes_it(tmp_path):
 def test_role_budget_names_the_role(tmp_path):
     job = fake_job(num_samples=16)
     job["roles"]["reviewer"]["max_tokens_budget"] = 500
-    with pytest.raises(BudgetExceeded, match="token budget of role reviewer reached"):
+    with pytest.raises(BudgetExceeded, match="token budget of role reviewer reached") as stopped:
         run_job(parse_job(job), db=tmp_path / "r.duckdb")
+    spent, cap = re.search(r"reached: ([\d,]+) of ([\d,]+) tokens spent", str(stopped.value)).groups()
+    assert int(spent.replace(",", "")) <= int(cap.replace(",", "")) == 500
 
 
 def test_a_model_that_does_not_fit_names_the_role_and_the_engine_error(tmp_path):
