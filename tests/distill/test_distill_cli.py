@@ -68,11 +68,12 @@ def test_kill_during_training_resumes_and_never_half_writes_a_run(tmp_path, math
     proc = subprocess.Popen([sys.executable, "-m", "factory.cli", "distill", spec, "--quiet"], cwd=REPO, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     checkpoints = tmp_path / "runs"
+    # kill on an event: the first committed checkpoint (written as .tmp-step-*, then renamed
+    # to step-*, so a step-* directory is whole); polled every 0.2 s, at most 240 s
     deadline = time.time() + 240
-    while time.time() < deadline and not list(checkpoints.glob("*/checkpoints/step-*")):
+    while time.time() < deadline and not list(checkpoints.glob("*/checkpoints/step-*")) and proc.poll() is None:
         time.sleep(0.2)
-    assert list(checkpoints.glob("*/checkpoints/step-*")), "no checkpoint within 240 s"
-    time.sleep(0.5)
+    assert list(checkpoints.glob("*/checkpoints/step-*")), "no checkpoint within 240 s (or the run ended first)"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert query(db, "SELECT count(*) FROM runs WHERE distill = 'k'") == [(0,)]  # killed mid-training: no run row
