@@ -46,7 +46,14 @@ def bind_roles(spec: JobSpec, recipe: Recipe) -> dict[str, BoundRole]:
         role_spec = spec.role(name)
         template = load_template(role_spec.template, spec.base_dir, spec.templates_dir)
         models = [(ref, model_identity(ref).as_dict()) for ref in role_spec.models()]
-        bound[name] = BoundRole(definition.make(template, recipe), role_spec, models, name, spec.seed)
+        role = definition.make(template, recipe)
+        if any(ref.backend == "llamacpp" for ref, _ in models):
+            from factory.backends.llamacpp import schema_problem
+
+            problem = schema_problem(role.json_schema)
+            if problem:  # before any generation: the engine would die on it
+                raise JobError(f"roles.{name}: output schema {problem}")
+        bound[name] = BoundRole(role, role_spec, models, name, spec.seed)
     _check_pools(bound)
     return bound
 

@@ -12,7 +12,9 @@ from roles.reviewer import Critique, Reviewer, Rubric, Score1to10
 class InstructionPair(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     instruction: str = Field(min_length=10, max_length=600)
-    response: str = Field(min_length=1, max_length=2000)
+    # llama.cpp's schema-to-grammar unrolls maxLength into nested optional rules: 1,000 works,
+    # 2,000 kills the engine (measured here with SmolLM2); 1,000 characters is ~250 tokens.
+    response: str = Field(min_length=1, max_length=1000)
 
 
 class InstructionWriter(JsonRole):

@@ -33,6 +33,25 @@ def model_path(model: str) -> Path:
     return Path(spec.submodule_search_locations[0]) / filename
 
 
+# llama.cpp's schema-to-grammar unrolls a string's maxLength into nested optional rules; at
+# 2,000 the engine dies mid-generation (measured with SmolLM2 Q4_1), at 1,000 it works.
+MAX_GRAMMAR_STRING_LENGTH = 1000
+
+
+def schema_problem(schema: dict | None, path: str = "$") -> str | None:
+    """Why llama.cpp cannot hold a model to this JSON schema, or None."""
+    if not isinstance(schema, dict):
+        return None
+    if (schema.get("maxLength") or 0) > MAX_GRAMMAR_STRING_LENGTH:
+        return (f"{path}: maxLength {schema['maxLength']} is more than the llamacpp backend's grammar holds "
+                f"({MAX_GRAMMAR_STRING_LENGTH}); lower it in the role's output model")
+    for key, sub in (schema.get("properties") or {}).items():
+        problem = schema_problem(sub, f"{path}.{key}")
+        if problem:
+            return problem
+    return schema_problem(schema.get("items"), f"{path}[]") if isinstance(schema.get("items"), dict) else None
+
+
 def identity_for(model: str) -> ModelIdentity:
     path = model_path(model)
     return ModelIdentity(backend="llamacpp", model=model, file_sha256=file_sha256(path))

@@ -213,3 +213,41 @@ def test_a_file_recipe_and_an_entry_point_recipe_run_through_ray_on_the_real_mod
     assert query(db2, "SELECT count(*) FROM done_seeds") == [(2,)]
     scores = [json.loads(s) for (s,) in query(db2, "SELECT scores FROM reviews")]
     assert scores and all(set(s) == {"rhyme", "humour"} for s in scores)
+
+
+def test_a_schema_the_llamacpp_grammar_cannot_hold_is_refused_before_generation(tmp_path, capsys):
+    (tmp_path / "long_recipe.py").write_text(textwrap.dedent('''
+        from pydantic import BaseModel, ConfigDict, Field
+        from factory.recipes.base import RoleDef, TextRecipe
+        from roles import JsonRole, Reviewer, StoryReview
+
+
+        class Essay(BaseModel):
+            model_config = ConfigDict(extra="forbid")
+            text: str = Field(max_length=5000)
+
+
+        class EssayWriter(JsonRole):
+            name = "generator"
+            output = Essay
+
+
+        class StoryReviewer2(Reviewer):
+            output = StoryReview
+
+
+        class LongEssays(TextRecipe):
+            roles = {"generator": RoleDef(lambda t, r: EssayWriter(t), "tinystories/generator@1",
+                                          frozenset({"verb", "noun", "adjective", "features"})),
+                     "reviewer": RoleDef(lambda t, r: StoryReviewer2(t), "tinystories/reviewer@1",
+                                         frozenset({"verb", "noun", "adjective", "features", "story"}))}
+
+            def make_seed(self, index):
+                return {"verb": "run", "noun": "cat", "adjective": "red", "features": []}
+    '''))
+    job = write_job(tmp_path, {"name": "long", "recipe": "long_recipe.py:LongEssays", "num_samples": 1})
+    db = tmp_path / "x.duckdb"
+    assert main(["run", str(job), "--db", str(db), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "roles.generator: output schema $.text: maxLength 5000" in err and len(err.splitlines()) == 1
+    assert not db.exists()
