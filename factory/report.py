@@ -3,7 +3,6 @@ URL) describing one job's dataset quality, from the same SQL as `factory stats` 
 row-level queries (lengths, clusters, contamination hits). Reads only."""
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from functools import lru_cache
@@ -13,33 +12,14 @@ from pathlib import Path
 import jinja2
 
 from factory.report_charts import BAR, MUTED, hbars, histogram
+from stores.curation import last_pass_config
+from stores.report import contamination_rows, largest_clusters, quality_bins, spread_bins, word_counts
 from stores.stats import job_stats
 
 EXAMPLE_CHARS = 300   # enough to see why two texts were called duplicates
 TOP_CLUSTERS = 5
 MAX_HITS = 50         # contamination rows listed; the per-benchmark counts cover the rest
 LENGTH_BINS = 20
-
-# Exact duplicates (samples.duplicate_of, known before curation) as clusters beside the
-# near/semantic ones that curation writes; the original is the kept member.
-CLUSTERS_SQL = """
-WITH c AS (
-  SELECT method, cluster_id, sample_id, kept, similarity FROM dedup_clusters WHERE job = $job
-  UNION ALL
-  SELECT 'exact', coalesce(duplicate_of, sample_id), sample_id, duplicate_of IS NULL, 1.0 FROM samples
-  WHERE job = $job AND (duplicate_of IS NOT NULL
-                        OR sample_id IN (SELECT duplicate_of FROM samples WHERE job = $job))
-), top AS (
-  SELECT method, cluster_id, count(*) AS size FROM c GROUP BY ALL
-  ORDER BY size DESC, method, cluster_id LIMIT $top
-)
-SELECT t.method, t.cluster_id, t.size, c.sample_id, c.kept, c.similarity, s.text
-FROM top t JOIN c USING (method, cluster_id) JOIN samples s USING (sample_id)
-QUALIFY row_number() OVER (PARTITION BY t.method, t.cluster_id
-                           ORDER BY c.kept DESC, c.similarity DESC NULLS LAST, c.sample_id) <= 2
-ORDER BY t.size DESC, t.method, t.cluster_id, c.kept DESC, c.sample_id
-"""
-
 
 def _truncate(text: str) -> str:
     return text if len(text) <= EXAMPLE_CHARS else text[:EXAMPLE_CHARS].rstrip() + " …"
@@ -52,10 +32,7 @@ def _pct(n: float, d: float) -> str:
 def length_chart(con, job: str):
     """Words per sample (\\w+ runs, as the diversity stat counts them): all samples behind
     the ones in the accepted view. Grouped by exact count in SQL, binned here."""
-    rows = con.execute(
-        r"""SELECT len(regexp_extract_all(s.text, '\w+')) AS n, count(*), count(a.sample_id)
-            FROM samples s LEFT JOIN accepted a USING (sample_id) WHERE s.job = ? GROUP BY n ORDER BY n""",
-        [job]).fetchall()
+    rows = word_counts(con, job)
     if not rows:
         return None
     low, high = rows[0][0], rows[-1][0]
@@ -73,10 +50,7 @@ def length_chart(con, job: str):
 
 def quality_chart(con, job: str):
     """The composite score in [0, 1], 20 bins of 0.05: all scored samples behind accepted ones."""
-    rows = con.execute(
-        """SELECT least(floor(q.score * 20), 19)::INTEGER AS b, count(*), count(a.sample_id)
-           FROM quality_scores q LEFT JOIN accepted a USING (sample_id) WHERE q.job = ? GROUP BY b""",
-        [job]).fetchall()
+    rows = quality_bins(con, job, 20)
     if not rows:
         return None
     everything, accepted = [0] * 20, [0] * 20
@@ -89,10 +63,7 @@ def quality_chart(con, job: str):
 
 def spread_chart(con, job: str):
     """Per sample, max - min of the reviewers' overall scores, in half-point bins."""
-    rows = con.execute(
-        """SELECT floor(s * 2)::INTEGER AS b, count(*) FROM (
-             SELECT max(overall) - min(overall) AS s FROM reviews WHERE job = ?
-             GROUP BY sample_id HAVING count(*) >= 2) GROUP BY b ORDER BY b""", [job]).fetchall()
+    rows = spread_bins(con, job)
     if not rows:
         return None
     counts = dict(rows)
@@ -134,8 +105,7 @@ def acceptance_chart(groups: dict):
 
 def clusters(con, job: str) -> list[dict]:
     out: dict[tuple, dict] = {}
-    for method, cluster_id, size, sample_id, kept, similarity, text in con.execute(
-            CLUSTERS_SQL, {"job": job, "top": TOP_CLUSTERS}).fetchall():
+    for method, cluster_id, size, sample_id, kept, similarity, text in largest_clusters(con, job, TOP_CLUSTERS):
         cluster = out.setdefault((method, cluster_id), {"method": method, "cluster_id": cluster_id, "size": size,
                                                         "examples": []})
         cluster["examples"].append({"sample_id": sample_id, "kept": kept, "similarity": similarity,
@@ -144,12 +114,9 @@ def clusters(con, job: str) -> list[dict]:
 
 
 def contamination_hits(con, job: str) -> dict:
-    total = con.execute("SELECT count(*) FROM contamination WHERE job = ?", [job]).fetchone()[0]
-    rows = con.execute(
-        """SELECT benchmark, benchmark_row, ngram_size, sample_id, ngram FROM contamination WHERE job = ?
-           ORDER BY benchmark, sample_id, ngram_size LIMIT ?""", [job, MAX_HITS]).fetchall()
-    config = con.execute("SELECT config FROM curation_runs WHERE job = ?", [job]).fetchone()
-    benchmarks = [b.get("name") or b["path"] for b in json.loads(config[0]).get("decontaminate", [])] if config else []
+    total, rows = contamination_rows(con, job, MAX_HITS)
+    config = last_pass_config(con, job)
+    benchmarks = [b.get("name") or b["path"] for b in config.get("decontaminate", [])] if config else []
     return {"total": total, "rows": rows, "benchmarks": benchmarks}
 
 

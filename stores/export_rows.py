@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from stores.rows import dict_rows
+
 ROWS_SQL = """
 SELECT a.sample_id, a.seed_index, a.text, se.payload AS seed, a.payload, a.quality_score,
        (SELECT avg(overall) FROM reviews r WHERE r.sample_id = a.sample_id) AS review_mean,
@@ -20,9 +22,7 @@ WHERE a.job = ? ORDER BY a.seed_index
 
 
 def accepted_rows(con, job: str) -> list[dict]:
-    cur = con.execute(ROWS_SQL, [job])
-    names = [d[0] for d in cur.description]
-    rows = [dict(zip(names, r)) for r in cur.fetchall()]
+    rows = dict_rows(con, ROWS_SQL, [job])
     for row in rows:
         for key in ("seed", "payload"):
             if isinstance(row[key], str):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 
 from stores.curation_stats import curation_stats, krippendorff_alpha
+from stores.tokens import role_tokens
 
 class UnknownJob(LookupError):
     pass
@@ -47,6 +48,11 @@ def resolve_job(con, job: str | None) -> str:
     if not matches:
         raise UnknownJob(f"no job {job!r} in this database; jobs: {known}")
     raise UnknownJob(f"{job!r} matches several jobs, use the fingerprint: {known}")
+
+
+# Per sample with two or more reviews, max - min of the overall scores (bound: the job).
+PER_SAMPLE_SPREAD_SQL = """SELECT max(overall) - min(overall) AS s FROM reviews WHERE job = ?
+                           GROUP BY sample_id HAVING count(*) >= 2"""
 
 
 def _scalar(con, sql: str, job: str):
@@ -106,12 +112,7 @@ def score_distributions(con, job: str) -> dict:
 def reviewer_agreement(con, job: str) -> dict:
     """Per sample, the spread (max - min) of the reviewers' overall scores, and the share
     of reviewer pairs whose overall scores are within one point."""
-    spread = con.execute(
-        """SELECT avg(s), median(s), count(*) FROM (
-             SELECT max(overall) - min(overall) AS s FROM reviews WHERE job = ?
-             GROUP BY sample_id HAVING count(*) >= 2)""",
-        [job],
-    ).fetchone()
+    spread = con.execute(f"SELECT avg(s), median(s), count(*) FROM ({PER_SAMPLE_SPREAD_SQL})", [job]).fetchone()
     within = con.execute(
         """SELECT avg(CASE WHEN abs(a.overall - b.overall) <= 1 THEN 1.0 ELSE 0.0 END)
            FROM reviews a JOIN reviews b ON a.sample_id = b.sample_id AND a.reviewer_index < b.reviewer_index
@@ -149,28 +150,12 @@ def verification(con, job: str) -> dict | None:
 
 
 def tokens_per_role(con, job: str) -> dict:
-    rows = con.execute(
-        """SELECT role, count(*), sum(prompt_tokens), sum(completion_tokens), sum(seconds) FROM (
-             SELECT CASE WHEN payload IS NOT NULL AND template IS NOT NULL THEN 'problem_writer' ELSE 'generator' END
-                    AS role, prompt_tokens, completion_tokens, seconds
-               FROM samples WHERE job = ? AND template IS NOT NULL
-             UNION ALL SELECT 'reviewer', prompt_tokens, completion_tokens, seconds FROM reviews WHERE job = ?
-             UNION ALL SELECT 'adjudicator', prompt_tokens, completion_tokens, seconds FROM verdicts
-                       WHERE job = ? AND stage = 'adjudicator'
-             UNION ALL SELECT CASE kind WHEN 'program' THEN 'generator' WHEN 'long' THEN 'long_solver'
-                              ELSE 'short_solver' END, prompt_tokens, completion_tokens, seconds
-                       FROM solutions WHERE job = ?
-             UNION ALL SELECT role, prompt_tokens, completion_tokens, seconds FROM drops
-                       WHERE job = ? AND template IS NOT NULL AND NOT (role = 'adjudicator')
-           ) GROUP BY role ORDER BY role""",
-        [job] * 5,
-    ).fetchall()
     out = {}
-    for role, calls, prompt, completion, seconds in rows:
+    for role, calls, prompt, completion, seconds in role_tokens(con, job):
         # seconds are each call's own generation time (engines run in parallel, so this is
         # per-engine throughput, not the job's wall-clock rate).
-        out[role] = {"calls": calls, "prompt_tokens": int(prompt or 0), "completion_tokens": int(completion or 0),
-                     "completion_tokens_per_second": round((completion or 0) / seconds, 2) if seconds else None}
+        out[role] = {"calls": calls, "prompt_tokens": prompt, "completion_tokens": completion,
+                     "completion_tokens_per_second": round(completion / seconds, 2) if seconds else None}
     return out
 
 

@@ -18,6 +18,7 @@ import pyarrow as pa
 
 from stores.connection import StoreError, open_database
 from stores.migrations import migrate
+from stores.tokens import role_tokens
 from stores.transaction import transaction
 
 TABLES_WRITTEN_PER_BATCH = ("seeds", "samples", "reviews", "verdicts", "drops", "solutions", "verifications")
@@ -104,21 +105,9 @@ class Store:
         return {r[0] for r in rows}
 
     def tokens_spent(self, job: str) -> dict[str, int]:
-        """Prompt + completion tokens of the job's committed rows, per role."""
-        rows = self.con.execute(
-            """SELECT role, sum(coalesce(prompt_tokens, 0) + coalesce(completion_tokens, 0)) FROM (
-                 SELECT 'generator' AS role, prompt_tokens, completion_tokens FROM samples
-                        WHERE job = $1 AND payload IS NULL
-                 UNION ALL SELECT 'problem_writer', prompt_tokens, completion_tokens FROM samples
-                        WHERE job = $1 AND payload IS NOT NULL
-                 UNION ALL SELECT 'reviewer', prompt_tokens, completion_tokens FROM reviews WHERE job = $1
-                 UNION ALL SELECT 'adjudicator', prompt_tokens, completion_tokens FROM verdicts WHERE job = $1
-                 UNION ALL SELECT CASE kind WHEN 'program' THEN 'generator' WHEN 'long' THEN 'long_solver'
-                        ELSE 'short_solver' END, prompt_tokens, completion_tokens FROM solutions WHERE job = $1
-                 UNION ALL SELECT role, prompt_tokens, completion_tokens FROM drops
-                        WHERE job = $1 AND role <> 'adjudicator')
-               GROUP BY role""", [job]).fetchall()
-        return {role: int(n or 0) for role, n in rows if n}
+        """Prompt + completion tokens of the job's committed rows, per role (roles that spent any)."""
+        spent = {role: prompt + completion for role, _, prompt, completion, _ in role_tokens(self.con, job)}
+        return {role: n for role, n in spent.items() if n}
 
     # completions cache
     def cached(self, keys: list[str]) -> dict[str, dict]:

@@ -31,15 +31,12 @@ def _first_line(err: Exception) -> str:
 def _parquet_rows(path: Path) -> list[dict]:
     import duckdb
 
-    con = duckdb.connect()
+    from stores.data_files import parquet_rows
+
     try:
-        cur = con.execute("SELECT * FROM read_parquet(?)", [str(path)])
-        cols = [d[0] for d in cur.description]
-        return [dict(zip(cols, r)) for r in cur.fetchall()]
+        return parquet_rows(path)
     except duckdb.Error as err:  # not Parquet, truncated, a corrupt page: DuckDB's first line says which
         raise BenchmarkError(f"benchmark {path}: not a readable Parquet file ({_first_line(err)})") from None
-    finally:
-        con.close()
 
 
 def _jsonl_rows(path: Path) -> list[dict]:

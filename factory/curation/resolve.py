@@ -66,7 +66,7 @@ def curate_job(job: str | Path | dict | JobSpec, db: str | Path | None = None) -
         raise StoreError(f"no database at {db}: run the job first, or pass --db")
     with Store(db) as store:
         if spec is not None:
-            if not store.con.execute("SELECT 1 FROM jobs WHERE fingerprint = ?", [spec.fingerprint]).fetchone():
+            if store.existing_job([spec.fingerprint]) is None:
                 raise UnknownJob(f"job {spec.name} ({spec.fingerprint}) is not in {db}: run it first")
             fingerprint, source, config = spec.fingerprint, "job file", spec.curation
         else:

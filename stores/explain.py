@@ -1,0 +1,39 @@
+"""What `factory explain SAMPLE_ID` reads: every row about one sample, from its seed to the
+accepted view. Rows come back as dicts, JSON columns still as text."""
+from __future__ import annotations
+
+from stores.rows import dict_rows
+
+# section -> the rows about one sample (bound to its sample_id), in the order explain shows them.
+SAMPLE_SECTIONS = {
+    "reviews": """SELECT reviewer_index, scores, overall, label, critique, template, model->>'model' AS model
+                  FROM reviews WHERE sample_id = ? ORDER BY reviewer_index""",
+    "dropped_outputs": "SELECT role, reviewer_index, reason, raw_text FROM drops WHERE sample_id = ?",
+    "verdict": "SELECT decision, stage, reason, mean_score, spread, n_reviews FROM verdicts WHERE sample_id = ?",
+    "verification": "SELECT * EXCLUDE (sample_id, job) FROM verifications WHERE sample_id = ?",
+    "solutions": """SELECT kind, attempt, status, status_reason, answer, correct, text FROM solutions
+                    WHERE sample_id = ? ORDER BY kind, attempt""",
+    "dedup": "SELECT method, cluster_id, kept, similarity FROM dedup_clusters WHERE sample_id = ?",
+    "contamination": "SELECT benchmark, benchmark_row, ngram_size, ngram FROM contamination WHERE sample_id = ?",
+    "quality": "SELECT score, components FROM quality_scores WHERE sample_id = ?",
+}
+
+
+def samples_starting_with(con, prefix: str) -> list[str]:
+    """The ids of the samples whose id starts with prefix (a whole id matches itself)."""
+    return [r[0] for r in con.execute("SELECT sample_id FROM samples WHERE sample_id LIKE ? || '%'",
+                                      [prefix]).fetchall()]
+
+
+def sample_rows(con, sample_id: str) -> dict:
+    """The sample's row, its seed's, its job's, each of SAMPLE_SECTIONS' row lists, and
+    whether the accepted view holds it."""
+    sample = dict_rows(con, "SELECT * FROM samples WHERE sample_id = ?", [sample_id])[0]
+    return {
+        "sample": sample,
+        "seed": dict_rows(con, "SELECT seed_index, payload FROM seeds WHERE seed_id = ?", [sample["seed_id"]])[0],
+        "job": dict_rows(con, "SELECT fingerprint, name, recipe FROM jobs WHERE fingerprint = ?", [sample["job"]])[0],
+        **{section: dict_rows(con, sql, [sample_id]) for section, sql in SAMPLE_SECTIONS.items()},
+        "in_accepted_view": bool(con.execute("SELECT count(*) FROM accepted WHERE sample_id = ?",
+                                             [sample_id]).fetchone()[0]),
+    }
