@@ -144,8 +144,21 @@ def m006_job_curation(con) -> None:
     con.execute("ALTER TABLE jobs ADD COLUMN curation JSON")
 
 
+def m007_semantic_contamination(con) -> None:
+    """Paraphrase-aware decontamination: each flag says how it was found (method ngram | semantic)
+    and, for semantic flags, the cosine similarity. A semantic flag has ngram_size 0 (the primary
+    key's columns cannot be NULL) and ngram = a snippet of the benchmark row. Old rows are n-gram
+    flags. benchmark_embeddings caches each benchmark file's row embeddings by the file's SHA-256,
+    the field read and the model, so a second pass embeds no benchmark row again."""
+    con.execute("ALTER TABLE contamination ADD COLUMN method VARCHAR DEFAULT 'ngram'")
+    con.execute("ALTER TABLE contamination ADD COLUMN similarity DOUBLE")
+    con.execute("""CREATE TABLE benchmark_embeddings (
+        file_sha256 VARCHAR NOT NULL, field VARCHAR NOT NULL, model VARCHAR NOT NULL, row INTEGER NOT NULL,
+        embedding FLOAT[384] NOT NULL, PRIMARY KEY (file_sha256, field, model, row))""")
+
+
 MIGRATIONS = [m001_initial, m002_verification, m003_curation, m004_distill, m005_role_and_versions,
-              m006_job_curation]
+              m006_job_curation, m007_semantic_contamination]
 
 
 def migrate(con) -> list[str]:
