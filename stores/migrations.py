@@ -157,8 +157,20 @@ def m007_semantic_contamination(con) -> None:
         embedding FLOAT[384] NOT NULL, PRIMARY KEY (file_sha256, field, model, row))""")
 
 
+def m008_probe(con) -> None:
+    """`factory probe`: each run (its job, settings and summary: pairwise accuracy and AUC
+    per corruption kind and signal) and each scored text (kind 'original' or a corruption
+    kind), with its per-signal scores and the lineage of the review calls that scored it."""
+    con.execute("""CREATE TABLE probe_runs (
+        run_id VARCHAR PRIMARY KEY, job VARCHAR NOT NULL, config JSON NOT NULL, summary JSON NOT NULL,
+        created_at TIMESTAMP DEFAULT current_timestamp)""")
+    con.execute("""CREATE TABLE probe_items (
+        run_id VARCHAR NOT NULL, sample_id VARCHAR NOT NULL, kind VARCHAR NOT NULL, text VARCHAR NOT NULL,
+        scores JSON NOT NULL, lineage JSON NOT NULL, PRIMARY KEY (run_id, sample_id, kind))""")
+
+
 MIGRATIONS = [m001_initial, m002_verification, m003_curation, m004_distill, m005_role_and_versions,
-              m006_job_curation, m007_semantic_contamination]
+              m006_job_curation, m007_semantic_contamination, m008_probe]
 
 
 def migrate(con) -> list[str]:
