@@ -169,8 +169,21 @@ def m008_probe(con) -> None:
         scores JSON NOT NULL, lineage JSON NOT NULL, PRIMARY KEY (run_id, sample_id, kind))""")
 
 
+def m009_signals(con) -> None:
+    """Per-sample quality signals a step measured (the likelihood under a reference model,
+    a truncated generation), one row per (sample, signal); and the likelihood cache, keyed
+    by model file hash + text, so a rerun or another job scoring the same text pays nothing."""
+    con.execute(f"""CREATE TABLE signals (
+        sample_id VARCHAR NOT NULL, job VARCHAR NOT NULL, signal VARCHAR NOT NULL, value DOUBLE,
+        details JSON, {LINEAGE}, role VARCHAR, versions JSON, PRIMARY KEY (sample_id, signal))""")
+    con.execute("""CREATE TABLE likelihood_cache (
+        score_key VARCHAR PRIMARY KEY, model JSON NOT NULL, mean_logprob DOUBLE NOT NULL,
+        n_tokens INTEGER NOT NULL, seconds DOUBLE, created_at TIMESTAMP DEFAULT current_timestamp)""")
+
+
 MIGRATIONS = [m001_initial, m002_verification, m003_curation, m004_distill, m005_role_and_versions,
-              m006_job_curation, m007_semantic_contamination, m008_probe]
+              m006_job_curation, m007_semantic_contamination, m008_probe,
+              m009_signals]
 
 
 def migrate(con) -> list[str]:
