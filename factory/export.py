@@ -41,6 +41,12 @@ def _curation_text(curation: dict | None) -> str:
             f"decontamination against {benchmarks}. Summary: `{json.dumps(curation['summary'], sort_keys=True)}`")
 
 
+def _scripted_text(stats: dict) -> str:
+    roles = stats.get("scripted_teacher")
+    return (f"\nThe {', '.join(roles)} rows were written by the scripted reference teacher from the built-in "
+            "generator's worked steps (backend `reference`), not by a model." if roles else "")
+
+
 def dataset_card(stats: dict, lineage: dict, rows: int, fmt: str, columns: list[str] | None = None,
                  curation: dict | None = None) -> str:
     f = stats["funnel"]
@@ -53,7 +59,7 @@ tags: [synthetic, factory, {stats['recipe']}]
 
 Synthetic {stats['recipe']} data made by factory: a Generator wrote each sample, Reviewers
 scored it, the decision rule `{json.dumps(stats['decision_rule'], sort_keys=True)}` (and an
-Adjudicator where reviewers disagreed) decided. {_curation_text(curation)}
+Adjudicator where reviewers disagreed) decided. {_curation_text(curation)}{_scripted_text(stats)}
 {rows} rows, format `{fmt}`, columns: {', '.join(f'`{c}`' for c in columns or [])}.
 
 ## Funnel

@@ -18,6 +18,8 @@ def stats_tables(stats: dict) -> list[Table]:
         funnel.add_row(f"  rejected by {stage}", str(n))
     funnel.add_row("adjudication rate", _pct(stats["adjudication_rate"]))
     funnel.add_row("acceptance rate", _pct(stats["acceptance_rate"]))
+    funnel.caption = (f"{', '.join(stats['scripted_teacher'])} rows come from the scripted reference teacher (the "
+                      "generator's worked steps), not a model" if stats.get("scripted_teacher") else None)
 
     scores = Table(title="review scores")
     for col in ("axis", "mean", "stddev", "histogram (score:count)"):

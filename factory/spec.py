@@ -334,7 +334,9 @@ def check_roles(spec: JobSpec, recipe) -> None:
         check_variables(template, set(recipe.roles[name].provides), f"recipe {recipe.name} (role {name})")
         for ref in role.models():
             try:
-                registered(ref.backend, spec.base_dir)
+                entry = registered(ref.backend, spec.base_dir)
+                if entry.check is not None:  # a backend that serves only some roles says so here, not mid-run
+                    entry.check(name, spec, recipe)
             except ValueError as err:
                 raise JobError(f"roles.{name}.backend: {err}") from None
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 
 from stores.curation_stats import curation_stats, krippendorff_alpha
-from stores.tokens import role_tokens
+from stores.tokens import MODEL_MADE, role_tokens
 
 class UnknownJob(LookupError):
     pass
@@ -159,6 +159,15 @@ def tokens_per_role(con, job: str) -> dict:
     return out
 
 
+def scripted_teacher(con, job: str) -> list[str]:
+    """The roles whose rows the scripted reference teacher wrote (factory/backends/reference.py:
+    backend 'reference' in the row's model lineage); [] when a model wrote every row."""
+    tables = " UNION ALL ".join(f"SELECT role, model FROM {t} WHERE job = $job" for t in MODEL_MADE)
+    return [r[0] for r in con.execute(
+        f"""SELECT DISTINCT role FROM ({tables}) WHERE json_extract_string(model, '$.backend') = 'reference'
+            ORDER BY role""", {"job": job}).fetchall()]
+
+
 def job_stats(con, job: str | None = None) -> dict:
     fingerprint = resolve_job(con, job)
     name, recipe, rule, num_samples = con.execute(
@@ -174,6 +183,7 @@ def job_stats(con, job: str | None = None) -> dict:
         "scores": score_distributions(con, fingerprint),
         "reviewer_agreement": reviewer_agreement(con, fingerprint),
         "tokens": tokens_per_role(con, fingerprint),
+        "scripted_teacher": scripted_teacher(con, fingerprint),
         "verification": verification(con, fingerprint),
         "reviewer_alpha": krippendorff_alpha(con, fingerprint),
         **curation_stats(con, fingerprint),

@@ -5,7 +5,9 @@ one (openai) is an HTTP client, run from the driver with bounded concurrency. Be
 built-ins: `register()` from Python, an entry point in the group `factory.backends`, or
 `module:Class` / `path/file.py:Class` in a job. A plugin class has a classmethod
 `identity(ref) -> ModelIdentity`, a constructor `(ref, threads)` and `generate(requests)`;
-class attributes `remote` and `batching` (both False by default). The executors send the
+class attributes `remote` and `batching` (both False by default); an optional classmethod
+`check(role_name, spec, recipe)` refuses, at load, a role the backend cannot serve (raises
+ValueError with one line; factory/spec.py check_roles calls it). The executors send the
 resolved entry to engine actors with each call, so whatever the driver can find, a Ray
 actor can run. The error for an unknown name lists what exists.
 """
@@ -24,13 +26,15 @@ class Registered:
     build: Callable     # (model_ref, threads) -> Backend
     remote: bool = False
     batching: bool = False  # the engine batches many requests (vLLM): send them together
+    check: Callable | None = None  # (role name, job spec, recipe class) -> None; ValueError: not servable
 
 
 _REGISTRY: dict[str, Registered] = {}
 
 
-def register(name: str, identity: Callable, build: Callable, remote: bool = False, batching: bool = False) -> None:
-    _REGISTRY[name] = Registered(identity, build, remote, batching)
+def register(name: str, identity: Callable, build: Callable, remote: bool = False, batching: bool = False,
+             check: Callable | None = None) -> None:
+    _REGISTRY[name] = Registered(identity, build, remote, batching, check)
 
 
 GROUP = "factory.backends"
@@ -40,7 +44,7 @@ def _from_class(cls) -> Registered:
     if not (isinstance(cls, type) and callable(getattr(cls, "identity", None)) and hasattr(cls, "generate")):
         raise PluginError(f"backend {cls!r}: a backend class needs a classmethod identity(ref) and generate(requests)")
     return Registered(cls.identity, lambda ref, threads=1: cls(ref, threads), bool(getattr(cls, "remote", False)),
-                      bool(getattr(cls, "batching", False)))
+                      bool(getattr(cls, "batching", False)), getattr(cls, "check", None))
 
 
 def registered(name: str, base_dir: str | None = None) -> Registered:
@@ -108,6 +112,29 @@ def _vllm_build(ref, threads: int = 1) -> Backend:
 register("llamacpp", _llamacpp_identity, _llamacpp_build)
 register("vllm", _vllm_identity, _vllm_build, batching=True)
 register("openai", _openai_identity, _openai_build, remote=True)
+
+
+def _reference_identity(ref) -> ModelIdentity:
+    from factory.backends.reference import identity_for
+
+    return identity_for(ref)
+
+
+def _reference_build(ref, threads: int = 1) -> Backend:
+    from factory.backends.reference import ReferenceBackend
+
+    return ReferenceBackend(ref, threads=threads)
+
+
+def _reference_check(role_name: str, spec, recipe) -> None:
+    from factory.backends.reference import ReferenceBackend
+
+    ReferenceBackend.check(role_name, spec, recipe)
+
+
+# The scripted reference teacher (factory/backends/reference.py): remote so that it runs in
+# the driver, beside the math recipe's registry of built-in problems; it calls no server.
+register("reference", _reference_identity, _reference_build, remote=True, check=_reference_check)
 
 __all__ = ["Backend", "Completion", "MissingPackage", "ModelIdentity", "Request", "build_backend",
            "model_identity", "register", "registered"]

@@ -18,9 +18,25 @@ def _fmt(v, digits=3) -> str:
     return "-" if v is None else f"{v:.{digits}f}"
 
 
+def scripted_note(runs: list[dict]) -> str:
+    """Runs whose source job's rows came from the scripted reference teacher say so: such a
+    student learned from the generator's worked steps, not from a model. A run carries
+    `scripted_teacher` (the source job's roles written by it, stores.stats.scripted_teacher)."""
+    roles = sorted({role for r in runs for role in r.get("scripted_teacher") or ()})
+    return (f"trained on rows of the scripted reference teacher ({', '.join(roles)}), not a model's"
+            if roles else "")
+
+
 def verdict(runs: list[dict]) -> str:
     """One sentence: the best mixture by the metric (ties: higher interval floor, then fewer
-    output tokens), and whether its interval clears every other run's."""
+    output tokens), and whether its interval clears every other run's; then, where the rows
+    came from the scripted reference teacher, a clause that says so."""
+    note = scripted_note(runs)
+    said = _verdict(runs)
+    return f"{said}; {note}" if note else said
+
+
+def _verdict(runs: list[dict]) -> str:
     scored = [r for r in runs if r["value"] is not None]
     if not scored:
         return "no run has a metric yet"
@@ -57,7 +73,7 @@ def runs_table(distill: str, runs: list[dict]) -> Table:
                      _fmt(m.get("mean_tokens_after_first_correct"), 0)))
     table = Table(title=f"distill {distill}: {student.get('kind')} student ({student.get('parameters', 0) / 1e6:.1f}M "
                         f"parameters), {metric} on {first['metrics'].get('n')} items", box=box.SIMPLE_HEAD,
-                  pad_edge=False)
+                  pad_edge=False, caption=scripted_note(runs) or None)
     for i, col in enumerate(header):
         width = max(len(col), *(len(row[i]) for row in body))
         table.add_column(col, justify="left" if i == 0 else "right", no_wrap=True, min_width=width)

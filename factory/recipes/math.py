@@ -137,7 +137,18 @@ class Math(Recipe):
         family = rng.choice(self.options.families or FAMILIES)
         steps = rng.randint(1, min(self.options.max_steps, 6 if family == "multi_step" else 4))
         p = generate_problem(self.spec.seed, index, family=family, steps=steps)
+        if self.uses_reference_teacher:
+            # The scripted teacher reads a request's messages only: it finds the worked steps
+            # through this registry (question -> seed, index), filled here in the driver,
+            # where it runs (factory/backends/reference.py).
+            from factory.backends.reference import remember
+
+            remember(p.question, self.spec.seed, index, family, steps)
         return {"question": p.question, "ground_truth": p.answer, "origin": f"builtin:{p.family}:{p.steps}"}
+
+    @cached_property
+    def uses_reference_teacher(self) -> bool:
+        return any(ref.backend == "reference" for role in self.spec.roles.values() for ref in role.models())
 
     def _from_file(self, index: int) -> dict | SeedDrop:
         path, line = self.options.seed_file, self.file_lines[index]

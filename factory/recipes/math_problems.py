@@ -4,7 +4,9 @@ A problem is a family-specific opening ("core", 1-4 arithmetic steps) followed b
 follow-up events ("tails", 1 step each) that act on the quantity the story has built
 so far, e.g. "She sells each box for $2.50." Every step goes through _Work.calc, which
 computes with Fraction and records the line "a op b = c", so the answer and the worked
-solution come from the same arithmetic. Draws whose numbers come out unusable (a
+solution come from the same arithmetic. Each step is also kept whole (`MathProblem.worked`:
+its operands, where each came from, and the story sentence it acts on), which is what the
+reference teacher (factory/backends/reference.py) writes its solutions from. Draws whose numbers come out unusable (a
 fractional count of apples, a third of a dollar, a negative amount) are redrawn from
 the same rng, which keeps (seed, index) deterministic.
 """
@@ -12,7 +14,7 @@ the same rng, which keeps (seed, index) deterministic.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from typing import Callable
 
@@ -23,12 +25,31 @@ _MAX_VALUE = 1_000_000  # keeps numbers grade-school sized
 
 
 @dataclass(frozen=True)
+class WorkedStep:
+    """One arithmetic step: a op b = result (canonical numbers, no thousands commas). A
+    `*_from` is the index of the earlier step whose result the operand is, or None when the
+    number is read from the question (or is a constant such as 60 minutes an hour)."""
+
+    a: str
+    op: str
+    b: str
+    result: str
+    a_from: int | None
+    b_from: int | None
+    sentence: str  # the story sentence this step acts on; "" for a unit conversion with no sentence
+
+
+@dataclass(frozen=True)
 class MathProblem:
     question: str
     answer: str  # canonical: "42" or "2.5" (at most 2 decimals)
     family: str
     steps: int  # number of arithmetic steps == len(solution)
     solution: tuple[str, ...]  # one "a op b = c" line per step
+    # The same steps, whole; the question's last sentence is what they answer. Defaults keep
+    # MathProblem(question, answer, family, steps, solution) constructible as before.
+    worked: tuple[WorkedStep, ...] = field(default=(), compare=False)
+    asks: str = field(default="", compare=False)
 
 
 class _Redraw(Exception):
@@ -56,12 +77,21 @@ class _Work:
 
     def __init__(self) -> None:
         self.lines: list[str] = []
+        self.steps: list[tuple] = []   # (a, op, b, c, a_from, b_from), canonical text
+        self._results: list[Fraction] = []  # each step's result object, to know where an operand came from
+
+    def _source(self, x: Fraction) -> int | None:
+        # By identity, not value: a result is passed on as the same object (q.value, or a
+        # nested calc's return), while an equal number read from the question is a new one.
+        return next((i for i in range(len(self._results) - 1, -1, -1) if self._results[i] is x), None)
 
     def calc(self, a: Fraction, op: str, b: Fraction) -> Fraction:
         c = {"+": a + b, "-": a - b, "*": a * b, "/": a / b}[op]
         if not 0 < c <= _MAX_VALUE:
             raise _Redraw
         self.lines.append(f"{_num(a)} {op} {_num(b)} = {_num(c)}".replace(",", ""))
+        self.steps.append(tuple(_num(x).replace(",", "") for x in (a, b, c)) + (op, self._source(a), self._source(b)))
+        self._results.append(c)
         return c
 
 
@@ -754,6 +784,7 @@ def _build(rng: random.Random, family: str, steps: int) -> MathProblem:
     _, cost, core = rng.choice(cores)
     w = _Work()
     story, q = core(rng, w)
+    said = [" ".join(s for s in story if s)] * len(w.lines)  # the opening's sentences, for each of its steps
     used: set[Tail] = set()  # each follow-up at most once: no "aside for 3 weeks ... for 8 weeks"
     for i in range(steps - cost):
         last = i == steps - cost - 1
@@ -764,6 +795,7 @@ def _build(rng: random.Random, family: str, steps: int) -> MathProblem:
             if step:
                 sentence, q = step
                 story.append(sentence)
+                said.append(sentence)
                 used.add(tail)
                 break
         else:
@@ -771,7 +803,8 @@ def _build(rng: random.Random, family: str, steps: int) -> MathProblem:
     if q.kind == "count":
         _whole(q.value)
     question = " ".join(s for s in story if s) + " " + q.question
-    return MathProblem(question, _num(q.value).replace(",", ""), family, steps, tuple(w.lines))
+    worked = tuple(WorkedStep(a, op, b, c, af, bf, said[i]) for i, (a, b, c, op, af, bf) in enumerate(w.steps))
+    return MathProblem(question, _num(q.value).replace(",", ""), family, steps, tuple(w.lines), worked, q.question)
 
 
 def generate_problem(seed: int, index: int, family: str | None = None,
