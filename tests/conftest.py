@@ -57,3 +57,31 @@ def _clear_fake_calls():
     fakes.CALLS.clear()
     fakes.SCRIPT.clear()
     yield
+
+
+def wait_for_committed_batches(db, proc, at_least: int, deadline_s: float = 240) -> int:
+    """Poll a running job's snapshot (stores/snapshot.py) until at_least batches are
+    committed: a kill test kills on this event, never after a fixed sleep."""
+    import time
+
+    import duckdb
+
+    from stores.snapshot import snapshot_path
+
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        assert proc.poll() is None, "the job ended before the kill: the test would prove nothing"
+        snap = snapshot_path(db)
+        if snap.exists():
+            try:
+                con = duckdb.connect(str(snap), read_only=True)
+                try:
+                    done = con.execute("SELECT count(DISTINCT batch_id) FROM done_seeds").fetchone()[0]
+                finally:
+                    con.close()
+            except duckdb.Error:
+                done = 0  # replaced while we opened it: look again
+            if done >= at_least:
+                return done
+        time.sleep(0.1)  # a poll interval, not a timing assumption
+    raise AssertionError(f"no committed batch in {deadline_s} s")

@@ -14,6 +14,7 @@ import urllib.request
 import duckdb
 import pytest
 import yaml
+from conftest import wait_for_committed_batches
 
 from factory.backends.llamacpp import model_path
 
@@ -107,7 +108,7 @@ def test_server_killed_mid_job_then_rerun_resumes_with_nothing_lost(tmp_path):
     job = subprocess.Popen([sys.executable, "-m", "factory.cli", "run", str(path), "--db", str(db), "--quiet"],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        time.sleep(12)  # a few batches in: one sample is ~3-4 s of generation here
+        wait_for_committed_batches(db, job, at_least=1)  # a batch in, the job still running
         server.send_signal(signal.SIGKILL)
         server.wait()
         _, err = job.communicate(timeout=120)

