@@ -49,14 +49,6 @@ def story_candidates(con, job: str, use: str) -> list[dict]:
     return [{"sample_id": r[0], "text": r[1], "content_hash": r[2]} for r in rows]
 
 
-def job_recipe(con, job: str) -> str:
-    return con.execute("SELECT recipe FROM jobs WHERE fingerprint = ?", [job]).fetchone()[0]
-
-
-def job_spec(con, job: str) -> dict:
-    return json.loads(con.execute("SELECT spec FROM jobs WHERE fingerprint = ?", [job]).fetchone()[0])
-
-
 def _insert_together(con, tables: list[tuple[str, list[dict]]]) -> None:
     """Rows of several tables in one transaction: all of them or none."""
     with transaction(con):

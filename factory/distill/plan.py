@@ -11,7 +11,8 @@ from factory.distill.spec import DistillSpec
 from factory.keys import digest
 from factory.spec import JobError
 from stores.curated import warn_if_uncurated
-from stores.distill import job_recipe, reference_problems, solution_candidates, story_candidates
+from stores.distill import reference_problems, solution_candidates, story_candidates
+from stores.jobs import job_recipe
 from stores.stats import resolve_job
 
 # Which solutions a part draws from: (the main or the large teacher's job, solution kind).

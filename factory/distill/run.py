@@ -15,7 +15,8 @@ from factory.distill.plan import Plan, plan_math, plan_stories
 from factory.distill.spec import DistillSpec
 from factory.keys import digest
 from stores import Store, StoreError
-from stores.distill import finished_run, job_spec, record_mixture, record_run
+from stores.distill import finished_run, record_mixture, record_run
+from stores.jobs import job_spec
 
 
 @dataclass
