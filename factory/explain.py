@@ -20,6 +20,30 @@ def _clean(rows: list[dict]) -> list[dict]:
     return [{k: _json(v) for k, v in r.items()} for r in rows]
 
 
+# Verdict stages that are gates (rules before review) rather than reviewers or the adjudicator.
+REVIEW_STAGES = ("reviewers", "adjudicator")
+
+
+def gates(rule: dict, signals: dict, verdict: dict | None, generated: bool) -> list[dict]:
+    """Each gate before review, and what it said about this sample: reject (it decided the
+    verdict), pass, keep (truncated, kept by the recipe's policy), off or not measured."""
+    decided = verdict["stage"] if verdict and verdict["stage"] not in REVIEW_STAGES else None
+    out = []
+    if generated:
+        truncated = signals.get("truncated")
+        result = "pass" if truncated is None else ("reject" if decided == "truncated" else "keep")
+        out.append({"gate": "truncated", "result": result, "policy": rule.get("truncated", "reject"),
+                    "detail": (truncated or {}).get("details")})
+    minimum, likelihood = rule.get("min_likelihood"), signals.get("likelihood")
+    result = ("not measured" if likelihood is None else "off" if minimum is None
+              else "reject" if decided == "likelihood" else "pass")
+    out.append({"gate": "likelihood", "result": result, "min_likelihood": minimum,
+                "value": None if likelihood is None else likelihood["value"]})
+    if decided is not None and decided not in ("truncated", "likelihood"):
+        out.append({"gate": decided, "result": verdict["decision"], "detail": verdict["reason"]})
+    return out
+
+
 def explain(con, sample_id: str) -> dict:
     matches = samples_starting_with(con, sample_id)
     if len(matches) != 1:
@@ -30,6 +54,9 @@ def explain(con, sample_id: str) -> dict:
     lineage = ("template", "template_sha256", "role_version", "model", "sampling", "request_seed", "request_key",
                "prompt_tokens", "completion_tokens", "seconds")
     sections = {name: _clean(rows[name]) for name in SAMPLE_SECTIONS}
+    signals = {r["signal"]: r for r in sections["signals"]}
+    verdict = (sections["verdict"] or [None])[0]
+    likelihood = signals.get("likelihood")
     return {
         "sample_id": sid,
         "job": rows["job"],
@@ -41,7 +68,12 @@ def explain(con, sample_id: str) -> dict:
         "exact_duplicate_of": sample["duplicate_of"],
         "reviews": sections["reviews"],
         "dropped_outputs": sections["dropped_outputs"],
-        "verdict": (sections["verdict"] or [None])[0],
+        "verdict": verdict,
+        "likelihood": None if likelihood is None else {
+            "mean_logprob": likelihood["value"], "n_tokens": (likelihood["details"] or {}).get("n_tokens"),
+            "model": likelihood["model"]},
+        "signals": sections["signals"],
+        "gates": gates(_json(rows["decision_rule"]) or {}, signals, verdict, sample["template"] is not None),
         "verification": (sections["verification"] or [None])[0],
         "solutions": sections["solutions"],
         "dedup": sections["dedup"],

@@ -83,6 +83,19 @@ class DecisionRule(Strict):
     max_out_of_vocabulary: float | None = Field(
         None, ge=0, le=1, description="TinyStories: reject (stage 'vocabulary') above this share of words outside the vocabulary"
     )
+    # Gates before review (issue 11). Each new field enters the fingerprint; at its default
+    # it is left out of legacy_fingerprints, so databases made before continue their jobs.
+    min_likelihood: float | None = Field(
+        None, le=0, description="reject (stage 'likelihood') below this mean natural-log probability per token of "
+        "the text under the reference model; None: off (the signal is still stored where the model can give it)")
+    likelihood_model: ModelRef | None = Field(
+        None, description="the likelihood's reference model (a llamacpp model); default: the generator's model")
+    truncated: Literal["reject", "keep"] = Field(
+        "reject", description="a generation stopped at max_tokens: reject (stage 'truncated') or keep; the recipe "
+        "declares the default")
+    require_seed_words: bool = Field(
+        False, description="TinyStories: reject (stage 'seed_words') a story missing any of its three seed words "
+        "(on by default for tinystories)")
 
     @model_validator(mode="after")
     def _ordered(self) -> "DecisionRule":
@@ -121,6 +134,8 @@ class QualityWeights(Strict):
     adjudicator: float = Field(0.15, ge=0)
     verifier: float = Field(0.25, ge=0)
     rules: float = Field(0.2, ge=0)
+    likelihood: float = Field(0.3, ge=0, description="the likelihood signal, mapped to [0, 1] "
+                              "(factory/curation/quality.py); left out where a sample has none")
     duplicate_penalty: float = Field(1.0, ge=0, le=1, description="score x (1 - penalty) for a removed duplicate")
 
 
@@ -198,6 +213,14 @@ class JobSpec(Strict):
         if self.templates_dir:
             return []
         data = self.canonical()
+        # Before the gates and the likelihood signal (issue 11): their decision keys did not
+        # exist; a job that leaves them at the recipe's defaults is the same job (it now
+        # rejects more: truncated stories, missing seed words, loops).
+        defaults = {**DecisionRule().model_dump(mode="json"), **recipe_decision_defaults(self.recipe_class())}
+        for key in SIGNAL_DECISION_KEYS:
+            if data["decision"].get(key) == defaults.get(key):
+                data["decision"].pop(key)
+        before_signals = _hash(data)
         if self.recipe == "math":  # role defaults and option defaults are part of the spec
             for role in ("suggester", "editor"):
                 data["roles"].pop(role, None)
@@ -209,7 +232,8 @@ class JobSpec(Strict):
         data["textbook"] = options if self.recipe == "textbook" else None
         data["math"] = options if self.recipe == "math" else None
         before_options = _hash({**data, "execution": self.execution.model_dump(mode="json")})
-        return [f for f in (before_harder, before_options) if f != self.fingerprint]
+        found = [f for f in (before_signals, before_harder, before_options) if f != self.fingerprint]
+        return list(dict.fromkeys(found))
 
 
 def _hash(data: dict) -> str:
@@ -249,6 +273,9 @@ def one_line_error(path: str, err: ValidationError, spec: type[BaseModel]) -> st
     return f"{path}: {where}: {msg}{shown}{tail}"
 
 
+# Decision keys added with the gates and the likelihood signal (issue 11; legacy_fingerprints).
+SIGNAL_DECISION_KEYS = ("min_likelihood", "likelihood_model", "truncated", "require_seed_words")
+
 LEGACY_OPTION_KEYS = ("textbook", "math")  # options lived under the recipe's name before `options:`
 
 
@@ -273,8 +300,13 @@ def _with_recipe_defaults(data: dict, recipe, source: str) -> dict:
                         "sampling": {**default["sampling"], **sampling} if isinstance(sampling, dict) else sampling}
     data = {**data, "roles": merged}
     if isinstance(data.get("decision", {}), dict):
-        data["decision"] = {**recipe.decision, **(data.get("decision") or {})}
+        data["decision"] = {**recipe_decision_defaults(recipe), **(data.get("decision") or {})}
     return data
+
+
+def recipe_decision_defaults(recipe) -> dict:
+    """The decision rule a recipe declares: its `decision` mapping and its `truncated` policy."""
+    return {"truncated": getattr(recipe, "truncated", "reject"), **recipe.decision}
 
 
 def parse_job(data: dict, source: str = "<job>", base_dir: str | None = None) -> JobSpec:
@@ -318,9 +350,33 @@ def parse_job(data: dict, source: str = "<job>", base_dir: str | None = None) ->
     spec._base_dir = base_dir
     try:
         check_roles(spec, recipe)
+        check_likelihood(spec)
     except (TemplateError, PluginError, JobError) as err:
         raise JobError(f"{source}: {err}") from None
     return spec
+
+
+def check_likelihood(spec: JobSpec) -> None:
+    """A job that asks for the likelihood signal (min_likelihood or likelihood_model) needs
+    a reference model whose backend can score texts: refused here, before anything is written."""
+    from factory.backends import registered
+    from factory.backends.base import score_unsupported
+    from factory.steps.likelihood import can_score, reference_model
+
+    rule = spec.decision
+    if rule.min_likelihood is None and rule.likelihood_model is None:
+        return  # not asked: the signal is stored where the model can give it, skipped elsewhere
+    field = "decision.likelihood_model" if rule.likelihood_model is not None else "decision.min_likelihood"
+    ref = reference_model(spec)
+    if ref is None:
+        raise JobError(f"{field}: recipe {spec.recipe} has no generator to take the reference model from; "
+                       "set decision.likelihood_model")
+    try:
+        registered(ref.backend, spec.base_dir)
+    except ValueError as err:
+        raise JobError(f"decision.likelihood_model.backend: {err}") from None
+    if not can_score(ref.backend, spec.base_dir):
+        raise JobError(f"{field}: {score_unsupported(ref.backend)}")
 
 
 def check_roles(spec: JobSpec, recipe) -> None:

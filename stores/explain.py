@@ -16,7 +16,20 @@ SAMPLE_SECTIONS = {
     "dedup": "SELECT method, cluster_id, kept, similarity FROM dedup_clusters WHERE sample_id = ?",
     "contamination": "SELECT benchmark, benchmark_row, ngram_size, ngram FROM contamination WHERE sample_id = ?",
     "quality": "SELECT score, components FROM quality_scores WHERE sample_id = ?",
+    "signals": """SELECT signal, value, details, model->>'model' AS model, request_key FROM signals
+                  WHERE sample_id = ? ORDER BY signal""",
 }
+
+
+# Sections whose table a later migration made: a database written before it, read read-only
+# (not migrated), has none of those rows.
+LATER_TABLES = {"signals": "signals"}
+
+
+def _has_table(con, section: str) -> bool:
+    table = LATER_TABLES.get(section)
+    return table is None or bool(con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table]).fetchone()[0])
 
 
 def samples_starting_with(con, prefix: str) -> list[str]:
@@ -33,7 +46,10 @@ def sample_rows(con, sample_id: str) -> dict:
         "sample": sample,
         "seed": dict_rows(con, "SELECT seed_index, payload FROM seeds WHERE seed_id = ?", [sample["seed_id"]])[0],
         "job": dict_rows(con, "SELECT fingerprint, name, recipe FROM jobs WHERE fingerprint = ?", [sample["job"]])[0],
-        **{section: dict_rows(con, sql, [sample_id]) for section, sql in SAMPLE_SECTIONS.items()},
+        "decision_rule": con.execute("SELECT decision_rule FROM jobs WHERE fingerprint = ?",
+                                     [sample["job"]]).fetchone()[0],
+        **{section: dict_rows(con, sql, [sample_id]) if _has_table(con, section) else []
+           for section, sql in SAMPLE_SECTIONS.items()},
         "in_accepted_view": bool(con.execute("SELECT count(*) FROM accepted WHERE sample_id = ?",
                                              [sample_id]).fetchone()[0]),
     }

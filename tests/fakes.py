@@ -4,7 +4,10 @@ Any request with a JSON schema gets a valid answer built from the schema itself 
 recipe or rubric needs no edit here); SCRIPT holds exact answers a test wants served first
 (simonw/llm's mock model), CALLS every request seen.
 Model names pick behaviours: "fake" answers well; "fake-garbage" answers schema requests
-with prose (as an unconstrained 135M model does); "fake-slow" sleeps per request.
+with prose (as an unconstrained 135M model does); "fake-slow" sleeps per request;
+"fake-truncated" says every free-text completion stopped at max_tokens (finish_reason length).
+score(texts) gives the likelihood signal as a deterministic function of the text
+(fake_likelihood); SCORED records the texts scored.
 """
 from __future__ import annotations
 
@@ -14,9 +17,11 @@ import re
 import time
 
 from factory.backends import Completion, ModelIdentity, Request, register
+from factory.backends.base import declare_scoring
 
 CALLS: list[Request] = []
 SCRIPT: list[str] = []  # served in order before any computed answer
+SCORED: list[str] = []  # texts given to score(), in order
 
 
 def script(*texts: str) -> None:
@@ -41,9 +46,14 @@ class FakeBackend:
             if self.model == "fake-slow":
                 time.sleep(0.05)
             text = SCRIPT.pop(0) if SCRIPT else self._answer(r)
+            finish = "length" if self.model == "fake-truncated" and not r.json_schema else "stop"
             out.append(Completion(key=r.key, text=text, prompt_tokens=len(str(r.messages)) // 4,
-                                  completion_tokens=len(text) // 4, seconds=0.01))
+                                  completion_tokens=len(text) // 4, seconds=0.01, finish_reason=finish))
         return out
+
+    def score(self, texts: list[str]) -> list[tuple[float, int]]:
+        SCORED.extend(texts)
+        return [fake_likelihood(t) for t in texts]
 
     def _answer(self, r: Request) -> str:
         prompt = r.messages[-1]["content"]
@@ -83,6 +93,11 @@ class FakeBackend:
         if kind == 1:
             return "I think the answer is easy."
         return f"```python\ndef simple_math_problem():\n    total = {total}\n    return total\n```\nThis adds them."
+
+
+def fake_likelihood(text: str) -> tuple[float, int]:
+    """(mean log-probability in [-4, -1), tokens): a function of the text alone."""
+    return -1.0 - (_h("likelihood", text) % 300) / 100, max(1, len(text) // 4)
 
 
 def answer_for_schema(schema: dict, h: int) -> dict:
@@ -128,3 +143,4 @@ class FakeBackendPlugin(FakeBackend):
 
 def install() -> None:
     register("fake", fake_identity, lambda ref, threads=1: FakeBackend(ref.model, threads))
+    declare_scoring("fake")

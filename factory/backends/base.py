@@ -48,6 +48,33 @@ class Backend(Protocol):
     def generate(self, requests: list[Request]) -> list[Completion]: ...
 
 
+class Scorer(Protocol):
+    """A backend that can also give the likelihood signal: for each text, the mean natural-log
+    probability of its tokens under the model (one forward pass, no sampling) and how many
+    tokens were scored. Optional: a backend without `score` cannot be a reference model."""
+
+    def score(self, texts: list[str]) -> list[tuple[float, int]]: ...
+
+
+class ScoreUnsupported(RuntimeError):
+    """A reference model's backend has no `score`; the message names the backend and what to use."""
+
+
+def score_unsupported(backend: str) -> str:
+    return (f"backend {backend} cannot give the likelihood signal; use a llamacpp reference model "
+            f"(decision.likelihood_model: {{backend: llamacpp, model: smollm2-135m-instruct-q4_1}})")
+
+
+# Backends whose engines implement `score`, by registered name. A backend class (plugin,
+# module:Class) is asked directly (hasattr score); a backend registered with a function
+# declares it with declare_scoring(name).
+SCORING_BACKENDS: set[str] = {"llamacpp"}
+
+
+def declare_scoring(name: str) -> None:
+    SCORING_BACKENDS.add(name)
+
+
 class MissingPackage(RuntimeError):
     """A backend or model needs a package that is not installed; the message names it."""
 

@@ -75,6 +75,52 @@ class LlamaCppBackend:
         # llama.cpp decodes one stream at a time; the engine pool spreads a batch over engines.
         return [self._one(request) for request in requests]
 
+    def score(self, texts: list[str]) -> list[tuple[float, int]]:
+        """The likelihood signal: (mean natural-log probability of the text's tokens, tokens
+        scored) for each text, from one forward pass with logits at every position."""
+        return [self._score_one(text) for text in texts]
+
+    def _score_one(self, text: str) -> tuple[float, int]:
+        import numpy as np
+
+        llm = self._llm
+        tokens = llm.tokenize(text.encode("utf-8", "replace"), add_bos=True, special=False)
+        bos = llm.token_bos()
+        # SmolLM2's GGUF does not add a BOS: prepend it, so the text's first token is scored
+        # too (conditioned on the start of a document, as in training).
+        if bos >= 0 and (not tokens or tokens[0] != bos):
+            tokens = [bos, *tokens]
+        tokens = tokens[:CONTEXT_TOKENS]  # a longer text is scored on its first 4,095 tokens
+        if len(tokens) < 2:
+            return 0.0, 0
+        # The low-level path (what Llama.eval does inside), asking logits for every position
+        # of each chunk: Llama(logits_all=True) would keep a 4,096 x 49,152 float32 array
+        # (805 MB) per engine and compute full-vocabulary logits for every prompt token of
+        # every generation; here the logits buffer holds one chunk (<= n_batch rows) at a time.
+        # Measured on 2 cores (bench/likelihood_cost.py): see docs/benchmarks.md.
+        llm.reset()
+        llm._ctx.kv_cache_clear()
+        n_vocab, total = llm.n_vocab(), 0.0
+        try:
+            for start in range(0, len(tokens) - 1, llm.n_batch):
+                chunk = tokens[start:start + llm.n_batch]
+                llm._batch.set_batch(batch=chunk, n_past=start, logits_all=True)
+                llm._ctx.decode(llm._batch)
+                logits = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(len(chunk), n_vocab))
+                targets = np.asarray(tokens[start + 1:start + len(chunk) + 1])  # row j predicts token start+j+1
+                rows = logits[:len(targets)]
+                # log-softmax in float32 with float64 sums: 0.05 s for 300 x 49,152 against
+                # 1.1 s converting the rows to float64 first; log Z differs by < 1e-7.
+                top = rows.max(axis=1)
+                log_z = top + np.log(np.exp(rows - top[:, None]).sum(axis=1, dtype=np.float64))
+                total += float((rows[np.arange(len(targets)), targets] - log_z).sum(dtype=np.float64))
+        finally:
+            # The next generation starts from an empty cache (see _one): nothing of this text stays.
+            llm._ctx.kv_cache_clear()
+            llm.reset()
+        scored = len(tokens) - 1
+        return total / scored, scored
+
     def _one(self, request: Request) -> Completion:
         s = request.sampling
         # Reset the KV cache: reusing a previous prompt's prefix changes how the prompt is

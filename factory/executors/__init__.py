@@ -17,6 +17,8 @@ class Executor(Protocol):
     def generate(self, ref, requests: list[Request], on_completion: OnCompletion | None = None,
                  entry=None, admit: Admit | None = None) -> list[Completion]: ...
 
+    def score(self, ref, texts: list[str], entry=None) -> list[tuple[float, int]]: ...
+
     def close(self) -> None: ...
 
 
@@ -40,17 +42,28 @@ class Dispatcher:
                                           gpus=self._gpus)
         return self._local
 
-    def generate(self, ref, requests: list[Request], on_completion: OnCompletion | None = None,
-                 admit: Admit | None = None) -> list[Completion]:
-        """admit: the budget's door (executors/admission.py); None sends everything."""
-        entry = registered(ref.backend)
+    def _for(self, entry) -> Executor:
+        """The one dispatch path: remote backends to the driver's thread pool, local ones to
+        the engine pool (generate and score alike)."""
         if entry.remote:
             if self._remote is None:
                 from factory.executors.remote import RemoteExecutor
 
                 self._remote = RemoteExecutor()
-            return self._remote.generate(ref, requests, on_completion, entry, admit)
-        return self._engine_pool().generate(ref, requests, on_completion, entry, admit)
+            return self._remote
+        return self._engine_pool()
+
+    def generate(self, ref, requests: list[Request], on_completion: OnCompletion | None = None,
+                 admit: Admit | None = None) -> list[Completion]:
+        """admit: the budget's door (executors/admission.py); None sends everything."""
+        entry = registered(ref.backend)
+        return self._for(entry).generate(ref, requests, on_completion, entry, admit)
+
+    def score(self, ref, texts: list[str]) -> list[tuple[float, int]]:
+        """(mean log-probability, tokens scored) of each text under the model `ref` (the
+        likelihood signal); ScoreUnsupported when its backend has no `score`."""
+        entry = registered(ref.backend)
+        return self._for(entry).score(ref, texts, entry)
 
     def close(self) -> None:
         for ex in (self._local, self._remote):

@@ -4,6 +4,7 @@ hold one each, so a model is loaded once per process whichever path serves it.""
 from __future__ import annotations
 
 from factory.backends import Completion, Request, build_backend
+from factory.backends.base import ScoreUnsupported, score_unsupported
 from factory.keys import digest
 
 
@@ -20,6 +21,13 @@ class EngineCache:
 
     def generate(self, ref, requests: list[Request], entry=None) -> list[Completion]:
         return self.engine(ref, entry).generate(requests)
+
+    def score(self, ref, texts: list[str], entry=None) -> list[tuple[float, int]]:
+        """The likelihood signal of each text under the model (see backends.base.Scorer)."""
+        engine = self.engine(ref, entry)
+        if not callable(getattr(engine, "score", None)):
+            raise ScoreUnsupported(score_unsupported(ref.backend))
+        return engine.score(texts)
 
     def clear(self) -> None:
         self._engines.clear()

@@ -31,5 +31,8 @@ class LocalExecutor:
                 out.append(completion)
         return out
 
+    def score(self, ref, texts: list[str], entry=None) -> list[tuple[float, int]]:
+        return self._cache.score(ref, texts, entry)
+
     def close(self) -> None:
         self._cache.clear()

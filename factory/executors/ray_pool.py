@@ -45,6 +45,9 @@ class EngineActor:
     def generate(self, ref, requests: list[Request], entry=None) -> list[Completion]:
         return self.cache.generate(ref, requests, entry)
 
+    def score(self, ref, texts: list[str], entry=None) -> list[tuple[float, int]]:
+        return self.cache.score(ref, texts, entry)
+
     def node_id(self) -> str:
         return ray.get_runtime_context().get_node_id()
 
@@ -124,6 +127,16 @@ class RayExecutor:
                     on_completion(completion)
                 out.append(completion)
         return out
+
+    def score(self, ref, texts: list[str], entry=None) -> list[tuple[float, int]]:
+        """Each actor scores an equal, contiguous share of the texts (scoring is one forward
+        pass a text, no sampling: nothing to deal out one at a time)."""
+        entry = entry or registered(ref.backend)
+        _pickle_by_value(entry)
+        share = -(-len(texts) // len(self.actors)) if texts else 1
+        calls = [actor.score.remote(ref, texts[i:i + share], entry)
+                 for actor, i in zip(self.actors, range(0, len(texts), share))]
+        return [s for part in ray.get(calls) for s in part]
 
     def node_ids(self) -> list[str]:
         return ray.get([actor.node_id.remote() for actor in self.actors])

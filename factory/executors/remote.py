@@ -50,5 +50,8 @@ class RemoteExecutor:
                         raise f.exception()
         return results  # type: ignore[return-value]
 
+    def score(self, ref, texts: list[str], entry=None) -> list[tuple[float, int]]:
+        return self._cache.score(ref, texts, entry)
+
     def close(self) -> None:
         self._cache.clear()

@@ -56,6 +56,9 @@ class Recipe(ABC):
     # GRA-style: 3 reviewers, accept mean >= 7 and spread <= 1.5, reject mean < 5
     decision: dict = {"accept_mean": 7.0, "max_spread": 1.5, "reject_mean": 5.0}
     score_range: tuple[float, float] = (1, 10)
+    # A generation stopped at max_tokens: "reject" (stage `truncated`) or "keep"; the job's
+    # decision.truncated overrides it (factory/steps/truncation.py).
+    truncated = "reject"
     sample_noun = "text"          # "same text as ...": what an exact duplicate repeats
     # export: "text" (one text column), "chat" (SFT `messages`), "pairs" (DPO prompt/chosen/rejected)
     export_kind = "text"

@@ -110,6 +110,15 @@ def test_openai_throughput():
     number_after(out, r"ratio factory / bare:")
 
 
+@pytest.mark.model
+def test_likelihood_cost():
+    out = run_bench("likelihood_cost.py", "--samples", "1", "--max-tokens", "16")
+    number_after(out, r"ratio score / generate per sample:")
+    results = last_json(out)
+    # The chosen path and llama-cpp-python's logits_all path compute the same values.
+    assert results["scored_tokens"] > 0 and results["max_abs_difference"] < 1e-3, out
+
+
 def test_vllm_throughput_arguments():
     """The bench itself needs vllm (tests/vllm's venv); here only its arguments and its
     message when vllm is missing: the default suite never imports vllm."""
@@ -122,7 +131,8 @@ def test_vllm_throughput_arguments():
 
 
 SMOKED = {"sandbox_throughput.py", "near_dedup.py", "semantic_dedup.py", "stats_1m.py", "driver_rss.py",
-          "training_throughput.py", "generation_throughput.py", "openai_throughput.py", "vllm_throughput.py"}
+          "training_throughput.py", "generation_throughput.py", "openai_throughput.py", "vllm_throughput.py",
+          "likelihood_cost.py"}
 
 
 def test_every_bench_has_a_smoke_test():

@@ -1,0 +1,86 @@
+"""ScoreLikelihood: the likelihood signal of every sample still in play, the mean natural-log
+probability of its tokens under a reference model (decision.likelihood_model; by default the
+generator's model: SmolLM2 on the embedded default), from one forward pass where the model
+lives (executor.score -> the engine's backend.score). A `likelihood` row in `signals` for
+each; with decision.min_likelihood set, a sample below it is rejected (stage `likelihood`)
+before any review is paid for.
+
+Scores are cached by (model identity with its file hash, text): a rerun, or another job
+with the same text, computes nothing. A reference backend that cannot score is refused at
+load when the job asks for the signal (factory/spec.py), and skipped when it does not.
+"""
+from __future__ import annotations
+
+import time
+
+from factory.backends import model_identity
+from factory.backends.base import SCORING_BACKENDS
+from factory.calls import library_versions
+from factory.keys import digest
+from factory.steps.context import NO_LINEAGE, Context, add_verdict
+from factory.steps.state import BatchState
+from stores.signals import cached_likelihoods, put_likelihoods, put_signals
+
+ROLE = "likelihood"  # the signals rows' role: not a recipe role, it makes no completion
+
+
+def reference_model(spec):
+    """The likelihood's reference model: decision.likelihood_model, else the generator's
+    (first pool) model; None for a recipe without a generator."""
+    if spec.decision.likelihood_model is not None:
+        return spec.decision.likelihood_model
+    generator = spec.roles.get("generator")
+    return generator.models()[0] if generator is not None else None
+
+
+def can_score(backend: str, base_dir: str | None = None) -> bool:
+    """Whether the backend's engines implement score(texts), without loading a model."""
+    if backend in SCORING_BACKENDS:
+        return True
+    from factory.backends import GROUP
+    from factory.plugins import entry_point_names, is_reference, load_entry_point, load_reference
+
+    if is_reference(backend):
+        cls = load_reference(backend, base_dir, "backend")
+    elif backend in entry_point_names(GROUP):
+        cls = load_entry_point(GROUP, backend, "backend")
+    else:
+        return False  # registered with functions (openai, vllm): declare_scoring(name) opts in
+    return callable(getattr(cls, "score", None))
+
+
+def score_key(identity: dict, text: str) -> str:
+    return digest("likelihood", identity, text, length=32)
+
+
+class ScoreLikelihood:
+    def run(self, ctx: Context, state: BatchState) -> None:
+        ref = reference_model(ctx.spec)
+        if ref is None or not state.samples or not can_score(ref.backend, ctx.spec.base_dir):
+            return
+        identity = model_identity(ref).as_dict()
+        keys = {i: score_key(identity, row["text"]) for i, row in state.samples.items()}
+        scores = cached_likelihoods(ctx.store.con, list(keys.values()))
+        missing = {keys[i]: row["text"] for i, row in state.samples.items() if keys[i] not in scores}
+        if missing:
+            started = time.perf_counter()
+            results = ctx.caller.executor.score(ref, list(missing.values()))
+            each = (time.perf_counter() - started) / len(missing)  # one call for all: its time, shared
+            fresh = {key: (float(lp), int(n), round(each, 4)) for key, (lp, n) in zip(missing, results)}
+            put_likelihoods(ctx.store.con, [{"score_key": k, "model": identity, "mean_logprob": lp, "n_tokens": n,
+                                             "seconds": s} for k, (lp, n, s) in fresh.items()])
+            scores.update(fresh)
+        minimum, rows = ctx.spec.decision.min_likelihood, []
+        for i in sorted(state.samples):
+            sample, key = state.samples[i]["sample_id"], keys[i]
+            mean_logprob, n_tokens, seconds = scores[key]
+            rows.append({"sample_id": sample, "job": ctx.job, "signal": "likelihood", "value": mean_logprob,
+                         "details": {"n_tokens": n_tokens, "unit": "mean natural-log probability per token"},
+                         **NO_LINEAGE, "model": identity, "request_key": key, "prompt_tokens": n_tokens,
+                         "completion_tokens": 0, "seconds": seconds, "versions": library_versions(), "role": ROLE})
+            if minimum is not None and mean_logprob < minimum:
+                add_verdict(ctx, state.batch, sample, "reject", "likelihood",
+                            f"mean log-likelihood {mean_logprob:.3f} < {minimum:g} under {identity['model']} "
+                            f"({n_tokens} tokens)")
+                del state.samples[i]
+        put_signals(ctx.store.con, rows)

@@ -1,0 +1,89 @@
+"""Rule gates before review: a truncated generation (finish_reason length) is rejected with
+stage/reason `truncated` unless the recipe or job says keep; TinyStories requires its three
+seed words (on by default) and rejects loops (repeated 5-gram share)."""
+from __future__ import annotations
+
+import json
+
+import yaml
+
+import factory
+from conftest import fake_job, query
+from factory import api
+from factory.recipes.tinystories import TinyStories, rule_checks
+
+
+def run(tmp_path, job: dict):
+    path = tmp_path / "job.yaml"
+    path.write_text(yaml.safe_dump(job))
+    factory.run(str(path), db=tmp_path / "f.duckdb")
+    return tmp_path / "f.duckdb"
+
+
+def truncating_job(**decision) -> dict:
+    job = fake_job(decision=decision) if decision else fake_job()
+    job["roles"]["generator"]["model"] = "fake-truncated"
+    return job
+
+
+def test_truncated_outputs_are_rejected_with_the_reason(tmp_path):
+    db = run(tmp_path, truncating_job())
+    in_play = {r[0] for r in query(db, "SELECT sample_id FROM samples WHERE duplicate_of IS NULL")}
+    verdicts = dict(query(db, "SELECT sample_id, stage || ': ' || reason FROM verdicts"))
+    assert in_play and all(verdicts[s].startswith("truncated: truncated: the generator stopped at max_tokens")
+                           for s in in_play)
+    assert query(db, "SELECT count(*) FROM reviews")[0][0] == 0  # no review paid for a cut-off text
+    signals = query(db, "SELECT sample_id, details->>'policy' FROM signals WHERE signal = 'truncated'")
+    assert {s for s, _ in signals} == in_play and {p for _, p in signals} == {"reject"}
+    story = api.explain(next(iter(in_play)), db)
+    assert story["gates"][0]["gate"] == "truncated" and story["gates"][0]["result"] == "reject"
+    assert story["verdict"]["stage"] == "truncated"
+
+
+def test_keep_lets_truncated_outputs_go_on_to_review(tmp_path):
+    db = run(tmp_path, truncating_job(truncated="keep"))
+    assert query(db, "SELECT count(*) FROM verdicts WHERE stage = 'truncated'")[0][0] == 0
+    assert query(db, "SELECT count(*) FROM reviews")[0][0] > 0
+    kept = query(db, "SELECT sample_id FROM signals WHERE signal = 'truncated' AND details->>'policy' = 'keep'")
+    assert kept
+    gate = api.explain(kept[0][0], db)["gates"][0]
+    assert gate["gate"] == "truncated" and gate["result"] == "keep"
+
+
+def test_complete_outputs_pass_the_truncation_gate(tmp_path):
+    db = run(tmp_path, fake_job())
+    assert query(db, "SELECT count(*) FROM verdicts WHERE stage = 'truncated'")[0][0] == 0
+    assert query(db, "SELECT count(*) FROM signals WHERE signal = 'truncated'")[0][0] == 0
+
+
+SEED = {"verb": "jump", "noun": "ball", "adjective": "red", "features": []}
+STORY = "Tom saw a red ball. He wanted to jump over it. He jumped and laughed. Then he went home to eat."
+
+
+def test_seed_word_gate(fake_spec):
+    recipe = TinyStories(fake_spec())
+    assert recipe.spec.decision.require_seed_words  # on by default for tinystories
+    assert recipe.rule_reject(rule_checks(SEED, STORY)) is None
+    missing = rule_checks(SEED, STORY.replace("red ", "big ").replace("jump over", "go over").replace("jumped", "ran"))
+    assert recipe.rule_reject(missing) == ("seed_words", "missing seed word(s): verb, adjective")
+    off = TinyStories(fake_spec(decision={"require_seed_words": False}))
+    assert off.rule_reject(missing) is None
+
+
+def test_repetition_gate_and_signal(fake_spec):
+    recipe = TinyStories(fake_spec())
+    loop = " ".join(["Tom saw a red ball and wanted to jump."] * 6)
+    checks = rule_checks(SEED, loop)
+    stage, reason = recipe.rule_reject(checks)
+    assert stage == "repetition" and reason.endswith("of 5-grams repeat (> 30%)")
+    assert checks["repeated_5gram_ratio"] > 0.3 and rule_checks(SEED, STORY)["repeated_5gram_ratio"] == 0
+    assert TinyStories.rule_signals(checks)[-1] == 1.0 - checks["repeated_5gram_ratio"]
+
+
+def test_seed_word_gate_in_a_run(tmp_path):
+    db = run(tmp_path, fake_job())
+    rows = query(db, """SELECT s.rule_checks, v.stage FROM samples s JOIN verdicts v USING (sample_id)
+                        WHERE s.duplicate_of IS NULL""")
+    complete = [all(json.loads(c)[k] for k in ("has_verb", "has_noun", "has_adjective")) for c, _ in rows]
+    assert [stage == "seed_words" for _, stage in rows] == [not c for c in complete]
+    assert any(complete) and not all(complete), rows  # the fake's shared "play" story lacks the seed words
