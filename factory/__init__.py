@@ -8,9 +8,9 @@
 Every CLI verb is a function here (factory/api.py). roles/ never imports factory/, so
 importing this package imports no cycle.
 """
-from factory.api import (UncuratedWarning, curate, distill, explain, export, init, jobs, recipes, report, run,
-                         runs, sql, stats)
+from factory.api import (UncuratedWarning, curate, distill, explain, export, init, jobs, probe, recipes, report,
+                         run, runs, sql, stats)
 from factory.spec import JobError, JobSpec, load_job, parse_job
 
 __all__ = ["JobError", "JobSpec", "UncuratedWarning", "curate", "distill", "explain", "export", "init", "jobs",
-           "load_job", "parse_job", "recipes", "report", "run", "runs", "sql", "stats"]
+           "load_job", "parse_job", "probe", "recipes", "report", "run", "runs", "sql", "stats"]

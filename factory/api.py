@@ -50,6 +50,21 @@ def curate(job: str | Path | dict | JobSpec, db: str | Path | None = None) -> di
     return curate_job(job, db)
 
 
+def probe(job: str | Path | dict | JobSpec, db: str | Path | None = None, samples: int = 12, seed: int = 0,
+          kinds: list[str] | None = None, say=None) -> dict:
+    """Can the job's judge tell good from bad? (what `factory probe` runs). job: a YAML path,
+    a dict, a JobSpec, or a job name / fingerprint in db. Up to `samples` accepted samples
+    (chosen by seed; all of them when fewer, with a note) are corrupted in the ways the
+    recipe declares and scored by every signal the job uses. Returns the summary stored in
+    probe_runs: "pairwise_accuracy" (the decision score over all kinds, with
+    "pairwise_accuracy_ci"), "by_kind", "by_signal", "notes", "run_id". say(line) receives
+    progress lines; kinds: only these corruption kinds (default: all the recipe declares).
+    No accepted sample: factory.probing.run.NothingToProbe (a LookupError)."""
+    from factory.probing.run import probe_job
+
+    return probe_job(job, db, samples=samples, seed=seed, kinds=kinds, say=say)
+
+
 def _reading(db: str | Path, read, snapshot_ok: bool = False):
     """read(con) on a read-only connection that is closed whatever happens. snapshot_ok:
     while a run writes db, read its snapshot instead of failing with "in use"."""

@@ -43,6 +43,13 @@ def _parser() -> argparse.ArgumentParser:
     curate = sub.add_parser("curate", help="near and semantic dedup, decontamination, quality scores")
     curate.add_argument("job", help="job YAML (its curation section), or a job name / fingerprint in the db")
     curate.add_argument("--db", help="DuckDB file (default: the job's db field, else factory.duckdb)")
+    probe = sub.add_parser("probe", help="can the judge tell good from bad? corrupted accepted samples, scored")
+    probe.add_argument("job", help="job YAML, or a job name / fingerprint in the db")
+    probe.add_argument("--db", help="DuckDB file (default: the job's db field, else factory.duckdb)")
+    probe.add_argument("--samples", type=int, default=12, help="accepted samples to corrupt (default 12)")
+    probe.add_argument("--seed", type=int, default=0, help="seed of the sample choice and the corruptions")
+    probe.add_argument("--kinds", help="comma-separated corruption kinds (default: all the recipe declares)")
+    probe.add_argument("--json", action="store_true", help="the summary as JSON")
     explain = sub.add_parser("explain", help="the whole story of one sample")
     explain.add_argument("sample_id", help="a sample id (or a unique prefix)")
     explain.add_argument("--db", default=DEFAULT_DB)
@@ -119,6 +126,10 @@ def _stats(args, out: Console, err: Console) -> int:
         from factory.render import print_all, stats_tables
 
         print_all(out, stats_tables(stats))
+        if stats.get("probe"):  # the latest `factory probe` of the job
+            from factory.probing.render import stats_line
+
+            out.print(stats_line(stats["probe"]), soft_wrap=True)
     return 0
 
 
@@ -173,6 +184,22 @@ def _warnings_as_lines():
 
         warnings.showwarning = show
         yield
+
+
+def _probe(args, out: Console, err: Console) -> int:
+    from factory.api import probe
+    from factory.probing.render import headline, tables
+
+    kinds = [k.strip() for k in args.kinds.split(",") if k.strip()] if args.kinds else None
+    summary = probe(args.job, args.db, samples=args.samples, seed=args.seed, kinds=kinds,
+                    say=lambda line: err.print(line, soft_wrap=True))
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return 0
+    for table in tables(summary):
+        out.print(table)
+    out.print(headline(summary), soft_wrap=True)
+    return 0
 
 
 def _explain(args, out: Console, err: Console) -> int:
@@ -277,7 +304,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     out, err = Console(), Console(stderr=True)
     handlers = {"run": _run, "stats": _stats, "sql": _sql, "curate": _curate, "explain": _explain, "export": _export,
-                "report": _report, "distill": _distill, "runs": _runs, "recipes": _recipes, "jobs": _jobs, "init": _init}
+                "report": _report, "distill": _distill, "runs": _runs, "recipes": _recipes, "jobs": _jobs, "init": _init,
+                "probe": _probe}
     try:
         return handlers[args.command](args, out, err)
     except (JobError, PluginError, TemplateError) as e:  # an invalid job, plugin or template: nothing written

@@ -145,9 +145,43 @@ def distill_runs(con, job: str) -> list[dict]:
             for name, runs in latest_per_mixture(runs_of_job(con, job)).items()]
 
 
+# The latest `factory probe` (kept here, not in report.html.jinja: one small section that
+# the page gains before its end when the job was probed).
+PROBE_SECTION = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined).from_string("""
+<h2 id="probe">Judge probe</h2>
+<p>Latest <code>factory probe</code> ({{ p.created_at[:19] }}, {{ s.samples }} accepted samples, {{ s.pairs }} pairs):
+the decision score ranks an original above its corruption in <b>{{ fmt(s.pairwise_accuracy) }}</b> of pairs
+(95% CI {{ fmt(s.pairwise_accuracy_ci[0]) }}–{{ fmt(s.pairwise_accuracy_ci[1]) }}; 0.5 is a coin flip).</p>
+<table><tr><th>signal</th>{% for k in kinds %}<th class="n">{{ k }}</th>{% endfor %}</tr>
+{% for signal in signals %}{% set cells = s.by_signal[signal] %}<tr><td>{{ signal }}</td>
+{% for k in kinds %}<td class="n">{{ fmt(cells.get(k, {}).get("pairwise_accuracy")) }}</td>{% endfor %}</tr>
+{% endfor %}</table>
+<p class="note">Pairwise accuracy per corruption kind (ties count 0.5); {{ s.intervals }}.</p>
+""")
+
+
+def probe_section(con, job: str) -> str:
+    from stores.probe import latest_probe
+
+    latest = latest_probe(con, job)
+    if latest is None:
+        return ""
+    s, config = latest["summary"], latest["config"]  # JSON objects come back key-sorted: lists keep the order
+    kinds = [k for k in config["kinds"] if s["by_kind"].get(k, {}).get("pairs")] + ["all"]
+    signals = [n for n in config["signals"] if n in s["by_signal"]]
+    return PROBE_SECTION.render(p=latest, s=s, kinds=kinds, signals=signals,
+                                fmt=lambda v: "–" if v is None else f"{v:.2f}")
+
+
 def render_report(con, job: str | None) -> str:
     stats = job_stats(con, job)
     fp = stats["job"]
+    page = _render_page(con, stats, fp)
+    section = probe_section(con, fp)
+    return page.replace("</body>", section + "</body>", 1) if section else page
+
+
+def _render_page(con, stats: dict, fp: str) -> str:
     return _template().render(
         distills=distill_runs(con, fp),
         s=stats, f=stats["funnel"], pct=_pct,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 
 from stores.curation_stats import curation_stats, krippendorff_alpha
+from stores.probe import probe_stats
 from stores.tokens import MODEL_MADE, role_tokens
 
 class UnknownJob(LookupError):
@@ -187,4 +188,5 @@ def job_stats(con, job: str | None = None) -> dict:
         "verification": verification(con, fingerprint),
         "reviewer_alpha": krippendorff_alpha(con, fingerprint),
         **curation_stats(con, fingerprint),
+        **probe_stats(con, fingerprint),
     }

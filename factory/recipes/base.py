@@ -104,6 +104,16 @@ class Recipe(ABC):
         """Rule checks as scores in [0, 1] (1 = good): the quality score's `rules` part."""
         return []
 
+    # probe
+    @classmethod
+    def probe_corruptions(cls) -> dict:
+        """kind -> corruption `(text, rng, ctx) -> str | None` (factory/probing/corruptions.py):
+        what `factory probe` makes of accepted samples to see whether the judge scores them
+        lower. The generic five; a recipe adds its own kinds."""
+        from factory.probing.corruptions import GENERIC
+
+        return dict(GENERIC)
+
     # export
     @classmethod
     def export_record(cls, row: dict) -> dict:

@@ -178,6 +178,14 @@ class Math(Recipe):
                 "origin": f"generated-after:{seed['origin']}"}
 
     @classmethod
+    def probe_corruptions(cls) -> dict:
+        # The question is the sample: its reference answer stays, so a changed number makes
+        # a problem that answer no longer solves.
+        from factory.probing.corruptions import changed_number
+
+        return {**super().probe_corruptions(), "number_changed": changed_number}
+
+    @classmethod
     def export_record(cls, row: dict) -> dict:
         return {"question": row["text"], "answer": row["answer"], "program": row["program"],
                 "long_solution": row["long_solution"], "short_solution": row["short_solution"]}

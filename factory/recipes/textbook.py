@@ -114,3 +114,9 @@ class Textbook(TextRecipe):
     @classmethod
     def rule_signals(cls, checks: dict | None) -> list[float]:
         return [1.0 - float(checks[f"repeated_{NGRAM}gram_ratio"])] if checks else []
+
+    @classmethod
+    def probe_corruptions(cls) -> dict:
+        from factory.probing.corruptions import wrong_fact_or_number
+
+        return {**super().probe_corruptions(), "wrong_fact_or_number": wrong_fact_or_number}

@@ -82,3 +82,9 @@ class TinyStories(TextRecipe):
 
     def review_variables(self, seed: dict, sample: dict) -> dict:
         return {**seed, "story": sample["text"]}
+
+    @classmethod
+    def probe_corruptions(cls) -> dict:
+        from factory.probing.corruptions import seed_words_removed
+
+        return {**super().probe_corruptions(), "seed_words_removed": seed_words_removed}

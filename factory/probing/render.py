@@ -1,0 +1,56 @@
+"""What `factory probe` prints: the headline, then pairwise accuracy per signal (rows) and
+corruption kind (columns) with 95% intervals, then the decision score's AUC per kind."""
+from __future__ import annotations
+
+from rich.table import Table
+
+
+def _cell(value, ci) -> str:
+    if value is None:
+        return "–"
+    low, high = ci
+    return f"{value:.2f} [{low:.2f}, {high:.2f}]" if low is not None else f"{value:.2f}"
+
+
+def headline(summary: dict) -> str:
+    acc, (low, high) = summary["pairwise_accuracy"], summary["pairwise_accuracy_ci"]
+    if acc is None:
+        return f"probe {summary['run_id'][:10]}: no corruption could be scored"
+    return (f"probe {summary['run_id'][:10]} of job {summary['name']}: the decision score ranks the original above "
+            f"its corruption in {acc:.2f} of {summary['pairs']} pairs (95% CI {low:.2f}-{high:.2f}; 0.5 is a coin "
+            f"flip), {summary['samples']} samples, {summary['model_calls']} model calls, {summary['seconds']:.0f} s")
+
+
+def tables(summary: dict) -> list[Table]:
+    """Per kind (the decision score), per signal (all kinds), then signal x kind (accuracy only;
+    --json and probe_runs.summary hold every interval)."""
+    by_signal, by_kind = summary["by_signal"], summary["by_kind"]
+    kinds = [k for k, v in by_kind.items() if v.get("pairs")]
+    per_kind = Table(title="decision score per corruption kind (95% CI: Wilson for accuracy, bootstrap for AUC)")
+    for col in ("kind", "pairs", "skipped", "pairwise accuracy", "AUC"):
+        per_kind.add_column(col, justify="left" if col == "kind" else "right")
+    for kind, v in by_kind.items():
+        per_kind.add_row(kind, str(v.get("pairs", 0)), str(v.get("skipped", 0)),
+                         _cell(v.get("pairwise_accuracy"), v.get("pairwise_ci")), _cell(v.get("auc"), v.get("auc_ci")))
+    per_signal = Table(title="each signal over all kinds")
+    for col in ("signal", "pairs", "pairwise accuracy", "AUC"):
+        per_signal.add_column(col, justify="left" if col == "signal" else "right")
+    for signal, cells in by_signal.items():
+        a = cells.get("all", {})
+        per_signal.add_row(signal, str(a.get("pairs", 0)), _cell(a.get("pairwise_accuracy"), a.get("pairwise_ci")),
+                           _cell(a.get("auc"), a.get("auc_ci")))
+    matrix = Table(title="pairwise accuracy, signal x kind")
+    matrix.add_column("signal")
+    for k in kinds:
+        matrix.add_column(k, justify="right")
+    for signal, cells in by_signal.items():
+        matrix.add_row(signal, *[_cell(cells.get(k, {}).get("pairwise_accuracy"), (None, None)) for k in kinds])
+    return [per_kind, per_signal, matrix]
+
+
+def stats_line(p: dict) -> str:
+    """`factory stats`: the latest probe's headline (stats['probe'])."""
+    acc = "–" if p["pairwise_accuracy"] is None else f"{p['pairwise_accuracy']:.2f}"
+    ci = "" if p["ci_low"] is None else f" (95% CI {p['ci_low']:.2f}-{p['ci_high']:.2f})"
+    return (f"judge probe {p['run_id'][:10]} ({p['created_at'][:19]}): the decision score ranks originals above "
+            f"their corruptions in {acc} of {p['pairs']} pairs{ci}; factory probe shows every kind and signal")
