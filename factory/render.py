@@ -120,6 +120,14 @@ def explain_view(story: dict):
     tree.add("text: " + story["text"][:400].replace("\n", " ") + ("..." if len(story["text"]) > 400 else ""))
     if story["rule_checks"]:
         tree.add(f"rule checks: {json.dumps(story['rule_checks'])}")
+    if story.get("likelihood"):
+        lk = story["likelihood"]
+        model = lk["model"]["model"] if isinstance(lk.get("model"), dict) else lk.get("model")
+        tree.add(f"likelihood: mean log-probability {lk['mean_logprob']:.3f} per token over {lk['n_tokens']} "
+                 f"tokens under {model}")
+    for gate in story.get("gates") or []:
+        shown = {k: v for k, v in gate.items() if k not in ("gate", "result") and v is not None}
+        tree.add(f"gate {gate['gate']}: {gate['result']}" + (f" {json.dumps(shown)}" if shown else ""))
     if story["exact_duplicate_of"]:
         tree.add(f"[red]exact duplicate of {story['exact_duplicate_of']}[/]")
     if story["solutions"]:

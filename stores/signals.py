@@ -1,10 +1,7 @@
-"""Per-sample signals (table `signals`) and the likelihood cache (table `likelihood_cache`).
-
-Both are written by the step that measures them, in their own transaction, as the
-completions cache is: a signal is a pure function of (sample text, reference model) or of
-the cached completion, so a batch that is killed before it commits leaves rows a rerun
-recreates identically (same sample id, same value; ON CONFLICT DO NOTHING). Readers join
-them to `samples`, so a row of an uncommitted sample is never shown.
+"""The likelihood cache (table `likelihood_cache`): written by the step that measures it, in
+its own transaction, as the completions cache is (a score is a pure function of the text
+and the reference model). The per-sample `signals` rows are batch rows: they commit with
+the batch's samples and done marks (stores/store.py TABLES_WRITTEN_PER_BATCH).
 """
 from __future__ import annotations
 
@@ -25,9 +22,3 @@ def put_likelihoods(con, rows: list[dict]) -> None:
     """rows: score_key, model (identity dict), mean_logprob, n_tokens, seconds."""
     with transaction(con):
         _insert(con, "likelihood_cache", rows, "ON CONFLICT (score_key) DO NOTHING")
-
-
-def put_signals(con, rows: list[dict]) -> None:
-    """rows: sample_id, job, signal, value, details (dict) and the lineage columns."""
-    with transaction(con):
-        _insert(con, "signals", rows, "ON CONFLICT (sample_id, signal) DO NOTHING")

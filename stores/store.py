@@ -21,7 +21,7 @@ from stores.migrations import migrate
 from stores.tokens import role_tokens
 from stores.transaction import transaction
 
-TABLES_WRITTEN_PER_BATCH = ("seeds", "samples", "reviews", "verdicts", "drops", "solutions", "verifications")
+TABLES_WRITTEN_PER_BATCH = ("seeds", "samples", "reviews", "verdicts", "drops", "solutions", "verifications", "signals")
 
 
 @dataclass

@@ -19,7 +19,7 @@ from factory.calls import library_versions
 from factory.keys import digest
 from factory.steps.context import NO_LINEAGE, Context, add_verdict
 from factory.steps.state import BatchState
-from stores.signals import cached_likelihoods, put_likelihoods, put_signals
+from stores.signals import cached_likelihoods, put_likelihoods
 
 ROLE = "likelihood"  # the signals rows' role: not a recipe role, it makes no completion
 
@@ -83,4 +83,5 @@ class ScoreLikelihood:
                             f"mean log-likelihood {mean_logprob:.3f} < {minimum:g} under {identity['model']} "
                             f"({n_tokens} tokens)")
                 del state.samples[i]
-        put_signals(ctx.store.con, rows)
+        for row in rows:  # committed with the batch's other rows
+            state.batch.add("signals", row)

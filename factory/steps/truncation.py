@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from factory.steps.context import Context, add_verdict
 from factory.steps.state import BatchState
-from stores.signals import put_signals
 
 
 class RejectTruncated:
@@ -36,4 +35,5 @@ class RejectTruncated:
                 add_verdict(ctx, state.batch, row["sample_id"], "reject", "truncated",
                             f"truncated: the generator stopped at max_tokens ({tokens} tokens), the text is cut off")
                 del state.samples[i]
-        put_signals(ctx.store.con, rows)
+        for row in rows:  # committed with the batch's other rows
+            state.batch.add("signals", row)

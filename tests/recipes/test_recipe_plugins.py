@@ -46,6 +46,7 @@ def install_entry_point_package(tmp_path, monkeypatch) -> None:
 
         class Limerick(TextRecipe):
             description = "limericks about animals"
+            truncated = "keep"  # 60-token limericks: a cut-off one is still reviewed
             roles = {
                 "generator": RoleDef(lambda t, r: Generator(t, min_words=5), "tinystories/generator@1",
                                      frozenset({"verb", "noun", "adjective", "features"}), {"max_tokens": 60}),
