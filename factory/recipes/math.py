@@ -17,6 +17,7 @@ from factory.steps import Decide, ExactDedup, MakeSeeds, Review, SolveAndVerify,
 from roles import Adjudicator, Editor, ProblemReviewer, ProblemWriter, ProgramWriter, Solver, Suggester
 from roles.answers import gsm8k_gold
 from stores.connection import open_database
+from stores.jobs import decided_accepts, job_recipe
 from stores.stats import UnknownJob, resolve_job
 
 
@@ -60,22 +61,19 @@ def accepted_problems(db: Path, parent_job: str) -> tuple[str, tuple[tuple[str, 
     index), read on a read-only connection: a parent job that is not there writes nothing."""
     where = "options.parent_job"
     if not db.is_file():
-        raise UnknownJob(f"{where}: no database at {db} (the database this run writes) to take job {parent_job!r}'s problems from")
+        raise UnknownJob(f"{where}: no database at {db} (the database this run writes) to take job "
+                         f"{parent_job!r}'s problems from")
     con = open_database(db, read_only=True)
     try:
         try:
             job = resolve_job(con, parent_job)
         except UnknownJob as err:
             raise UnknownJob(f"{where}: {err} (in {db})") from None
-        recipe = con.execute("SELECT recipe FROM jobs WHERE fingerprint = ?", [job]).fetchone()[0]
+        recipe = job_recipe(con, job)
         if recipe != "math":
             raise UnknownJob(f"{where}: job {parent_job!r} ({job}) in {db} is a {recipe} job; the parents of "
                              "harder variants are accepted math problems")
-        # The decision's accepts, not the curated `accepted` view: a curation pass must not
-        # renumber the parents of seeds already made.
-        rows = con.execute("""SELECT s.sample_id, s.text FROM samples s JOIN verdicts v USING (sample_id)
-                              WHERE s.job = ? AND v.decision = 'accept' ORDER BY s.seed_index, s.sample_id""",
-                           [job]).fetchall()
+        rows = decided_accepts(con, job)
     finally:
         con.close()
     if not rows:
