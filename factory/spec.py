@@ -147,6 +147,10 @@ class CurationSpec(Strict):
     semantic_threshold: float = Field(0.95, gt=0, le=1, description="cosine similarity at or above which texts are duplicates")
     decontaminate: list[BenchmarkFile] = Field(default_factory=list)
     contamination_ngrams: list[int] = Field(default_factory=lambda: [8, 13], min_length=1)
+    semantic_contamination: bool = Field(True, description="also flag samples whose all-MiniLM-L6-v2 embedding is "
+                                         "close to a benchmark row's (paraphrases that share no n-gram)")
+    contamination_similarity: float = Field(0.80, gt=0, le=1, description="cosine similarity at or above which a "
+                                            "sample is flagged as a paraphrase of a benchmark row")
     weights: QualityWeights = QualityWeights()
 
 

@@ -13,12 +13,14 @@ DIMENSIONS = 384
 
 
 def sample_signals(con, job: str) -> list[tuple]:
-    """(sample_id, seed_index, text, duplicate_of, rule_checks, review_mean, adjudication, verified)"""
+    """(sample_id, seed_index, text, duplicate_of, rule_checks, review_mean, adjudication, verified,
+    likelihood)"""
     return con.execute(
         """SELECT s.sample_id, s.seed_index, s.text, s.duplicate_of, s.rule_checks,
                   (SELECT avg(r.overall) FROM reviews r WHERE r.sample_id = s.sample_id),
                   (SELECT v.decision FROM verdicts v WHERE v.sample_id = s.sample_id AND v.stage = 'adjudicator'),
-                  (SELECT x.verified FROM verifications x WHERE x.sample_id = s.sample_id)
+                  (SELECT x.verified FROM verifications x WHERE x.sample_id = s.sample_id),
+                  (SELECT g.value FROM signals g WHERE g.sample_id = s.sample_id AND g.signal = 'likelihood')
            FROM samples s WHERE s.job = ? ORDER BY s.seed_index""", [job]).fetchall()
 
 
@@ -52,12 +54,31 @@ def cached_embeddings(con, model: str, sample_ids: list[str]) -> dict[str, np.nd
     return dict(zip(columns["sample_id"].tolist(), vectors))
 
 
+def cached_benchmark_embeddings(con, file_sha256: str, field: str, model: str, rows: int) -> np.ndarray | None:
+    """A benchmark file's row embeddings (row order) when the cache holds all `rows` of them."""
+    columns = con.execute(
+        """SELECT row, embedding FROM benchmark_embeddings WHERE file_sha256 = ? AND field = ? AND model = ?
+           ORDER BY row""", [file_sha256, field, model]).fetchnumpy()
+    if len(columns["row"]) != rows or rows == 0:
+        return None
+    return np.stack(columns["embedding"]).astype(np.float32).reshape(-1, DIMENSIONS)
+
+
 def write_curation(con, job: str, model: str, new_embeddings: dict[str, np.ndarray], members: list[dict],
                    hits: list[dict], scores: list[dict], config: dict, summary: dict,
-                   store_with_job: bool = False) -> None:
+                   store_with_job: bool = False, benchmark_embeddings: list[tuple] = ()) -> None:
     """store_with_job: the settings came from the job's YAML; they become the job's stored
-    settings in the same transaction (a failing pass stores nothing)."""
+    settings in the same transaction (a failing pass stores nothing). benchmark_embeddings:
+    (file_sha256, field, vectors) of benchmark files embedded by this pass, kept across passes
+    and jobs (the cache is keyed by content, not by job)."""
     with transaction(con):
+        for sha, field, vectors in benchmark_embeddings:
+            frame = pd.DataFrame({"file_sha256": sha, "field": field, "model": model, "row": range(len(vectors)),
+                                  "embedding": [v.tolist() for v in vectors]})
+            con.register("new_benchmark_embeddings", frame)
+            con.execute("""INSERT INTO benchmark_embeddings SELECT file_sha256, field, model, row,
+                           embedding::FLOAT[384] FROM new_benchmark_embeddings ON CONFLICT DO NOTHING""")
+            con.unregister("new_benchmark_embeddings")
         if new_embeddings:
             frame = pd.DataFrame({"sample_id": list(new_embeddings), "model": model,
                                   "embedding": [v.tolist() for v in new_embeddings.values()]})

@@ -1,13 +1,21 @@
-"""Benchmark decontamination: word n-gram overlap (8 and 13 by default, as TinyGSM and
-phi-1 used) of every sample against the benchmark files a job names."""
+"""Benchmark decontamination of every sample against the benchmark files a job names: word
+n-gram overlap (8 and 13 by default, as TinyGSM and phi-1 used), which catches copies with
+numbers changed, and embedding similarity (all-MiniLM-L6-v2 cosine against each benchmark
+row), which catches paraphrases that share no 8-gram (docs/benchmarks.md has the
+threshold's measurement)."""
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 _WORD = re.compile(r"\w+")
+SNIPPET_CHARS = 200  # of the benchmark row, stored as a semantic hit's `ngram`
+BLOCK_ROWS = 1024    # samples per matmul: 1024 x 7,473 GSM8K rows is 31 MB of float32
 
 
 class BenchmarkError(ValueError):
@@ -19,8 +27,10 @@ class Hit:
     sample_id: str
     benchmark: str
     benchmark_row: int
-    ngram_size: int
-    ngram: str
+    ngram_size: int  # 0 for a semantic hit (the primary key's columns cannot be NULL)
+    ngram: str       # the shared n-gram, or a semantic hit's benchmark row snippet
+    method: str = "ngram"  # ngram | semantic
+    similarity: float | None = None  # cosine, semantic hits only
 
 
 def _first_line(err: Exception) -> str:
@@ -75,20 +85,33 @@ def _rows(path: Path) -> list[dict]:
         raise BenchmarkError(f"benchmark {path}: cannot read ({err.strerror or _first_line(err)})") from None
 
 
-def load_benchmark(path: str, field: str | None = None) -> list[str]:
-    """The texts of a benchmark file. GSM8K's format (question, answer) is understood:
-    the default field is `question` when rows have one, else `text`."""
+def read_benchmark(path: str, field: str | None = None) -> tuple[str, list[str]]:
+    """(the field read, the texts) of a benchmark file. GSM8K's format (question, answer) is
+    understood: the default field is `question` when rows have one, else `text`."""
     p = Path(path).expanduser()
     if not p.is_file():
         raise BenchmarkError(f"benchmark file {p} does not exist")
     rows = _rows(p)
+    name = field or ("question" if rows and "question" in rows[0] else "text")
     if not rows:
-        return []
-    fields = sorted(rows[0])
-    name = field or ("question" if "question" in rows[0] else "text")
+        return name, []
     if name not in rows[0]:
-        raise BenchmarkError(f"benchmark {p} has no field {name!r}; its fields: {', '.join(fields)}")
-    return [str(r.get(name) or "") for r in rows]
+        raise BenchmarkError(f"benchmark {p} has no field {name!r}; its fields: {', '.join(sorted(rows[0]))}")
+    return name, [str(r.get(name) or "") for r in rows]
+
+
+def load_benchmark(path: str, field: str | None = None) -> list[str]:
+    """The texts of a benchmark file (read_benchmark without the field)."""
+    return read_benchmark(path, field)[1]
+
+
+def file_sha256(path: str) -> str:
+    """What the benchmark embedding cache is keyed by: the file's bytes, not its name."""
+    try:
+        with open(Path(path).expanduser(), "rb") as f:
+            return hashlib.file_digest(f, "sha256").hexdigest()
+    except OSError as err:
+        raise BenchmarkError(f"benchmark {path}: cannot read ({err.strerror or _first_line(err)})") from None
 
 
 def ngrams(text: str, n: int) -> set[str]:
@@ -110,4 +133,25 @@ def contamination_hits(ids: list[str], texts: list[str], benchmark: str, rows: l
             if shared:
                 gram = min(shared, key=lambda g: (index[g], g))
                 hits.append(Hit(sample_id, benchmark, index[gram], n, gram))
+    return hits
+
+
+def semantic_hits(ids: list[str], vectors: np.ndarray, benchmark: str, rows: list[str], row_vectors: np.ndarray,
+                  threshold: float) -> list[Hit]:
+    """One hit per sample whose closest benchmark row has cosine >= threshold: that row, the
+    similarity and a snippet of the row. Vectors are unit length (semantic_dedup.embed); blank
+    benchmark rows (a missing field) never match."""
+    if not ids or not rows:
+        return []
+    blank = np.array([not r.strip() for r in rows])
+    hits = []
+    for start in range(0, len(ids), BLOCK_ROWS):
+        sims = vectors[start:start + BLOCK_ROWS] @ row_vectors.T
+        sims[:, blank] = -1.0
+        best = sims.argmax(axis=1)  # ties: the first row, so a pass is deterministic
+        for k, row in enumerate(best.tolist()):
+            similarity = float(sims[k, row])
+            if similarity >= threshold:
+                hits.append(Hit(ids[start + k], benchmark, row, 0, rows[row][:SNIPPET_CHARS], "semantic",
+                                round(similarity, 6)))
     return hits
