@@ -3,11 +3,11 @@ name / fingerprint in the database (the spec stored with the job: the canonical 
 execution takes the defaults and remote endpoints, never stored, must come from the YAML)."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from factory.spec import JobError, JobSpec, load_job, parse_job
 from stores import StoreError
+from stores.jobs import job_row
 from stores.stats import UnknownJob, resolve_job
 
 DEFAULT_DB = JobSpec.model_fields["db"].default
@@ -33,9 +33,9 @@ def database(spec: JobSpec | None, db) -> Path:
 
 def stored_spec(con, fingerprint: str) -> JobSpec:
     """The spec stored with a job, checked again (its recipe found, its templates loaded)."""
-    name, recipe, spec, num_samples = con.execute(
-        "SELECT name, recipe, spec, num_samples FROM jobs WHERE fingerprint = ?", [fingerprint]).fetchone()
-    data = {**json.loads(spec), "name": name, "num_samples": num_samples, "recipe": recipe}
+    row = job_row(con, fingerprint)
+    name = row["name"]
+    data = {**row["spec"], "name": name, "num_samples": row["num_samples"], "recipe": row["recipe"]}
     try:
         return parse_job(data, source=f"the spec stored with job {name} ({fingerprint})")
     except JobError as err:
