@@ -150,7 +150,9 @@ def explain_view(story: dict):
         tree.add(f"{d['method']} duplicate cluster {d['cluster_id']}: {'kept' if d['kept'] else 'removed'} "
                  f"(similarity {d['similarity']})")
     for c in story["contamination"]:
-        tree.add(f"[red]contaminated[/]: {c['ngram_size']}-gram {c['ngram']!r} in {c['benchmark']} row {c['benchmark_row']}")
+        match = (f"paraphrase (cosine {c['similarity']:.2f}) of" if c.get("method") == "semantic"
+                 else f"{c['ngram_size']}-gram {c['ngram']!r} in")
+        tree.add(f"[red]contaminated[/]: {match} {c['benchmark']} row {c['benchmark_row']}")
     if story["quality"]:
         tree.add(f"quality score {story['quality']['score']}: {json.dumps(story['quality']['components'])}")
     tree.add(f"in the accepted view: {'yes' if story['in_accepted_view'] else 'no'}")

@@ -26,10 +26,11 @@ def duplicate_rates(con, job: str) -> dict:
 
 
 def contamination(con, job: str) -> dict:
-    rows = con.execute("""SELECT benchmark, ngram_size, count(DISTINCT sample_id) FROM contamination WHERE job = ?
-                          GROUP BY ALL ORDER BY ALL""", [job]).fetchall()
+    rows = con.execute("""SELECT benchmark, coalesce(method, 'ngram'), ngram_size, count(DISTINCT sample_id)
+                          FROM contamination WHERE job = ? GROUP BY ALL ORDER BY ALL""", [job]).fetchall()
     samples = con.execute("SELECT count(DISTINCT sample_id) FROM contamination WHERE job = ?", [job]).fetchone()[0]
-    return {"samples": samples, "by_benchmark": {f"{b} ({n}-gram)": c for b, n, c in rows}}
+    return {"samples": samples, "by_benchmark": {f"{b} ({f'{n}-gram' if m == 'ngram' else 'paraphrase'})": c
+                                                 for b, m, n, c in rows}}
 
 
 # Words as Python's \w+ on lower(text) (RE2 [\pL\pN_]); each 3-gram hashed to 64 bits

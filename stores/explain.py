@@ -14,7 +14,8 @@ SAMPLE_SECTIONS = {
     "solutions": """SELECT kind, attempt, status, status_reason, answer, correct, text FROM solutions
                     WHERE sample_id = ? ORDER BY kind, attempt""",
     "dedup": "SELECT method, cluster_id, kept, similarity FROM dedup_clusters WHERE sample_id = ?",
-    "contamination": "SELECT benchmark, benchmark_row, ngram_size, ngram FROM contamination WHERE sample_id = ?",
+    "contamination": "SELECT benchmark, benchmark_row, ngram_size, ngram, method, similarity FROM contamination "
+                     "WHERE sample_id = ?",
     "quality": "SELECT score, components FROM quality_scores WHERE sample_id = ?",
     "signals": """SELECT signal, value, details, model->>'model' AS model, request_key FROM signals
                   WHERE sample_id = ? ORDER BY signal""",

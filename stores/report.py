@@ -57,9 +57,13 @@ def largest_clusters(con, job: str, top: int) -> list[tuple]:
 
 
 def contamination_rows(con, job: str, limit: int) -> tuple[int, list[tuple]]:
-    """(how many hits, the first `limit` as (benchmark, benchmark_row, ngram_size, sample_id, ngram))."""
+    """(how many hits, the first `limit` as (benchmark, benchmark_row, match, sample_id, ngram)); match
+    is "8-gram" / "13-gram", or "paraphrase (cosine 0.87)" for a semantic hit."""
     total = con.execute("SELECT count(*) FROM contamination WHERE job = ?", [job]).fetchone()[0]
     rows = con.execute(
-        """SELECT benchmark, benchmark_row, ngram_size, sample_id, ngram FROM contamination WHERE job = ?
-           ORDER BY benchmark, sample_id, ngram_size LIMIT ?""", [job, limit]).fetchall()
+        """SELECT benchmark, benchmark_row,
+                  CASE WHEN coalesce(method, 'ngram') = 'ngram' THEN ngram_size || '-gram'
+                       ELSE 'paraphrase (cosine ' || round(similarity, 2) || ')' END, sample_id, ngram
+           FROM contamination WHERE job = ? ORDER BY benchmark, sample_id, ngram_size LIMIT ?""",
+        [job, limit]).fetchall()
     return total, rows

@@ -130,9 +130,14 @@ def test_vllm_throughput_arguments():
         assert "vllm is not installed" in err, err
 
 
+def test_paraphrase_contamination():
+    out = run_bench("paraphrase_contamination.py", "--clean", "5", "--benchmark", "tests/data/gsm8k_train_subset.jsonl")
+    assert re.search(r"^\| 0\.80 \| \d+/30", out, re.M), out
+
+
 SMOKED = {"sandbox_throughput.py", "near_dedup.py", "semantic_dedup.py", "stats_1m.py", "driver_rss.py",
           "training_throughput.py", "generation_throughput.py", "openai_throughput.py", "vllm_throughput.py",
-          "likelihood_cost.py"}
+          "likelihood_cost.py", "paraphrase_contamination.py"}
 
 
 def test_every_bench_has_a_smoke_test():

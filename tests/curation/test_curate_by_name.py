@@ -25,8 +25,9 @@ PICKED = 3  # accepted samples the benchmark contaminates
 
 
 def job_dict(db, bench=None, **curation) -> dict:
-    # semantic off: the job's settings must matter (the defaults would switch it on)
-    settings = {"semantic": False, **curation}
+    # semantic dedup and semantic decontamination off: the job's settings must matter (the
+    # defaults would switch them on); the likelihood weight off: an old database has no signals
+    settings = {"semantic": False, "semantic_contamination": False, "weights": {"likelihood": 0.0}, **curation}
     if bench is not None:
         settings["decontaminate"] = [{"path": str(bench), "name": BENCH}]
     return fake_job(num_samples=24, recipe="tinystories", db=str(db), curation=settings)
