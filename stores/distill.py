@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+from stores.stats import scripted_teacher
 from stores.store import _insert
 from stores.transaction import transaction
 
@@ -94,6 +95,10 @@ def list_runs(con, distill: str | None = None, run_id: str | None = None) -> lis
         for key in ("student", "hyperparameters", "training", "metrics"):
             run[key] = json.loads(run[key])
         out.append(run)
+    for run in out:  # `factory runs` says when the data came from the scripted reference teacher
+        job = con.execute("SELECT json_extract_string(selection, '$.job') FROM mixtures WHERE mixture_id = ?",
+                          [run["mixture_id"]]).fetchone()[0]
+        run["scripted_teacher"] = scripted_teacher(con, job) if job else []
     return out
 
 

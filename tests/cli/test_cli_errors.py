@@ -34,7 +34,7 @@ def test_unknown_backend_lists_the_registered_ones(tmp_path, capsys):
     # an invalid job file (issue 10): exit 2, the line lists what exists and where plugins are found
     assert main(["run", str(path), "--db", str(db), "--quiet"]) == 2
     err = capsys.readouterr().err
-    assert "roles.reviewer.backend: unknown backend 'nope': known backends are fake, llamacpp, openai, vllm" in err
+    assert "roles.reviewer.backend: unknown backend 'nope': known backends are fake, llamacpp, openai, reference, vllm" in err
     assert "entry point group factory.backends" in err and len(err.strip().splitlines()) == 1
     assert not db.exists()
 

@@ -170,12 +170,13 @@ def test_harder_options_are_checked_and_parents_come_from_the_database_the_run_w
 
 
 def test_old_math_jobs_keep_their_fingerprints():
-    """jobs/math.yaml before the recipe refactor, and between the refactor and the harder
-    variants' roles (suggester, editor) and option (parent_job)."""
+    """jobs/math.yaml before the recipe refactor, between the refactor and the harder
+    variants' roles (suggester, editor) and option (parent_job), and before the decision
+    rule's signal fields (issue 11)."""
     from factory.spec import load_job
 
     spec = load_job("jobs/math.yaml")
-    assert spec.legacy_fingerprints() == ["52cad50c087f4405", "2879bd176626c04c"]
+    assert spec.legacy_fingerprints() == ["bf44be7e4a7cfd5d", "52cad50c087f4405", "2879bd176626c04c"]
     assert spec.fingerprint not in spec.legacy_fingerprints()
 
 
