@@ -96,6 +96,13 @@ def review_variables(recipe, sample: dict, text: str) -> dict:
     return recipe.review_variables(sample["seed"] or {}, {**sample, "text": text})
 
 
+def _kind_counts(headline: dict, skipped: int, made: int) -> dict:
+    """A kind's headline with its counts: made (corruptions written), skipped (samples it could
+    not corrupt), unscored (made but without a usable score for it or its original, e.g. every
+    review of it unparseable): made = pairs + unscored."""
+    return {**headline, "skipped": skipped, "made": made, "unscored": made - headline.get("pairs", 0)}
+
+
 def _mean(values: list) -> float | None:
     return sum(values) / len(values) if values else None
 
@@ -243,8 +250,8 @@ def probe_job(job, db=None, samples: int = DEFAULT_SAMPLES, seed: int = 0, kinds
             "pairwise_accuracy": headline.get("pairwise_accuracy"),
             "pairwise_accuracy_ci": headline.get("pairwise_ci", [None, None]),
             "auc": headline.get("auc"), "auc_ci": headline.get("auc_ci", [None, None]),
-            "by_kind": {kind: {**by_signal[DECISION].get(kind, {"pairs": 0}), "skipped": skipped.get(kind, 0)}
-                        for kind in kinds},
+            "by_kind": {kind: _kind_counts(by_signal[DECISION].get(kind, {"pairs": 0}), skipped.get(kind, 0),
+                                           sum(1 for t in texts if t.kind == kind)) for kind in kinds},
             "by_signal": by_signal,
             "intervals": "95%: pairwise accuracy Wilson score over pairs (ties credit 0.5); AUC percentile "
                          f"bootstrap, {metrics.BOOTSTRAP} resamples per class, seed {metrics.BOOTSTRAP_SEED}",

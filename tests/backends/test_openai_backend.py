@@ -58,7 +58,8 @@ def job_file(tmp_path, port, n=3, **endpoint):
     job = {"name": "remote", "recipe": "tinystories", "num_samples": n, "seed": 2, "reviewers": 2,
            "roles": {r: {"backend": "openai", "model": "smollm2", "endpoint": ep,
                          "sampling": {"max_tokens": 64 if r == "generator" else 80}} for r in ROLES},
-           "decision": {"accept_mean": 4.0, "max_spread": 1.0, "reject_mean": 2.5},
+           "decision": {"accept_mean": 4.0, "max_spread": 1.0, "reject_mean": 2.5,
+                        "require_seed_words": False, "truncated": "keep"},  # gates: tests/signals
            "execution": {"executor": "local", "batch_size": 1}}
     path = tmp_path / "remote.yaml"
     path.write_text(yaml.safe_dump(job))

@@ -28,7 +28,8 @@ JOB = {
         "adjudicator": {"template": "tinystories/adjudicator@1", "sampling": {"max_tokens": 60}},
     },
     # Thresholds around where this judge's means fall, so every branch gets exercised.
-    "decision": {"accept_mean": 4.0, "max_spread": 1.0, "reject_mean": 2.5},
+    "decision": {"accept_mean": 4.0, "max_spread": 1.0, "reject_mean": 2.5,
+                 "require_seed_words": False, "truncated": "keep"},  # gates: tests/signals
     "execution": {"executor": "ray", "engines": "auto", "batch_size": 2},
 }
 CONTENT = {

@@ -52,11 +52,13 @@ def test_probe_on_the_embedded_model(tmp_path, capsys):
     # every accepted story that is not an exact duplicate; each kind made or counted as skipped
     assert 2 <= out["samples"] == out["accepted"] <= accepted
     kinds = out["by_kind"].values()
-    assert out["pairs"] == sum(k["pairs"] for k in kinds) and out["pairs"] + sum(k["skipped"] for k in kinds) == \
-        2 * out["samples"]
-    assert out["model_calls"] == out["pairs"]  # one reviewer; the originals' reviews come from the cache
+    # a corruption whose every review is unparseable (or whose original has none) is unscored
+    assert out["pairs"] == sum(k["pairs"] for k in kinds) and all(k["made"] == k["pairs"] + k["unscored"]
+                                                                   for k in kinds)
+    assert sum(k["made"] + k["skipped"] for k in kinds) == 2 * out["samples"] and out["pairs"] >= 1
+    assert out["model_calls"] == sum(k["made"] for k in kinds)  # one reviewer; the originals' are cached
     assert out["pairwise_accuracy"] is None or 0.0 <= out["pairwise_accuracy"] <= 1.0
     rows = query(db, "SELECT kind, scores, lineage FROM probe_items")
-    assert len(rows) == accepted + out["pairs"]
+    assert len(rows) == out["samples"] + sum(k["made"] for k in kinds)  # an item per original and corruption
     models = {c["model"]["model"] for _, _, lineage in rows for c in json.loads(lineage)}
     assert models == {"smollm2-135m-instruct-q4_1"}

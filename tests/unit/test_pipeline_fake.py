@@ -7,6 +7,7 @@ import pytest
 import fakes
 from factory.pipeline import run_job
 from stores.stats import job_stats
+from stores.store import TABLES_WRITTEN_PER_BATCH
 
 
 rows = query
@@ -69,7 +70,9 @@ def test_unparseable_reviews_become_drop_rows_and_the_job_goes_on(tmp_path, fake
     run_job(spec, db=db)
     drops = rows(db, "SELECT reason, raw_text FROM drops WHERE role = 'reviewer'")
     assert drops and all(r.startswith("invalid JSON") and raw.startswith("Sure!") for r, raw in drops)
-    verdicts = rows(db, "SELECT DISTINCT decision, stage FROM verdicts WHERE stage <> 'exact_duplicate'")
+    # every sample that reached review (rule gates such as seed_words decide before review) is dropped
+    verdicts = rows(db, "SELECT DISTINCT decision, stage FROM verdicts WHERE stage NOT IN ('exact_duplicate', "
+                        "'seed_words', 'truncated', 'repetition', 'vocabulary')")
     assert verdicts == [("drop", "no_valid_reviews")]
     assert rows(db, "SELECT count(*) FROM done_seeds")[0][0] == 12
 
@@ -110,7 +113,7 @@ def test_completions_cache_serves_a_lost_batch(tmp_path, fake_spec):
     db = tmp_path / "f.duckdb"
     run_job(fake_spec(), db=db)
     con = duckdb.connect(str(db))
-    for table in ("seeds", "samples", "reviews", "verdicts", "drops", "done_seeds"):
+    for table in (*TABLES_WRITTEN_PER_BATCH, "done_seeds"):  # every row a batch writes
         con.execute(f"DELETE FROM {table}")
     con.close()
     fakes.CALLS.clear()

@@ -31,4 +31,6 @@ def test_rule_check_measures_vocabulary_share_and_seed_words():
     assert checks["out_of_vocabulary_share"] == round(1 / 7, 4)
     assert checks["out_of_vocabulary_words"] == ["photosynthesis"]
     assert checks["has_verb"] and checks["has_noun"] and not checks["has_adjective"]
-    assert rule_checks({"verb": "jump", "noun": "dog", "adjective": "red"}, text) == checks
+    # the recipe's checks are the vocabulary check plus the repeated 5-gram share (issue 11)
+    assert rule_checks({"verb": "jump", "noun": "dog", "adjective": "red"}, text) == {**checks,
+                                                                                     "repeated_5gram_ratio": 0.0}
