@@ -96,6 +96,11 @@ class DecisionRule(Strict):
     require_seed_words: bool = Field(
         False, description="TinyStories: reject (stage 'seed_words') a story missing any of its three seed words "
         "(on by default for tinystories)")
+    review_score: Literal["sampled", "expected"] = Field(
+        "sampled", description="what a review's overall score is: sampled (the rubric's overall of the written "
+        "scores) or expected (the mean over integer axes of each score's expectation under the reviewer model's "
+        "token probabilities, G-Eval; needs a reviewer backend with logprobs: llamacpp; costs a forward pass "
+        "per review)")
 
     @model_validator(mode="after")
     def _ordered(self) -> "DecisionRule":
@@ -203,6 +208,9 @@ class JobSpec(Strict):
             role.pop("endpoint", None)
             for ref in role.get("pool") or []:
                 ref.pop("endpoint", None)
+        for key, default in ABSENT_AT_DEFAULT_DECISION_KEYS.items():
+            if data["decision"].get(key) == default:
+                data["decision"].pop(key)
         return data
 
     @property
@@ -279,6 +287,10 @@ def one_line_error(path: str, err: ValidationError, spec: type[BaseModel]) -> st
 
 # Decision keys added with the gates and the likelihood signal (issue 11; legacy_fingerprints).
 SIGNAL_DECISION_KEYS = ("min_likelihood", "likelihood_model", "truncated", "require_seed_words")
+# Decision keys left out of the canonical spec at their default: a job that does not use
+# them keeps the fingerprint it had before they existed (no legacy fingerprint needed, and
+# databases made by any earlier version continue their jobs).
+ABSENT_AT_DEFAULT_DECISION_KEYS = {"review_score": "sampled"}
 
 LEGACY_OPTION_KEYS = ("textbook", "math")  # options lived under the recipe's name before `options:`
 
@@ -355,6 +367,7 @@ def parse_job(data: dict, source: str = "<job>", base_dir: str | None = None) ->
     try:
         check_roles(spec, recipe)
         check_likelihood(spec)
+        check_expected_scores(spec, recipe)
     except (TemplateError, PluginError, JobError) as err:
         raise JobError(f"{source}: {err}") from None
     return spec
@@ -381,6 +394,29 @@ def check_likelihood(spec: JobSpec) -> None:
         raise JobError(f"decision.likelihood_model.backend: {err}") from None
     if not can_score(ref.backend, spec.base_dir):
         raise JobError(f"{field}: {score_unsupported(ref.backend)}")
+
+
+def check_expected_scores(spec: JobSpec, recipe) -> None:
+    """decision.review_score: expected needs a `reviewer` role whose rubric has integer
+    axes and whose every model's backend gives token probabilities: refused here."""
+    from factory.backends import registered
+    from factory.backends.base import expected_unsupported
+    from factory.steps.review import can_expect, review_rubric_axes
+
+    if spec.decision.review_score != "expected":
+        return
+    field = "decision.review_score"
+    if "reviewer" not in spec.roles:
+        raise JobError(f"{field}: expected scores are computed for the `reviewer` role; recipe {spec.recipe} has none "
+                       "(use review_score: sampled)")
+    for ref in spec.roles["reviewer"].models():
+        registered(ref.backend, spec.base_dir)  # an unknown backend: check_roles named it already
+        if not can_expect(ref.backend, spec.base_dir):
+            raise JobError(f"{field}: expected: reviewer model {ref.model}: {expected_unsupported(ref.backend)}")
+    axes = review_rubric_axes(spec, recipe)
+    if axes is not None and not axes:
+        raise JobError(f"{field}: expected: recipe {spec.recipe}'s reviewer rubric has no integer score axes "
+                       "(Literal[1..10] fields) to take an expectation over; use review_score: sampled")
 
 
 def check_roles(spec: JobSpec, recipe) -> None:

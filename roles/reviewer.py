@@ -7,8 +7,8 @@ from the stored scores, so a rubric with other axes needs no edits elsewhere.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Literal
+from dataclasses import asdict, dataclass, field
+from typing import Literal, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -25,9 +25,15 @@ class ReviewResult:
     overall: float
     label: str | None
     critique: str
+    # Logprob-weighted scores (G-Eval), when the job asks for them: {"axes": {axis: expected
+    # value}, "overall": their mean, "sampled_overall": the rubric's own overall}. Stored as
+    # `signals` rows (factory/steps/review.py), not in the review row: as_dict leaves it out.
+    expected: dict | None = field(default=None, compare=False)
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        out = asdict(self)
+        out.pop("expected")
+        return out
 
 
 class Rubric(BaseModel):
@@ -89,6 +95,17 @@ def axes_of(rubric: type[Rubric]) -> tuple[str, ...]:
         return annotation in (int, float, bool)
 
     return tuple(n for n, f in rubric.model_fields.items() if numeric(f.annotation))
+
+
+def integer_axes(rubric: type[Rubric]) -> dict[str, list[int]]:
+    """The axes whose allowed values are a Literal of integers (Score1to10) -> those values:
+    the axes an expected (logprob-weighted) score exists for."""
+    out = {}
+    for name, f in rubric.model_fields.items():
+        args = get_args(f.annotation)
+        if get_origin(f.annotation) is Literal and args and all(type(a) is int for a in args):
+            out[name] = list(args)
+    return out
 
 
 class StoryReview(Rubric):

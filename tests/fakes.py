@@ -8,6 +8,10 @@ with prose (as an unconstrained 135M model does); "fake-slow" sleeps per request
 "fake-truncated" says every free-text completion stopped at max_tokens (finish_reason length).
 score(texts) gives the likelihood signal as a deterministic function of the text
 (fake_likelihood); SCORED records the texts scored.
+expected_scores(items, fields) gives each score field of a JSON completion a known
+distribution around the written value (EXPECTED_SHAPE, fake_expected); EXPECTED records the
+(messages, text) pairs asked. The "fake" backend is not declared able to give them (as
+openai and vllm): a test that runs them declares it (declare_expected_scores).
 """
 from __future__ import annotations
 
@@ -22,6 +26,10 @@ from factory.backends.base import declare_scoring
 CALLS: list[Request] = []
 SCRIPT: list[str] = []  # served in order before any computed answer
 SCORED: list[str] = []  # texts given to score(), in order
+EXPECTED: list[tuple] = []  # (messages, completion text) given to expected_scores(), in order
+# offset from the written value -> probability; off the scale's ends it is dropped, and
+# the rest renormalized: 7 -> 0.3*6 + 0.5*7 + 0.2*8 = 6.9; 1 -> (0.5*1 + 0.2*2) / 0.7.
+EXPECTED_SHAPE = {-1: 0.3, 0: 0.5, 1: 0.2}
 
 
 def script(*texts: str) -> None:
@@ -54,6 +62,10 @@ class FakeBackend:
     def score(self, texts: list[str]) -> list[tuple[float, int]]:
         SCORED.extend(texts)
         return [fake_likelihood(t) for t in texts]
+
+    def expected_scores(self, items: list[tuple], fields: dict[str, list[int]]) -> list[dict]:
+        EXPECTED.extend(items)
+        return [fake_expected(text, fields) for _, text in items]
 
     def _answer(self, r: Request) -> str:
         prompt = r.messages[-1]["content"]
@@ -98,6 +110,23 @@ class FakeBackend:
 def fake_likelihood(text: str) -> tuple[float, int]:
     """(mean log-probability in [-4, -1), tokens): a function of the text alone."""
     return -1.0 - (_h("likelihood", text) % 300) / 100, max(1, len(text) // 4)
+
+
+def fake_expected(text: str, fields: dict[str, list[int]]) -> dict[str, dict[int, float]]:
+    """EXPECTED_SHAPE around each field's written value, over its allowed values, renormalized."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return {}
+    out = {}
+    for name, allowed in fields.items():
+        written = data.get(name) if isinstance(data, dict) else None
+        if not isinstance(written, int) or isinstance(written, bool):
+            continue
+        mass = {written + k: p for k, p in EXPECTED_SHAPE.items() if written + k in allowed}
+        total = sum(mass.values())
+        out[name] = {v: p / total for v, p in sorted(mass.items())}
+    return out
 
 
 def answer_for_schema(schema: dict, h: int) -> dict:

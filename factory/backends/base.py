@@ -75,6 +75,43 @@ def declare_scoring(name: str) -> None:
     SCORING_BACKENDS.add(name)
 
 
+class ExpectedScorer(Protocol):
+    """A backend that can give logprob-weighted review scores (G-Eval): for each (chat
+    messages, completion text) pair, and each score field of the completion's JSON, the
+    model's probabilities over the field's allowed values at the position where the value
+    was written, renormalized over those values: {field: {value: probability}}. Fields not
+    found in the text are left out. Optional, like `score`."""
+
+    def expected_scores(self, items: list[tuple[tuple[dict, ...], str]],
+                        fields: dict[str, list[int]]) -> list[dict[str, dict[int, float]]]: ...
+
+
+class ExpectedUnsupported(RuntimeError):
+    """A reviewer's backend has no `expected_scores`; the message names the backend and what to use."""
+
+
+def expected_unsupported(backend: str) -> str:
+    return (f"backend {backend} cannot give the token probabilities that expected review scores need; "
+            f"use a llamacpp reviewer model, or decision.review_score: sampled")
+
+
+# Backends whose engines implement `expected_scores`, by registered name (as SCORING_BACKENDS).
+EXPECTED_SCORE_BACKENDS: set[str] = {"llamacpp"}
+
+
+def declare_expected_scores(name: str) -> None:
+    EXPECTED_SCORE_BACKENDS.add(name)
+
+
+def expected_value(probabilities: dict) -> float:
+    """The expectation of a score under its (renormalized) distribution {value: p}; keys may
+    be JSON strings ("7") after a round trip through the store."""
+    total = sum(probabilities.values())
+    if total <= 0:
+        raise ValueError("a score distribution with no probability mass")
+    return sum(float(v) * p for v, p in probabilities.items()) / total
+
+
 class MissingPackage(RuntimeError):
     """A backend or model needs a package that is not installed; the message names it."""
 

@@ -121,6 +121,104 @@ class LlamaCppBackend:
         scored = len(tokens) - 1
         return total / scored, scored
 
+    def expected_scores(self, items: list[tuple[tuple[dict, ...], str]],
+                        fields: dict[str, list[int]]) -> list[dict[str, dict[int, float]]]:
+        """Logprob-weighted review scores (backends.base.ExpectedScorer): for each (messages,
+        completion), one forward pass over the prompt rendered as generation rendered it and
+        the completion up to its last score value; at each value's position, the
+        probabilities of the allowed values, renormalized over them."""
+        return [self._expected_one(messages, text, fields) for messages, text in items]
+
+    def _prompt_tokens(self, messages) -> list[int]:
+        """The prompt tokens create_chat_completion fed the model: the same chat formatter
+        (the GGUF's template for SmolLM2: chat_format 'chat_template.default'), tokenized
+        the same way (llama_chat_format.chat_formatter_to_chat_completion_handler)."""
+        from llama_cpp import llama_chat_format
+
+        llm = self._llm
+        handler = (llm.chat_handler or llm._chat_handlers.get(llm.chat_format)
+                   or llama_chat_format.get_chat_completion_handler(llm.chat_format))
+        code, cells = getattr(handler, "__code__", None), getattr(handler, "__closure__", None) or ()
+        formatter = dict(zip(code.co_freevars, (c.cell_contents for c in cells))).get("chat_formatter") \
+            if code is not None else None
+        if formatter is None:  # a hand-written chat handler: its prompt cannot be rebuilt here
+            raise RuntimeError(f"llamacpp: chat format {llm.chat_format!r} has no chat formatter to render "
+                               "the prompt for expected scores")
+        result = formatter(messages=list(messages))
+        return llm.tokenize(result.prompt.encode("utf-8"), add_bos=not result.added_special, special=True)
+
+    def _decode(self, tokens: list[int], n_past: int):
+        """Evaluate tokens at positions n_past.. (chunks of n_batch); the logits row of the
+        last one (float32, n_vocab), copied before the next decode overwrites it."""
+        import numpy as np
+
+        llm = self._llm
+        for start in range(0, len(tokens), llm.n_batch):
+            chunk = tokens[start:start + llm.n_batch]
+            llm._batch.set_batch(batch=chunk, n_past=n_past + start, logits_all=False)  # logits of the last only
+            llm._ctx.decode(llm._batch)
+        return np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(1, llm.n_vocab()))[0].copy()
+
+    def _expected_one(self, messages, text: str, fields: dict[str, list[int]]) -> dict[str, dict[int, float]]:
+        llm = self._llm
+        starts = value_starts(text, fields)
+        if not starts:
+            return {}
+        order = sorted(starts, key=starts.get)
+
+        def tok(piece: str) -> list[int]:
+            return llm.tokenize(piece.encode("utf-8"), add_bos=False, special=False) if piece else []
+
+        # The completion is tokenized in pieces cut at each value's first character, so a
+        # value starts a token (SmolLM2 writes every digit as its own token and the space
+        # before it as another: '": 10,' -> '":', ' ', '1', '0', ','; so the cut changes nothing there).
+        tokens, positions, cursor = list(self._prompt_tokens(messages)), {}, 0
+        for name in order:
+            tokens += tok(text[cursor:starts[name]])
+            positions[name], cursor = len(tokens), starts[name]
+        order = [n for n in order if positions[n] < CONTEXT_TOKENS - 1]  # room for the value's own token
+        values = {name: {v: tok(str(v)) for v in fields[name]} for name in order}
+        digits = [t for d in "0123456789" for t in tok(d)[:1]]
+        llm.reset()
+        llm._ctx.kv_cache_clear()
+        out, n_past = {}, 0
+        try:
+            for name in order:
+                p = positions[name]
+                first = _softmax(self._decode(tokens[n_past:p], n_past))
+                n_past = p
+                groups: dict[int, list[int]] = {}
+                for v, ids in values[name].items():
+                    groups.setdefault(ids[0], []).append(v)
+                mass: dict[int, float] = {}
+                for head, members in groups.items():
+                    if len(members) == 1:  # the first token decides the value (under the grammar)
+                        mass[members[0]] = float(first[head])
+                        continue
+                    # Values sharing a first token ("1" and "10"): the two-token path. One
+                    # more token decoded at the value's position gives P(next | "1"); "10"
+                    # weighs P("0"), "1" weighs every non-digit next token (what the JSON
+                    # grammar lets end the value: ',', ' ', '}'), renormalized in the group.
+                    after = _softmax(self._decode([head], p))
+                    llm._ctx.kv_cache_seq_rm(0, p, -1)  # the branch token goes; the real text follows
+                    end = max(0.0, 1.0 - float(after[digits].sum()))
+                    weights = {}
+                    for v in members:
+                        ids = values[name][v]
+                        if len(ids) > 2:
+                            raise ValueError(f"expected scores: value {v} of {name} is {len(ids)} tokens; "
+                                             "at most two are supported")
+                        weights[v] = end if len(ids) == 1 else float(after[ids[1]])
+                    group_total = sum(weights.values()) or 1.0
+                    mass.update({v: float(first[head]) * w / group_total for v, w in weights.items()})
+                total = sum(mass.values())
+                if total > 0:
+                    out[name] = {v: m / total for v, m in sorted(mass.items())}
+        finally:
+            llm._ctx.kv_cache_clear()  # the next generation starts from an empty cache (see _one)
+            llm.reset()
+        return out
+
     def _one(self, request: Request) -> Completion:
         s = request.sampling
         # Reset the KV cache: reusing a previous prompt's prefix changes how the prompt is
@@ -143,3 +241,25 @@ class LlamaCppBackend:
             prompt_tokens=usage["prompt_tokens"], completion_tokens=usage["completion_tokens"],
             seconds=seconds, finish_reason=choice.get("finish_reason") or "stop",
         )
+
+
+def value_starts(text: str, fields: dict) -> dict[str, int]:
+    """field -> offset of the first character of its number in a JSON completion: the first
+    `"field": <digit>` (a rubric's score fields come before its critique in the schema, so
+    a critique quoting one cannot come first)."""
+    import re
+
+    out = {}
+    for name in fields:
+        match = re.search(r'"%s"\s*:\s*(?=-?\d)' % re.escape(name), text)
+        if match:
+            out[name] = match.end()
+    return out
+
+
+def _softmax(row):
+    """Probabilities of one logits row (float64 sums: 49,152 entries)."""
+    import numpy as np
+
+    shifted = np.exp(row.astype(np.float64) - float(row.max()))
+    return shifted / shifted.sum()

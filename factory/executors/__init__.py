@@ -19,6 +19,8 @@ class Executor(Protocol):
 
     def score(self, ref, texts: list[str], entry=None) -> list[tuple[float, int]]: ...
 
+    def expected_scores(self, ref, items: list, fields: dict, entry=None) -> list[dict]: ...
+
     def close(self) -> None: ...
 
 
@@ -64,6 +66,14 @@ class Dispatcher:
         likelihood signal); ScoreUnsupported when its backend has no `score`."""
         entry = registered(ref.backend)
         return self._for(entry).score(ref, texts, entry)
+
+    def expected_scores(self, ref, items: list[tuple[tuple[dict, ...], str]],
+                        fields: dict[str, list[int]]) -> list[dict[str, dict[int, float]]]:
+        """For each (chat messages, completion text), the model `ref`'s probabilities over each
+        score field's allowed values where the value was written (logprob-weighted review
+        scores); ExpectedUnsupported when its backend has no `expected_scores`."""
+        entry = registered(ref.backend)
+        return self._for(entry).expected_scores(ref, items, fields, entry)
 
     def close(self) -> None:
         for ex in (self._local, self._remote):

@@ -4,7 +4,7 @@ hold one each, so a model is loaded once per process whichever path serves it.""
 from __future__ import annotations
 
 from factory.backends import Completion, Request, build_backend
-from factory.backends.base import ScoreUnsupported, score_unsupported
+from factory.backends.base import ExpectedUnsupported, ScoreUnsupported, expected_unsupported, score_unsupported
 from factory.keys import digest
 
 
@@ -28,6 +28,13 @@ class EngineCache:
         if not callable(getattr(engine, "score", None)):
             raise ScoreUnsupported(score_unsupported(ref.backend))
         return engine.score(texts)
+
+    def expected_scores(self, ref, items: list, fields: dict, entry=None) -> list[dict]:
+        """Logprob-weighted review scores of (messages, completion) pairs (backends.base.ExpectedScorer)."""
+        engine = self.engine(ref, entry)
+        if not callable(getattr(engine, "expected_scores", None)):
+            raise ExpectedUnsupported(expected_unsupported(ref.backend))
+        return engine.expected_scores(items, fields)
 
     def clear(self) -> None:
         self._engines.clear()

@@ -48,6 +48,9 @@ class EngineActor:
     def score(self, ref, texts: list[str], entry=None) -> list[tuple[float, int]]:
         return self.cache.score(ref, texts, entry)
 
+    def expected_scores(self, ref, items: list, fields: dict, entry=None) -> list[dict]:
+        return self.cache.expected_scores(ref, items, fields, entry)
+
     def node_id(self) -> str:
         return ray.get_runtime_context().get_node_id()
 
@@ -137,6 +140,15 @@ class RayExecutor:
         calls = [actor.score.remote(ref, texts[i:i + share], entry)
                  for actor, i in zip(self.actors, range(0, len(texts), share))]
         return [s for part in ray.get(calls) for s in part]
+
+    def expected_scores(self, ref, items: list, fields: dict, entry=None) -> list[dict]:
+        """As score: each actor takes an equal, contiguous share of the (messages, completion) pairs."""
+        entry = entry or registered(ref.backend)
+        _pickle_by_value(entry)
+        share = -(-len(items) // len(self.actors)) if items else 1
+        calls = [actor.expected_scores.remote(ref, items[i:i + share], fields, entry)
+                 for actor, i in zip(self.actors, range(0, len(items), share))]
+        return [e for part in ray.get(calls) for e in part]
 
     def node_ids(self) -> list[str]:
         return ray.get([actor.node_id.remote() for actor in self.actors])

@@ -53,5 +53,8 @@ class RemoteExecutor:
     def score(self, ref, texts: list[str], entry=None) -> list[tuple[float, int]]:
         return self._cache.score(ref, texts, entry)
 
+    def expected_scores(self, ref, items: list, fields: dict, entry=None) -> list[dict]:
+        return self._cache.expected_scores(ref, items, fields, entry)
+
     def close(self) -> None:
         self._cache.clear()

@@ -10,6 +10,9 @@ then originals and corruptions are scored by every quality signal the job uses:
   hits, no model call) and a corruption differs from its original only in the text;
 - the recipe's rule signals (rule_checks -> rule_signals, and the rule gate rule_reject);
 - extra per-text signals (factory/probing/signals.py: the likelihood, where it exists);
+- with decision.review_score: expected, the logprob-weighted review scores (steps/review.py
+  with_expected): `reviewers.overall_expected`, `reviewers.<axis>_expected`, and
+  `reviewers.overall_sampled` next to them (`reviewers.overall` is what the rule reads);
 - `decision`: the mean overall score the decision rule reads, put below every review score
   when the rule gate rejects the text (the pipeline rejects it before any review).
 
@@ -28,6 +31,7 @@ from factory.probing import metrics
 from factory.probing.corruptions import CorruptionContext, corruption_rng
 from factory.probing.job import database, job_file, resolve
 from factory.probing.signals import extra_signals
+from factory.steps.review import with_expected
 from factory.spec import JobError
 from roles import Drop
 from stores import Store
@@ -122,6 +126,12 @@ def review_signals(calls: list, axes: tuple[str, ...], pooled: bool) -> dict:
             if not isinstance(c.parsed, Drop):
                 by_model.setdefault(_model_name(c.lineage["model"]), []).append(c.parsed.overall)
         out.update({f"reviewer[{m}].overall": _mean(v) for m, v in sorted(by_model.items())})
+    expected = [r.expected for r in reviews if getattr(r, "expected", None) is not None]
+    if expected:  # only where the job computes them (decision.review_score: expected)
+        out["reviewers.overall_expected"] = _mean([e["overall"] for e in expected])
+        out["reviewers.overall_sampled"] = _mean([e["sampled_overall"] for e in expected])
+        for axis in axes:
+            out[f"reviewers.{axis}_expected"] = _mean([e["axes"][axis] for e in expected if axis in e["axes"]])
     return out
 
 
@@ -147,6 +157,8 @@ def score(ctx, texts: list[Scored], recipe, spec) -> None:
              for t in texts for slot in range(k)]
     authors = {t.sample["seed_index"]: t.sample["model"] for t in texts}
     calls = ctx.call("reviewer", items, authors)
+    if spec.decision.review_score == "expected":
+        calls, _ = with_expected(ctx, "reviewer", items, authors, calls)
     extra = extra_signals(ctx, [t.text for t in texts])
     low = recipe.score_range[0]
     for n, t in enumerate(texts):

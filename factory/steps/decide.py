@@ -1,6 +1,10 @@
 """Decide: the decision rule on every reviewed sample; the Adjudicator on the ones it
-leaves open; a verdict row for each."""
+leaves open; a verdict row for each. The rule reads each review's `overall`: the sampled
+scores' overall, or with decision.review_score: expected the mean of the expected axes
+(steps/review.py put it there); the verdict's reason says which."""
 from __future__ import annotations
+
+from dataclasses import replace
 
 from factory.decide import decide
 from factory.steps.context import Context, add_drop, add_verdict
@@ -20,6 +24,7 @@ class Decide:
                 add_verdict(ctx, batch, sample, "drop", "no_valid_reviews", "every review was unparseable")
                 continue
             d = decide([r.overall for r in reviews], rule.accept_mean, rule.max_spread, rule.reject_mean)
+            d = replace(d, reason=d.reason + basis(rule, reviews))
             if d.outcome == "adjudicate":
                 pending[i] = (sample, {**variables, "reviews": [r.as_dict() for r in reviews]}, d)
             else:
@@ -35,3 +40,14 @@ class Decide:
             else:
                 add_verdict(ctx, batch, sample, call.parsed.decision, "adjudicator",
                             call.parsed.reason or f"({d.reason})", d.mean, d.spread, n, call.lineage)
+
+
+def basis(rule, reviews: list) -> str:
+    """What the mean was taken over, for the verdict's reason: nothing for sampled scores."""
+    if rule.review_score != "expected":
+        return ""
+    with_expected = sum(r.expected is not None for r in reviews)
+    if with_expected == len(reviews):
+        return " (expected scores)"
+    # a review whose text held no score value the forward pass could read keeps its sampled overall
+    return f" (expected scores for {with_expected} of {len(reviews)} reviews, sampled for the rest)"

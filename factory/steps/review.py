@@ -1,11 +1,35 @@
 """Review: k reviewers score each sample in play; unparseable reviews are drop rows. The
-model that wrote a sample is passed along so a pool can keep it out of the sample's reviews."""
+model that wrote a sample is passed along so a pool can keep it out of the sample's reviews.
+
+With decision.review_score: expected, each parsed review also gets its logprob-weighted
+scores (G-Eval, `with_expected`): for every integer axis of the rubric, the expectation of
+the score under the reviewer model's probabilities over the allowed values, read where the
+sampled value was written (one forward pass over prompt + completion, executor
+.expected_scores -> the engine's backend). The review row's `overall` is then the mean of
+the expected axes (what Decide reads); its `scores` stay the sampled ones. Each review's
+expected scores are a `signals` row (`expected_scores.<reviewer index>`, value: the
+expected overall, details: per axis the expectation and the distribution), keyed by the
+review's request key: a function of the request and its (cached) completion, so another
+job making the same request reads them back instead of computing them.
+
+Only computed when asked: the forward pass costs about half a review's generation on
+SmolLM2 (docs/scores.md), so a job deciding on sampled scores does not pay it.
+"""
 from __future__ import annotations
 
-from factory.keys import digest
-from factory.steps.context import Context, add_drop
+import json
+import time
+from dataclasses import replace
+
+from factory.backends.base import EXPECTED_SCORE_BACKENDS, expected_value
+from factory.calls import library_versions
+from factory.keys import digest, request_seed
+from factory.steps.context import NO_LINEAGE, Call, Context, add_drop
 from factory.steps.state import BatchState
 from roles import Drop
+from roles.reviewer import integer_axes
+
+ROLE = "expected_scores"  # the signals rows' role (no completion of its own)
 
 
 class Review:
@@ -14,8 +38,11 @@ class Review:
     def run(self, ctx: Context, state: BatchState) -> None:
         items = state.to_review
         authors = {i: state.samples[i].get("model") for i in items if i in state.samples}
-        calls = ctx.call(self.role, [(i, r, v) for i, (_, v) in items.items() for r in range(ctx.spec.reviewers)],
-                         authors)
+        asked = [(i, r, v) for i, (_, v) in items.items() for r in range(ctx.spec.reviewers)]
+        calls = ctx.call(self.role, asked, authors)
+        expected_rows: list[dict] = []
+        if ctx.spec.decision.review_score == "expected":
+            calls, expected_rows = with_expected(ctx, self.role, asked, authors, calls)
         state.reviews = {i: [] for i in items}
         for call in calls:
             sample = items[call.index][0]
@@ -26,3 +53,107 @@ class Review:
             state.batch.add("reviews", {"review_id": digest("review", sample, call.slot), "job": ctx.job,
                                         "sample_id": sample, "reviewer_index": call.slot, **call.parsed.as_dict(),
                                         **call.lineage})
+        for call, row in expected_rows:
+            state.batch.add("signals", {"sample_id": items[call.index][0], "job": ctx.job, **row})
+
+
+def can_expect(backend: str, base_dir: str | None = None) -> bool:
+    """Whether the backend's engines implement expected_scores, without loading a model."""
+    if backend in EXPECTED_SCORE_BACKENDS:
+        return True
+    from factory.backends import GROUP
+    from factory.plugins import entry_point_names, is_reference, load_entry_point, load_reference
+
+    if is_reference(backend):
+        cls = load_reference(backend, base_dir, "backend")
+    elif backend in entry_point_names(GROUP):
+        cls = load_entry_point(GROUP, backend, "backend")
+    else:
+        return False  # registered with functions (openai, vllm, fake): declare_expected_scores(name) opts in
+    return callable(getattr(cls, "expected_scores", None))
+
+
+def review_rubric_axes(spec, recipe_cls) -> dict[str, list[int]] | None:
+    """The integer axes of the job's reviewer rubric, or None when the role cannot be made
+    here (the run then finds out: with_expected)."""
+    from roles.templates import load_template
+
+    try:
+        role_spec = spec.role("reviewer")
+        template = load_template(role_spec.template, spec.base_dir, spec.templates_dir)
+        role = recipe_cls.roles["reviewer"].make(template, recipe_cls(spec))
+    except Exception:  # noqa: BLE001 - a recipe that needs more to build its roles is checked at run time
+        return None
+    output = getattr(role, "output", None)
+    return integer_axes(output) if output is not None else {}
+
+
+def cached_expected(con, keys: list[str]) -> dict[str, dict]:
+    """request key -> {axis: {value: probability}} from earlier expected_scores signals rows."""
+    if not keys:
+        return {}
+    rows = con.execute("""SELECT request_key, any_value(details) FROM signals
+                          WHERE role = ? AND request_key IN (SELECT unnest(?)) GROUP BY request_key""",
+                       [ROLE, list(keys)]).fetchall()
+    out = {}
+    for key, details in rows:
+        probabilities = json.loads(details)["probabilities"]
+        out[key] = {axis: {int(v): p for v, p in dist.items()} for axis, dist in probabilities.items()}
+    return out
+
+
+def with_expected(ctx: Context, role: str, items: list[tuple[int, int, dict]], exclude: dict | None,
+                  calls: list[Call]) -> tuple[list[Call], list[tuple[Call, dict]]]:
+    """The calls ctx.call(role, items, exclude) answered, each parsed review with its
+    expected scores (ReviewResult.expected; `overall` the expected mean when the job decides
+    on them), and a signals row (without sample_id and job) for each."""
+    bound = ctx.bound[role]
+    fields = integer_axes(bound.role.output)
+    if not fields:
+        raise RuntimeError(f"decision.review_score: expected: role {role}'s rubric {bound.role.output.__name__} "
+                           "has no integer score axes")
+    exclude = exclude or {}
+    todo = {}  # call position -> its request, rebuilt as Context.call built it
+    for n, call in enumerate(calls):
+        if isinstance(call.parsed, Drop):
+            continue
+        index, slot, variables = items[n]
+        request = bound.request(variables, request_seed(ctx.spec.seed, index, role, slot), index, slot,
+                                exclude.get(index))
+        if request.key != call.lineage["request_key"]:  # the same inputs must make the same request
+            raise RuntimeError(f"role {role}: the review request of seed {index} could not be rebuilt")
+        todo[n] = request
+    keys = sorted({r.key for r in todo.values()})
+    found = cached_expected(ctx.store.con, keys)
+    seconds: dict[str, float] = {}
+    missing = {r.key: r for r in todo.values() if r.key not in found}
+    if missing:
+        texts = ctx.store.cached(list(missing))  # every completion was saved before ctx.call returned
+        for route in sorted({r.route for r in missing.values()}):
+            batch = [r for r in missing.values() if r.route == route]
+            started = time.perf_counter()
+            results = ctx.caller.executor.expected_scores(
+                bound.models[route][0], [(r.messages, texts[r.key]["text"]) for r in batch], fields)
+            each = round((time.perf_counter() - started) / len(batch), 4)  # one call for the batch: its time, shared
+            for r, dists in zip(batch, results):
+                found[r.key], seconds[r.key] = dists, each
+    out, rows = list(calls), []
+    decide_on_expected = ctx.spec.decision.review_score == "expected"
+    for n, request in todo.items():
+        call, dists = calls[n], found[request.key]
+        axes = {axis: round(expected_value(dist), 4) for axis, dist in dists.items()}
+        if not axes:  # no score value found in the text (a rubric the regex cannot read): sampled stays
+            continue
+        overall = round(sum(axes.values()) / len(axes), 4)
+        review = call.parsed
+        expected = {"axes": axes, "overall": overall, "sampled_overall": review.overall}
+        review = replace(review, expected=expected, overall=overall if decide_on_expected else review.overall)
+        out[n] = replace(call, parsed=review)
+        rows.append((out[n], {
+            "signal": f"{ROLE}.{call.slot}", "value": overall,
+            "details": {"axes": axes, "sampled": review.scores, "probabilities": dists,
+                        "unit": "expectation of each integer axis under the reviewer's token probabilities"},
+            **NO_LINEAGE, "model": bound.models[request.route][1],
+            "request_key": request.key, "prompt_tokens": None, "completion_tokens": 0,
+            "seconds": seconds.get(request.key, 0.0), "versions": library_versions(), "role": ROLE}))
+    return out, rows
