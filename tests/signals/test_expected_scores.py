@@ -138,3 +138,10 @@ def test_expected_scores_on_the_embedded_model():
         # (docs/scores.md), so the written value is among the top three, not always first.
         ranked = sorted(dist, key=dist.get, reverse=True)
         assert written[axis] in ranked[:3] and dist[written[axis]] >= 0.05, (axis, written[axis], dist)
+
+
+def test_probe_reports_the_expected_signal(tmp_path, fake_expects):
+    job = fake_job(decision={"review_score": "expected"}, num_samples=24)
+    run(tmp_path, job)
+    out = factory.probe(str(tmp_path / f"{job['name']}.yaml"), db=tmp_path / "f.duckdb", samples=3)
+    assert {"reviewers.overall_expected", "reviewers.overall_sampled", "reviewers.plot_expected"} <= set(out["by_signal"])
