@@ -95,10 +95,27 @@ def list_runs(con, distill: str | None = None, run_id: str | None = None) -> lis
         for key in ("student", "hyperparameters", "training", "metrics"):
             run[key] = json.loads(run[key])
         out.append(run)
+    items = _items_of(con, [r["run_id"] for r in out])
+    for run in out:  # per evaluation item: what `factory runs`' paired tests compare
+        run["items"] = items.get(run["run_id"], {})
     for run in out:  # `factory runs` says when the data came from the scripted reference teacher
         job = con.execute("SELECT json_extract_string(selection, '$.job') FROM mixtures WHERE mixture_id = ?",
                           [run["mixture_id"]]).fetchone()[0]
         run["scripted_teacher"] = scripted_teacher(con, job) if job else []
+    return out
+
+
+def _items_of(con, run_ids: list[str]) -> dict[str, dict[str, float]]:
+    """run id -> {item id: 1.0/0.0 when graded correct/wrong, else the item's score}."""
+    if not run_ids:
+        return {}
+    out: dict[str, dict[str, float]] = {}
+    for run_id, item_id, correct, score in con.execute(
+            "SELECT run_id, item_id, correct, score FROM run_evals WHERE list_contains(?, run_id) ORDER BY run_id, item_id",
+            [run_ids]).fetchall():
+        value = float(correct) if correct is not None else (float(score) if score is not None else None)
+        if value is not None:
+            out.setdefault(run_id, {})[item_id] = value
     return out
 
 

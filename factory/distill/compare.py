@@ -1,17 +1,80 @@
 """`factory runs`: the runs of each distillation side by side, and which mixture trained the
-best student, said with its 95% interval so that a lead inside the noise is not called a win."""
+best student. A winner is named only when a paired test on the same evaluation items clears
+(p < 0.05): McNemar's exact test for accuracy. Runs of a spec with `seeds` are shown one per
+seed plus, per mixture, the mean across seeds with its 95% t-interval."""
 from __future__ import annotations
+
+import math
+from statistics import mean, stdev
 
 from rich import box
 from rich.table import Table
 
+ALPHA = 0.05
+
 
 def latest_per_mixture(runs: list[dict]) -> dict[str, list[dict]]:
-    """distill name -> its newest run per mixture (an older run of a changed spec is history)."""
-    out: dict[str, dict[str, dict]] = {}
+    """distill name -> its newest run per mixture (an older run of a changed spec is history);
+    when that run is one seed of a `seeds` spec, every seed of its group (the newest of each)."""
+    newest: dict[str, dict[str, dict]] = {}
     for r in runs:  # oldest first: later ones replace
-        out.setdefault(r["distill"], {})[r["mixture"]] = r
-    return {d: list(m.values()) for d, m in out.items()}
+        newest.setdefault(r["distill"], {})[r["mixture"]] = r
+    out = {}
+    for distill, per_mixture in newest.items():
+        chosen = []
+        for mixture, last in per_mixture.items():
+            group = (last.get("metrics") or {}).get("seed_group")
+            if group is None:
+                chosen.append(last)
+                continue
+            by_seed = {r["metrics"]["seed"]: r for r in runs if r["distill"] == distill and r["mixture"] == mixture
+                       and (r.get("metrics") or {}).get("seed_group") == group}
+            chosen.extend(by_seed[s] for s in sorted(by_seed))
+        out[distill] = chosen
+    return out
+
+
+def by_mixture(runs: list[dict]) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {}
+    for r in runs:
+        out.setdefault(r["mixture"], []).append(r)
+    return out
+
+
+def seed_interval(values: list[float]) -> tuple[float, float | None, float | None]:
+    """Mean across seeds and its 95% t-interval (None with one seed: no spread to measure)."""
+    from scipy.stats import t
+
+    m = mean(values)
+    if len(values) < 2:
+        return m, None, None
+    half = t.ppf(0.975, len(values) - 1) * stdev(values) / math.sqrt(len(values))
+    return m, m - half, m + half
+
+
+def mcnemar_exact(b: int, c: int) -> float:
+    """Two-sided exact McNemar p: of the b + c discordant items, is the split b : c a fair
+    coin's? (b: items only the first got right; c: only the second.)"""
+    from scipy.stats import binomtest
+
+    return 1.0 if b + c == 0 else float(binomtest(b, b + c, 0.5).pvalue)
+
+
+def paired(first: list[dict], second: list[dict]) -> dict:
+    """The two mixtures' runs on the items they share. Per item, each mixture's value averaged
+    over its seeds; b = items where the first is ahead, c = where the second is; ties drop.
+    With one seed each and 0/1 accuracy this is exactly McNemar's test; with several it is
+    the sign test on per-item seed means, which keeps the item (not item x seed, which would
+    count one hard item three times) as the unit of independence."""
+    shared = set.intersection(*(set(r.get("items") or {}) for r in first + second))
+    if not shared:
+        return {"n": 0, "b": 0, "c": 0, "p": None}
+    b = c = 0
+    for item in shared:
+        x = mean(r["items"][item] for r in first)
+        y = mean(r["items"][item] for r in second)
+        b, c = b + (x > y), c + (y > x)
+    return {"n": len(shared), "b": b, "c": c, "p": mcnemar_exact(b, c)}
 
 
 def _fmt(v, digits=3) -> str:
@@ -28,12 +91,44 @@ def scripted_note(runs: list[dict]) -> str:
 
 
 def verdict(runs: list[dict]) -> str:
-    """One sentence: the best mixture by the metric (ties: higher interval floor, then fewer
-    output tokens), and whether its interval clears every other run's; then, where the rows
-    came from the scripted reference teacher, a clause that says so."""
+    """One sentence: the best mixture, and whether it is a win; then, where the rows came from
+    the scripted reference teacher, a clause that says so. Runs that carry their per-item
+    results (`items`, as stores.distill.list_runs gives them) are judged by the paired test;
+    runs without them (older callers) by whether the 95% intervals overlap."""
     note = scripted_note(runs)
-    said = _verdict(runs)
+    scored = [r for r in runs if r["value"] is not None]
+    said = _paired_verdict(scored) if scored and all(r.get("items") for r in scored) else _verdict(runs)
     return f"{said}; {note}" if note else said
+
+
+def _paired_verdict(scored: list[dict]) -> str:
+    groups = by_mixture(scored)
+    metric = scored[0]["metric"]
+    test = "McNemar exact" if metric == "accuracy" else "sign test"
+    means = {m: seed_interval([r["value"] for r in rs]) for m, rs in groups.items()}
+    seeds = max(len(rs) for rs in groups.values())
+    over = f" mean of {seeds} seeds" if seeds > 1 else ""
+
+    def tokens(m):
+        return mean(r["metrics"].get("mean_output_tokens") or 0.0 for r in groups[m])
+
+    best = max(groups, key=lambda m: (means[m][0], -tokens(m)))
+    value, low, high = means[best]
+    ci = f", 95% CI across seeds [{_fmt(low)}, {_fmt(high)}]" if low is not None else ""
+    if len(groups) == 1:
+        return f"one mixture: {best} ({metric}{over} {_fmt(value)}{ci})"
+    tests = {m: paired(groups[best], groups[m]) for m in groups if m != best}
+    n = max(t["n"] for t in tests.values())
+    if all(means[m][0] == value for m in groups):
+        return f"no mixture is ahead: every mixture has {metric}{over} {_fmt(value)} on the same {n} items"
+    said = ", ".join(f"vs {m} p={_fmt(t['p'])} ({t['b']} items better, {t['c']} worse)"
+                     for m, t in sorted(tests.items()))
+    head = f"{best} leads ({metric}{over} {_fmt(value)}{ci}, n={n} items)"
+    if all(t["p"] is not None and t["p"] < ALPHA for t in tests.values()):
+        return f"best: {head}; the paired {test} clears every other mixture at p < {ALPHA}: {said}"
+    unclear = [m for m, t in sorted(tests.items()) if t["p"] is None or t["p"] >= ALPHA]
+    return (f"no winner: {head}, but the paired {test} on the same items does not clear "
+            f"{', '.join(unclear)} (p >= {ALPHA}): {said}")
 
 
 def _verdict(runs: list[dict]) -> str:
@@ -63,17 +158,26 @@ def runs_table(distill: str, runs: list[dict]) -> Table:
     first = runs[0]
     student = first["student"]
     metric = first["metric"]
-    header = ("mixture", "rows", "steps", "loss", metric, "95% CI", "out tok", "after ok")
+    seeded = any((r.get("metrics") or {}).get("seed") is not None for r in runs)
+    header = ("mixture", *(("seed",) if seeded else ()), "rows", "steps", "loss", metric, "95% CI", "out tok",
+              "after ok")
     body = []
-    for r in runs:
-        m, t = r["metrics"], r["training"]
-        body.append((r["mixture"], str(r["rows"]), str(t.get("steps")),
-                     f"{_fmt(t.get('first_loss'), 1)}>{_fmt(t.get('final_loss'), 1)}", _fmt(r["value"]),
-                     f"{_fmt(r['ci_low'], 2)}-{_fmt(r['ci_high'], 2)}", _fmt(m.get("mean_output_tokens"), 0),
-                     _fmt(m.get("mean_tokens_after_first_correct"), 0)))
+    for mixture, group in by_mixture(runs).items():
+        for r in group:
+            m, t = r["metrics"], r["training"]
+            body.append((r["mixture"], *((str(m.get("seed", "-")),) if seeded else ()), str(r["rows"]),
+                         str(t.get("steps")), f"{_fmt(t.get('first_loss'), 1)}>{_fmt(t.get('final_loss'), 1)}",
+                         _fmt(r["value"]), f"{_fmt(r['ci_low'], 2)}-{_fmt(r['ci_high'], 2)}",
+                         _fmt(m.get("mean_output_tokens"), 0), _fmt(m.get("mean_tokens_after_first_correct"), 0)))
+        values = [r["value"] for r in group if r["value"] is not None]
+        if seeded and len(values) > 1:  # the mean across seeds, its interval next to the runs' own
+            value, low, high = seed_interval(values)
+            body.append((mixture, "mean", str(group[0]["rows"]), "", "", _fmt(value),
+                         f"{_fmt(low, 2)}-{_fmt(high, 2)}", "", ""))
     table = Table(title=f"distill {distill}: {student.get('kind')} student ({student.get('parameters', 0) / 1e6:.1f}M "
                         f"parameters), {metric} on {first['metrics'].get('n')} items", box=box.SIMPLE_HEAD,
-                  pad_edge=False, caption=scripted_note(runs) or None)
+                  pad_edge=False, caption="; ".join(filter(None, [
+                      "mean rows: mean across seeds, 95% t-interval" if seeded else "", scripted_note(runs)])) or None)
     for i, col in enumerate(header):
         width = max(len(col), *(len(row[i]) for row in body))
         table.add_column(col, justify="left" if i == 0 else "right", no_wrap=True, min_width=width)

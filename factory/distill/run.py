@@ -29,6 +29,7 @@ class RunSummary:
     value: float | None
     ci_low: float | None
     ci_high: float | None
+    seed: int | None = None  # the spec's `seeds`: which one this run trained with
 
 
 class NullProgress:
@@ -53,8 +54,31 @@ def device_of(spec: DistillSpec) -> str:
     return spec.student.device
 
 
-def run_id_of(spec: DistillSpec, plan: Plan, mixture_id: str) -> str:
-    return digest("run", mixture_id, spec.run_settings(), plan.eval_set)
+def run_id_of(spec: DistillSpec, plan: Plan, mixture_id: str, seed: int | None = None) -> str:
+    """seed None (a spec without `seeds`): the formula of every run made before seeds existed.
+    With a seed, spec is the seed's spec (with_seed) and the seed enters the id by name too."""
+    if seed is None:
+        return digest("run", mixture_id, spec.run_settings(), plan.eval_set)
+    return digest("run", mixture_id, spec.run_settings(), plan.eval_set, {"seed": seed})
+
+
+def seed_group_of(spec: DistillSpec, plan: Plan, mixture_id: str) -> str:
+    """What the runs of one mixture across `seeds` share (their id without the seed):
+    `factory runs` aggregates the runs of a group."""
+    return digest("seed-group", mixture_id, spec.with_seed(0).run_settings(), plan.eval_set, spec.seeds)
+
+
+def _seeded(spec: DistillSpec) -> list[tuple[int | None, DistillSpec]]:
+    return [(None, spec)] if spec.seeds is None else [(s, spec.with_seed(s)) for s in spec.seeds]
+
+
+def _teacher(spec: DistillSpec, db: Path, device: str):
+    if spec.training.method != "kd":
+        return None
+    from factory.distill.kd import Teacher
+    from factory.distill.kd_cache import TopKCache, cache_root_for
+
+    return Teacher(spec.training.kd.teacher, cache_dir(), TopKCache(cache_root_for(db)), device)
 
 
 def _record_plan(store: Store, spec: DistillSpec, plan: Plan) -> None:
@@ -85,17 +109,19 @@ def _evaluate(spec: DistillSpec, plan: Plan, db: Path, student):
             grader.close()
 
 
-def _train_and_evaluate(spec: DistillSpec, plan: Plan, db: Path, mixture, run_id: str, progress) -> RunSummary:
+def _train_and_evaluate(spec: DistillSpec, plan: Plan, db: Path, mixture, run_id: str, progress,
+                        teacher=None, seeding: dict | None = None) -> RunSummary:
     from factory.distill.student import load_student, load_trained
     from factory.distill.train import train
 
     started = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-    progress.stage(f"{mixture.name}: training on {len(mixture.rows)} rows {dict(mixture.counts)}")
+    seeded = f" (seed {seeding['seed']})" if seeding else ""
+    progress.stage(f"{mixture.name}{seeded}: training on {len(mixture.rows)} rows {dict(mixture.counts)}")
     device = device_of(spec)
     student = load_student(spec.student, cache_dir(), spec.training.lora)
     student.model.to(device)
     result = train(student, [(c.prompt, c.target) for _, c in mixture.rows], spec.training,
-                   Path(spec.output_dir) / run_id, on_step=progress.step)
+                   Path(spec.output_dir) / run_id, on_step=progress.step, teacher=teacher)
     progress.stage(f"{mixture.name}: evaluating on {len(plan.items)} items")
     trained = load_trained(Path(result.checkpoint))
     trained.model.to(device)
@@ -108,7 +134,8 @@ def _train_and_evaluate(spec: DistillSpec, plan: Plan, db: Path, mixture, run_id
            "student": {**spec.student.model_dump(mode="json"), **student.description, "ran_on": device},
            "hyperparameters": spec.training.model_dump(mode="json"), "training": asdict(result), "metric": metric,
            "value": value, "ci_low": low, "ci_high": high,
-           "metrics": {**m, "eval_removed_for_overlap": plan.eval_removed, "evaluation": spec.evaluation.model_dump(mode="json")},
+           "metrics": {**m, "eval_removed_for_overlap": plan.eval_removed, "evaluation": spec.evaluation.model_dump(mode="json"),
+                       **(seeding or {})},
            "checkpoint": str(Path(result.checkpoint).resolve()), "started_at": started}
     evals = [{"run_id": run_id, "item_id": r["item_id"], "prompt": r.get("question", r.get("prompt", "")),
               "reference": r.get("reference"), "output": r["output"], "answer": r.get("answer"),
@@ -128,22 +155,35 @@ def run_distill(spec: DistillSpec, db: str | Path | None = None, progress=None) 
     check_student(spec.student)  # a student path that is not a model: one line, nothing written
     if not db.exists():
         raise StoreError(f"no database at {db}: run the source job first (factory run JOB.yaml), or pass --db")
+    if spec.training.method == "kd":  # a teacher of another tokenizer: one line naming both, nothing written
+        from factory.distill.kd import check_same_tokenizer
+
+        check_same_tokenizer(spec.student, spec.training.kd.teacher, cache_dir())
     with Store(db) as store:
         plan = (plan_math if spec.task == "math" else plan_stories)(store.con, spec)
         _record_plan(store, spec, plan)
-        done = {m.mixture_id: finished_run(store.con, run_id_of(spec, plan, m.mixture_id)) for m in plan.mixtures}
-    progress.stage(f"{len(plan.mixtures)} mixtures of {len(plan.mixtures[0].rows)} rows; {len(plan.items)} "
+        todo = [(seed, seeded, m, run_id_of(seeded, plan, m.mixture_id, seed))
+                for seed, seeded in _seeded(spec) for m in plan.mixtures]
+        done = {run_id: finished_run(store.con, run_id) for *_, run_id in todo}
+    seeds = f", {len(spec.seeds)} seeds each" if spec.seeds else ""
+    progress.stage(f"{len(plan.mixtures)} mixtures of {len(plan.mixtures[0].rows)} rows{seeds}; {len(plan.items)} "
                    f"evaluation items ({plan.eval_removed} removed for sharing an n-gram with training rows)")
     summaries = []
+    # One teacher for every mixture and seed: its weights load once, on the first cache miss.
+    teacher = _teacher(spec, db, device_of(spec))
     try:
-        for mixture in plan.mixtures:
-            run_id = run_id_of(spec, plan, mixture.mixture_id)
-            old = done[mixture.mixture_id]
+        for seed, seeded, mixture, run_id in todo:
+            old = done[run_id]
             if old:
                 summaries.append(RunSummary(mixture.name, run_id, old["rows"], "already done", old["metric"],
-                                            old["value"], old["ci_low"], old["ci_high"]))
+                                            old["value"], old["ci_low"], old["ci_high"], seed))
                 continue
-            summaries.append(_train_and_evaluate(spec, plan, db, mixture, run_id, progress))
+            seeding = None if seed is None else {
+                "seed": seed, "seeds": spec.seeds, "seed_group": seed_group_of(spec, plan, mixture.mixture_id)}
+            summary = _train_and_evaluate(seeded, plan, db, mixture, run_id, progress, teacher, seeding)
+            summaries.append(RunSummary(**{**asdict(summary), "seed": seed}))
     finally:
         progress.done()
+        if teacher is not None:
+            teacher.close()
     return summaries

@@ -95,7 +95,41 @@ class LoraSpec(Strict):
     target_modules: list[str] = Field(default_factory=lambda: ["q_proj", "v_proj"], min_length=1)
 
 
+class TeacherSpec(Strict):
+    kind: Literal["smollm2-gguf", "hf"] = Field(
+        "smollm2-gguf", description="smollm2-gguf: SmolLM2-135M-Instruct from the packaged GGUF (dequantized to "
+        "fp32, as for students); hf: a local Hugging Face checkpoint directory. Must share the student's tokenizer")
+    path: str | None = Field(None, description="hf: the checkpoint directory (config.json + weights + tokenizer)")
+
+    @model_validator(mode="after")
+    def _path(self) -> "TeacherSpec":
+        if self.kind == "hf" and not self.path:
+            raise ValueError("kind 'hf' needs path (a Hugging Face checkpoint directory)")
+        if self.kind != "hf" and self.path:
+            raise ValueError(f"path is read only when kind is 'hf' (kind is {self.kind!r})")
+        return self
+
+
+class KDSpec(Strict):
+    """Logit distillation: loss = alpha * CE + (1 - alpha) * T^2 * KL(teacher_T || student_T) on
+    the answer tokens, the KL over the teacher's top_k tokens plus one bucket for the rest."""
+
+    teacher: TeacherSpec = TeacherSpec()
+    alpha: float = Field(0.5, ge=0, le=1, description="weight of the cross-entropy on the data's tokens")
+    temperature: float = Field(1.0, gt=0, le=20, description="softens both distributions in the KL term (> 1 moves "
+                               "teacher mass out of the top k: docs/design-notes.md)")
+    top_k: int = Field(20, ge=1, le=1024, description="teacher log-probabilities kept (cached) per position")
+
+
+# Fields whose default must not enter ids or keys: every run id, resume key and fingerprint
+# made before they existed stays what it was.
+TRAINING_DEFAULTS = {"method": "sft", "kd": None}
+
+
 class TrainingSpec(Strict):
+    method: Literal["sft", "kd"] = Field("sft", description="sft: cross-entropy on the rows' answers; kd: "
+                                         "+ KL to a teacher's distribution (training.kd)")
+    kd: KDSpec | None = Field(None, description="method kd: teacher, alpha, temperature, top_k")
     epochs: int = Field(3, ge=1, le=1000)
     max_steps: int | None = Field(None, ge=1, description="stop after this many optimizer steps")
     batch_size: int = Field(8, ge=1, le=4096)
@@ -108,6 +142,27 @@ class TrainingSpec(Strict):
     seed: int = Field(0, ge=0, description="data order and dropout")
     lora: LoraSpec | None = Field(None, description="train LoRA adapters (peft) instead of every weight")
     threads: int | None = Field(None, ge=1, le=512, description="torch CPU threads (default: torch's)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _kd_defaults(cls, data):
+        if isinstance(data, dict) and data.get("method") == "kd" and data.get("kd") is None:
+            data = {**data, "kd": {}}
+        return data
+
+    @model_validator(mode="after")
+    def _kd_only_for_kd(self) -> "TrainingSpec":
+        if self.kd is not None and self.method != "kd":
+            raise ValueError(f"kd is read only when method is 'kd' (method is {self.method!r})")
+        return self
+
+    def identity(self, exclude: set[str] = frozenset()) -> dict:
+        """The settings as JSON, without method/kd when they are at their default (sft)."""
+        out = self.model_dump(mode="json", exclude=set(exclude))
+        for key, default in TRAINING_DEFAULTS.items():
+            if out.get(key, default) == default:
+                out.pop(key, None)
+        return out
 
 
 class GradingSpec(Strict):
@@ -158,6 +213,10 @@ class DistillSpec(Strict):
     training: TrainingSpec = TrainingSpec()
     evaluation: EvaluationSpec = EvaluationSpec()
     output_dir: str = Field("runs", description="checkpoints go to output_dir/<run id>/")
+    seeds: list[Annotated[int, Field(ge=0)]] | None = Field(
+        None, min_length=1, description="train every mixture once per seed (each replaces training.seed and "
+        "student.init_seed: data order and initial weights); the rows and evaluation items stay the same, so "
+        "the runs compare item by item")
 
     @model_validator(mode="after")
     def _consistent(self) -> "DistillSpec":
@@ -166,6 +225,8 @@ class DistillSpec(Strict):
             if self.student.tiny.max_positions < longest:
                 raise ValueError(f"student.tiny.max_positions ({self.student.tiny.max_positions}) must cover "
                                  f"training.max_length and evaluation.max_new_tokens ({longest})")
+        if self.seeds is not None and len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds must be unique (got {self.seeds})")
         if isinstance(self.rows, int) and self.rows < 1:
             raise ValueError("rows must be >= 1 or 'max'")
         names = [m if isinstance(m, str) else m.name for m in self.mixtures or []]
@@ -202,12 +263,23 @@ class DistillSpec(Strict):
         return [MixtureSpec(name=m, parts=builtin[m]) if isinstance(m, str) else m for m in chosen]
 
     def run_settings(self) -> dict:
-        """What, besides the data, decides a run's result: part of its id."""
-        return self.model_dump(mode="json", include={"task", "student", "training", "evaluation"})
+        """What, besides the data, decides a run's result: part of its id. New training fields
+        at their default are left out, so the ids of runs made before they existed hold."""
+        out = self.model_dump(mode="json", include={"task", "student", "evaluation"})
+        return {**out, "training": self.training.identity()}
+
+    def with_seed(self, seed: int) -> "DistillSpec":
+        """The spec one seed of `seeds` trains with: its data order and initial weights."""
+        return self.model_copy(update={"training": self.training.model_copy(update={"seed": seed}),
+                                       "student": self.student.model_copy(update={"init_seed": seed})})
 
     @property
     def fingerprint(self) -> str:
-        return digest(self.model_dump(mode="json", exclude={"name", "db", "output_dir"}))
+        out = self.model_dump(mode="json", exclude={"name", "db", "output_dir", "seeds", "training"})
+        out["training"] = self.training.identity()
+        if self.seeds is not None:
+            out["seeds"] = self.seeds
+        return digest(out)
 
 
 def load_distill(path: str | Path) -> DistillSpec:

@@ -23,6 +23,7 @@ from typing import Callable
 
 import torch
 
+from factory.distill.kd import kd_loss, teacher_targets
 from factory.distill.spec import TrainingSpec
 from factory.distill.student import Student, write_dir_atomically
 from factory.keys import digest
@@ -53,6 +54,7 @@ class TrainResult:
     checkpoint: str  # the final model dir (merged weights + tokenizer)
     resumed_from_step: int  # 0 when fresh
     rows_without_target: int = 0  # dropped: the prompt filled max_length, no target token fit
+    kd: dict | None = None  # method kd: teacher hash, top-k cache hits/misses, teacher passes, last CE/KL
 
 
 def encode_row(tokenizer, prompt: str, target: str, max_length: int) -> dict:
@@ -72,13 +74,19 @@ def make_batches(encoded: list[dict], batch_size: int, seed: int, epoch: int, pa
     (seed, epoch). Unpacked: batch_size rows, right-padded to the longest. Packed: the rows
     in that order are concatenated and cut into blocks of exactly max_length tokens (the
     last block padded); a row may straddle two blocks and attends to the rows before it in
-    its block. Every label survives packing; only the first token of a block is unpredicted."""
+    its block. Every label survives packing; only the first token of a block is unpredicted.
+
+    Rows may carry per-token tensors besides input_ids and labels (KD's kd_ids, kd_logp
+    [n, k] and kd_mask [n]): they are ordered, packed and zero-padded the same way."""
     order = list(range(len(encoded)))
     random.Random(f"{seed}:{epoch}").shuffle(order)
+    extra = [k for k in (encoded[0] if encoded else {}) if k not in ("input_ids", "labels")]
     if packing:
         ids = [t for i in order for t in encoded[i]["input_ids"]]
         labels = [t for i in order for t in encoded[i]["labels"]]
-        sequences = [{"input_ids": ids[s:s + max_length], "labels": labels[s:s + max_length]}
+        joined = {k: torch.cat([encoded[i][k] for i in order]) for k in extra}
+        sequences = [{"input_ids": ids[s:s + max_length], "labels": labels[s:s + max_length],
+                      **{k: v[s:s + max_length] for k, v in joined.items()}}
                      for s in range(0, len(ids), max_length)]
         width = lambda chunk: max_length  # noqa: E731
     else:
@@ -92,8 +100,13 @@ def make_batches(encoded: list[dict], batch_size: int, seed: int, epoch: int, pa
             "input_ids": torch.tensor([r["input_ids"] + [pad_id] * (w - len(r["input_ids"])) for r in chunk]),
             "attention_mask": torch.tensor([[1] * len(r["input_ids"]) + [0] * (w - len(r["input_ids"])) for r in chunk]),
             "labels": torch.tensor([r["labels"] + [IGNORE] * (w - len(r["labels"])) for r in chunk]),
+            **{k: torch.stack([_pad(r[k], w) for r in chunk]) for k in extra},
         })
     return batches
+
+
+def _pad(t: torch.Tensor, width: int) -> torch.Tensor:
+    return torch.cat([t, t.new_zeros((width - len(t), *t.shape[1:]))])
 
 
 def batches_per_epoch(encoded: list[dict], batch_size: int, packing: bool, max_length: int) -> int:
@@ -102,16 +115,22 @@ def batches_per_epoch(encoded: list[dict], batch_size: int, packing: bool, max_l
 
 
 def train(student: Student, rows: list[tuple[str, str]], config: TrainingSpec, run_dir: Path,
-          on_step: Callable[[int, int, float], None] | None = None) -> TrainResult:
+          on_step: Callable[[int, int, float], None] | None = None, teacher=None) -> TrainResult:
     """Train student.model in place on rows and write run_dir/final (weights, LoRA merged, and
     tokenizer). Resumes from the newest complete checkpoint in run_dir/checkpoints; when
-    run_dir/final is already complete, returns its recorded result without training."""
+    run_dir/final is already complete, returns its recorded result without training.
+    config.method kd needs teacher (a kd.Teacher): its top-k targets are read from its cache
+    (or computed once) before the first step."""
     run_dir = Path(run_dir)
     final_dir = run_dir / "final"
     model, tokenizer = student.model, student.tokenizer
+    kd = config.kd if config.method == "kd" else None
+    if kd is not None and teacher is None:
+        raise TrainError("training.method: kd needs a teacher (training.kd.teacher)")
     # What decides the weights at step n (max_steps and epochs only decide where to stop).
-    resume_key = digest(rows, student.description,
-                        config.model_dump(mode="json", exclude={"max_steps", "epochs", "checkpoint_every", "threads"}))
+    # identity() leaves out method/kd at their sft default: SFT keys are what they were.
+    settings = config.identity({"max_steps", "epochs", "checkpoint_every", "threads"})
+    resume_key = digest(rows, student.description, settings, *([teacher.identity] if kd else []))
     final_key = digest(resume_key, config.max_steps, config.epochs)
     if (final_dir / RESULT_FILE).is_file():
         return _finished(final_dir, final_key)
@@ -125,6 +144,15 @@ def train(student: Student, rows: list[tuple[str, str]], config: TrainingSpec, r
     if not usable:
         raise TrainError(f"rows: none of {len(rows)} rows has a target token within max_length "
                          f"{config.max_length}; give rows with a target or raise training.max_length")
+
+    kd_stats = None
+    if kd is not None:
+        hits, misses, passes = teacher.cache.hits, teacher.cache.misses, teacher.forward_passes
+        for row, targets in zip(usable, teacher_targets(teacher, [r["input_ids"] for r in usable], kd)):
+            row.update(targets)
+        kd_stats = {"teacher": teacher.identity, "teacher_kind": teacher.spec.kind, "top_k": kd.top_k,
+                    "cache_hits": teacher.cache.hits - hits, "cache_misses": teacher.cache.misses - misses,
+                    "teacher_forward_passes": teacher.forward_passes - passes}
 
     per_epoch = batches_per_epoch(usable, config.batch_size, config.packing, config.max_length)
     total = per_epoch * config.epochs
@@ -162,9 +190,15 @@ def train(student: Student, rows: list[tuple[str, str]], config: TrainingSpec, r
                 batches_epoch = epoch
             batch = {k: v.to(device) for k, v in batches[index].items()}
             predicted = int((batch["labels"][:, 1:] != IGNORE).sum())
-            # A sum over the batch's labelled tokens / their count: the mean, and 0 (not NaN)
-            # for a packed batch whose only labels sit on unpredicted first positions.
-            loss = model(**batch, num_items_in_batch=max(predicted, 1)).loss
+            if kd is None:
+                # A sum over the batch's labelled tokens / their count: the mean, and 0 (not NaN)
+                # for a packed batch whose only labels sit on unpredicted first positions.
+                loss = model(**batch, num_items_in_batch=max(predicted, 1)).loss
+            else:
+                logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+                loss, ce, kl = kd_loss(logits, batch["labels"], batch["kd_ids"], batch["kd_logp"],
+                                       batch["kd_mask"], kd.alpha, kd.temperature)
+                kd_stats.update(last_ce=ce, last_kl=kl)
             loss.backward()
             optimizer.step()
             scheduler.step()
@@ -193,7 +227,7 @@ def train(student: Student, rows: list[tuple[str, str]], config: TrainingSpec, r
         first_loss=losses[0] if losses else float("nan"),
         final_loss=sum(losses[-10:]) / len(losses[-10:]) if losses else float("nan"),
         losses=losses, checkpoint=str(final_dir.resolve()), resumed_from_step=resumed_from,
-        rows_without_target=len(encoded) - len(usable))
+        rows_without_target=len(encoded) - len(usable), kd=kd_stats)
 
     def write_final(tmp: Path) -> None:
         # Merging into a copy leaves student.model a peft model (the caller's object).
