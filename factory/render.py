@@ -55,6 +55,10 @@ def stats_tables(stats: dict) -> list[Table]:
     for k, v in div.items():
         cur.add_row(k.replace("_", " "), _num(v))
     cur.add_row("reviewer agreement (Krippendorff's alpha, interval)", _num(stats["reviewer_alpha"]))
+    for name, sig in (stats.get("signals") or {}).items():
+        cur.add_row(f"signal {name}: samples / mean [min, max] / verdicts it decided",
+                    f"{sig['samples']} / {_num(sig['mean'])} [{_num(sig['min'])}, {_num(sig['max'])}] / "
+                    f"{sig['verdicts_decided']}")
     cur.add_row("accepted view rows", str(stats["accepted_view_rows"]))
     cur.add_row("mean quality score", _num(stats["mean_quality_score"]))
     for k, a in stats["acceptance_by_template"].items():

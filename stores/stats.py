@@ -169,6 +169,20 @@ def scripted_teacher(con, job: str) -> list[str]:
             ORDER BY role""", {"job": job}).fetchall()]
 
 
+def signal_summary(con, job: str) -> dict:
+    """Per measured signal (likelihood, truncated, expected_scores.k, ...): how many samples
+    have it, its mean and range, and how many verdicts a gate of that name decided."""
+    rows = con.execute(
+        """SELECT regexp_replace(g.signal, '[.][0-9]+$', '') AS name, count(DISTINCT g.sample_id),
+                  avg(g.value), min(g.value), max(g.value),
+                  (SELECT count(*) FROM verdicts v WHERE v.job = $job AND v.stage = name)
+           FROM signals g WHERE g.job = $job GROUP BY name ORDER BY name""", {"job": job}).fetchall()
+    return {name: {"samples": n, "mean": None if mean is None else round(mean, 4),
+                   "min": None if low is None else round(low, 4), "max": None if high is None else round(high, 4),
+                   "verdicts_decided": decided}
+            for name, n, mean, low, high, decided in rows}
+
+
 def job_stats(con, job: str | None = None) -> dict:
     fingerprint = resolve_job(con, job)
     name, recipe, rule, num_samples = con.execute(
@@ -187,6 +201,7 @@ def job_stats(con, job: str | None = None) -> dict:
         "scripted_teacher": scripted_teacher(con, fingerprint),
         "verification": verification(con, fingerprint),
         "reviewer_alpha": krippendorff_alpha(con, fingerprint),
+        "signals": signal_summary(con, fingerprint),
         **curation_stats(con, fingerprint),
         **probe_stats(con, fingerprint),
     }

@@ -56,6 +56,7 @@ def fake_spec():
 def _clear_fake_calls():
     fakes.CALLS.clear()
     fakes.SCRIPT.clear()
+    fakes.EXPECTED.clear()
     yield
 
 
