@@ -14,7 +14,11 @@ then originals and corruptions are scored by every quality signal the job uses:
   with_expected): `reviewers.overall_expected`, `reviewers.<axis>_expected`, and
   `reviewers.overall_sampled` next to them (`reviewers.overall` is what the rule reads);
 - `decision`: the mean overall score the decision rule reads, put below every review score
-  when the rule gate rejects the text (the pipeline rejects it before any review).
+  when a gate the pipeline applies before review rejects the text: the recipe's rule gate
+  (rule_reject: vocabulary, seed words, repetition for TinyStories) or the likelihood gate
+  (decision.min_likelihood against the text's `likelihood` signal). `likelihood_gate` and
+  `gates` (1 = passes every gate, 0 = rejected by one) are signals of their own. The
+  truncation gate reads the generation's finish_reason, which a corruption does not have.
 
 Every signal is "higher = better". Results: pairwise accuracy and AUC per corruption kind
 and per signal (factory/probing/metrics.py), stored as a probe_runs row and probe_items rows.
@@ -149,6 +153,14 @@ def rule_signals(recipe, sample: dict, text: str) -> tuple[dict, bool]:
     return out, rejected
 
 
+def likelihood_gate(minimum: float | None, likelihood: float | None) -> float | None:
+    """1.0 where the text passes decision.min_likelihood (steps/likelihood.py: rejected when
+    below it), 0.0 where it fails; None where the job sets no minimum or the text has no score."""
+    if minimum is None or likelihood is None:
+        return None
+    return 0.0 if likelihood < minimum else 1.0
+
+
 def score(ctx, texts: list[Scored], recipe, spec) -> None:
     """Every signal of every text, in place (scores and the review calls' lineage)."""
     bound = ctx.bound["reviewer"]
@@ -164,11 +176,14 @@ def score(ctx, texts: list[Scored], recipe, spec) -> None:
     for n, t in enumerate(texts):
         mine = calls[n * k:(n + 1) * k]
         scores = review_signals(mine, bound.role.axes, len(bound.models) > 1)
-        rules, rejected = rule_signals(recipe, t.sample, t.text)
+        rules, rule_rejected = rule_signals(recipe, t.sample, t.text)
+        others = {name: values[n] for name, values in extra.items()}
+        gate = likelihood_gate(spec.decision.min_likelihood, others.get("likelihood"))
+        rejected = rule_rejected or gate == 0.0
         mean = scores["reviewers.overall"]
-        # Rejected by a rule: below any review score, as the pipeline never reviews it.
-        t.scores = {DECISION: (low - 1.0) if rejected else mean, **scores, **rules,
-                    **{name: values[n] for name, values in extra.items()}}
+        # Rejected by a gate: below any review score, as the pipeline never reviews it.
+        t.scores = {DECISION: (low - 1.0) if rejected else mean, **scores, **rules, **others,
+                    **({} if gate is None else {"likelihood_gate": gate}), "gates": 0.0 if rejected else 1.0}
         t.lineage = [{"slot": c.slot, **({"drop": c.parsed.reason} if isinstance(c.parsed, Drop) else {}),
                       **c.lineage} for c in mine]
 
