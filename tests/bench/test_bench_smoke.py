@@ -66,10 +66,15 @@ def test_near_dedup():
 
 
 def test_semantic_dedup():
-    out = run_bench("semantic_dedup.py", "--rows", "1000", "--subset", "200")
-    number_after(out, r"ratio DuckDB / similar_pairs:")
-    number_after(out, r"similar_pairs / numpy floor:")
-    assert "10/10 planted found" in out, out  # 1% of 1,000 rows planted, every one over 0.95
+    out = run_bench("semantic_dedup.py", "--rows", "1000", "--subset", "200", "--crossover", "500", "--big", "2000")
+    number_after(out, r"ratio DuckDB / exact:")
+    number_after(out, r"exact / numpy floor:")
+    number_after(out, r"ratio exact / partitioned at 1,000:")
+    number_after(out, r"crossover 500: .* exact / partitioned")
+    assert re.search(r"^exact 1,000 x 384: .* 10/10 planted found", out, re.M), out  # 1% planted, all over 0.95
+    part = re.search(r"^partitioned 1,000 x 384 .* recall vs exact ([0-9.]+), pairs not in exact (\d+)$", out, re.M)
+    assert part and float(part[1]) >= 0.95 and part[2] == "0", out
+    assert re.search(r"^partitioned 2,000 x 384 .* 20/20 planted found", out, re.M), out
 
 
 def test_stats_1m(tmp_path):
