@@ -117,6 +117,9 @@ class ExecutionSpec(Strict):
     threads_per_engine: int = Field(1, ge=1, le=64, description="2 cores: two 1-thread engines ~140 tok/s vs ~118 for one 2-thread")
     gpus_per_engine: float = Field(0, ge=0, le=64, description="Ray GPUs per engine actor (vllm: = tensor_parallel_size)")
     batch_size: int = Field(8, ge=1, le=4096, description="seeds per committed batch")
+    slots_per_engine: int = Field(
+        1, ge=1, le=64, description="requests a llamacpp engine decodes together (llama.cpp batch API); "
+        "1 = one at a time. >1: a text may depend on which requests shared its batch (the cache keeps exactly-once)")
 
     @model_validator(mode="after")
     def _engines(self) -> "ExecutionSpec":
@@ -243,9 +246,14 @@ class JobSpec(Strict):
         data.pop("templates_dir")
         data["textbook"] = options if self.recipe == "textbook" else None
         data["math"] = options if self.recipe == "math" else None
-        before_options = _hash({**data, "execution": self.execution.model_dump(mode="json")})
+        # the execution settings that existed when they were part of the fingerprint
+        execution = self.execution.model_dump(mode="json", include=LEGACY_EXECUTION_FIELDS)
+        before_options = _hash({**data, "execution": execution})
         found = [f for f in (before_signals, before_harder, before_options) if f != self.fingerprint]
         return list(dict.fromkeys(found))
+
+
+LEGACY_EXECUTION_FIELDS = {"executor", "engines", "threads_per_engine", "gpus_per_engine", "batch_size"}
 
 
 def _hash(data: dict) -> str:

@@ -25,8 +25,10 @@ class Executor(Protocol):
 
 
 class Dispatcher:
-    def __init__(self, kind: str, engines: int | str, threads: int, address: str | None = None, gpus: float = 0):
+    def __init__(self, kind: str, engines: int | str, threads: int, address: str | None = None, gpus: float = 0,
+                 slots: int = 1):
         self._kind, self._engines, self._threads, self._address, self._gpus = kind, engines, threads, address, gpus
+        self._slots = slots  # execution.slots_per_engine
         self._local: Executor | None = None
         self._remote: Executor | None = None
 
@@ -36,12 +38,12 @@ class Dispatcher:
             if self._kind == "local":
                 from factory.executors.local import LocalExecutor
 
-                self._local = LocalExecutor(threads=self._threads)
+                self._local = LocalExecutor(threads=self._threads, slots=self._slots)
             else:
                 from factory.executors.ray_pool import RayExecutor
 
                 self._local = RayExecutor(engines=self._engines, threads=self._threads, address=self._address,
-                                          gpus=self._gpus)
+                                          gpus=self._gpus, slots=self._slots)
         return self._local
 
     def _for(self, entry) -> Executor:
@@ -82,5 +84,5 @@ class Dispatcher:
 
 
 def make_executor(kind: str, engines: int | str, threads: int, address: str | None = None,
-                  gpus: float = 0) -> Dispatcher:
-    return Dispatcher(kind, engines, threads, address, gpus)
+                  gpus: float = 0, slots: int = 1) -> Dispatcher:
+    return Dispatcher(kind, engines, threads, address, gpus, slots)

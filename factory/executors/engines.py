@@ -9,8 +9,8 @@ from factory.keys import digest
 
 
 class EngineCache:
-    def __init__(self, threads: int = 1):
-        self.threads = threads
+    def __init__(self, threads: int = 1, slots: int = 1):
+        self.threads, self.slots = threads, slots
         self._engines: dict[str, object] = {}
 
     def engine(self, ref, entry=None):
@@ -20,7 +20,12 @@ class EngineCache:
         return self._engines[key]
 
     def generate(self, ref, requests: list[Request], entry=None) -> list[Completion]:
-        return self.engine(ref, entry).generate(requests)
+        engine = self.engine(ref, entry)
+        # execution.slots_per_engine > 1: an engine that can decode several requests together
+        # (llamacpp's generate_batched) does; others take them one call as before.
+        if self.slots > 1 and callable(getattr(engine, "generate_batched", None)):
+            return engine.generate_batched(requests, self.slots)
+        return engine.generate(requests)
 
     def score(self, ref, texts: list[str], entry=None) -> list[tuple[float, int]]:
         """The likelihood signal of each text under the model (see backends.base.Scorer)."""

@@ -1,6 +1,7 @@
 """In-process executor: one engine per (backend, model), requests run in order (a batching
-engine gets them in one call). Each request is admitted by the budget before it runs; a
-batching engine's call is admitted request by request and sent with those that fit."""
+engine gets them in one call; with slots > 1, up to `slots` per call, decoded together).
+Each request is admitted by the budget before it runs; a call of several is admitted
+request by request and sent with those that fit."""
 from __future__ import annotations
 
 from collections import deque
@@ -11,9 +12,9 @@ from factory.executors.engines import EngineCache
 
 
 class LocalExecutor:
-    def __init__(self, threads: int = 1):
-        self.engines = 1
-        self._cache = EngineCache(threads)
+    def __init__(self, threads: int = 1, slots: int = 1):
+        self.engines, self.slots = 1, slots
+        self._cache = EngineCache(threads, slots)
 
     def generate(self, ref, requests: list[Request], on_completion=None, entry=None,
                  admit: Admit | None = None) -> list[Completion]:
@@ -22,7 +23,7 @@ class LocalExecutor:
         out = []
         while pending:
             # Nothing is in flight between groups: a group the budget refuses outright ends the call.
-            group = take_admitted(pending, admit, len(pending) if batching else 1)
+            group = take_admitted(pending, admit, len(pending) if batching else self.slots)
             if not group:
                 break
             for completion in self._cache.generate(ref, group, entry):

@@ -3,7 +3,8 @@
 Actors are sized to the cores: on 2 cores two 1-thread llama.cpp engines gave ~140 tok/s
 together against ~118 for one 2-thread engine. Requests are dealt one at a time to
 whichever actor is free (2 in flight per actor so none idles between calls); one Ray
-call costs ~1 ms against seconds of generation.
+call costs ~1 ms against seconds of generation. With execution.slots_per_engine > 1 a call
+carries up to `slots` requests, which the engine decodes together.
 """
 from __future__ import annotations
 
@@ -39,8 +40,8 @@ def _pickle_by_value(entry) -> None:
 
 
 class EngineActor:
-    def __init__(self, threads: int):
-        self.cache = EngineCache(threads)
+    def __init__(self, threads: int, slots: int = 1):
+        self.cache = EngineCache(threads, slots)
 
     def generate(self, ref, requests: list[Request], entry=None) -> list[Completion]:
         return self.cache.generate(ref, requests, entry)
@@ -56,7 +57,9 @@ class EngineActor:
 
 
 class RayExecutor:
-    def __init__(self, engines: int | str = "auto", threads: int = 1, address: str | None = None, gpus: float = 0):
+    def __init__(self, engines: int | str = "auto", threads: int = 1, address: str | None = None, gpus: float = 0,
+                 slots: int = 1):
+        self.slots = slots
         self._owns_ray = not ray.is_initialized()
         if self._owns_ray:
             ray.init(address=address, include_dashboard=False, log_to_driver=False,
@@ -69,7 +72,7 @@ class RayExecutor:
         # A crashed actor is restarted and its call retried: generation is idempotent
         # (same request, same seed, same text) and the driver writes nothing until it returns.
         actor_cls = ray.remote(num_cpus=threads, num_gpus=gpus, max_restarts=2, max_task_retries=2)(EngineActor)
-        self.actors = [actor_cls.remote(threads) for _ in range(self.engines)]
+        self.actors = [actor_cls.remote(threads, slots) for _ in range(self.engines)]
 
     def generate(self, ref, requests: list[Request], on_completion=None, entry=None,
                  admit: Admit | None = None) -> list[Completion]:
@@ -81,29 +84,32 @@ class RayExecutor:
             return self._generate_chunks(ref, requests, on_completion, entry, admit)
         pending = deque(enumerate(requests))
         results: list[Completion | None] = [None] * len(requests)
-        in_flight = {}  # ObjectRef -> (actor, index)
+        in_flight = {}  # ObjectRef -> (actor, indices of its requests)
         load = {i: 0 for i in range(len(self.actors))}
 
         def submit() -> None:
-            # Admitted as it is queued on an actor: a queued call is as good as sent.
+            # Admitted as it is queued on an actor: a queued call is as good as sent. A call
+            # carries up to `slots` requests (1: one request per call, as before slots existed).
             for actor_index, actor in enumerate(self.actors):
-                for index, request in take_admitted(pending, admit, IN_FLIGHT_PER_ACTOR - load[actor_index]):
-                    call = actor.generate.remote(ref, [request], entry)
-                    in_flight[call] = (actor_index, index)
-                    load[actor_index] += 1
-                if pending and load[actor_index] < IN_FLIGHT_PER_ACTOR:
-                    return  # refused: ask again when something in flight has arrived
+                while pending and load[actor_index] < IN_FLIGHT_PER_ACTOR:
+                    group = take_admitted(pending, admit, self.slots)
+                    if group:
+                        call = actor.generate.remote(ref, [request for _, request in group], entry)
+                        in_flight[call] = (actor_index, [index for index, _ in group])
+                        load[actor_index] += 1
+                    if pending and len(group) < self.slots:
+                        return  # refused: ask again when something in flight has arrived
 
         submit()
         while in_flight:  # empty: all done, or the next request does not fit with nothing in flight
             ready, _ = ray.wait(list(in_flight), num_returns=1)
             for call in ready:
-                actor_index, index = in_flight.pop(call)
+                actor_index, indices = in_flight.pop(call)
                 load[actor_index] -= 1
-                completion = ray.get(call)[0]
-                results[index] = completion
-                if on_completion:
-                    on_completion(completion)
+                for index, completion in zip(indices, ray.get(call)):
+                    results[index] = completion
+                    if on_completion:
+                        on_completion(completion)
             submit()
         return results  # type: ignore[return-value]
 

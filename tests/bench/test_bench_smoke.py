@@ -109,6 +109,14 @@ def test_generation_throughput():
 
 
 @pytest.mark.model
+def test_batched_generation():
+    out = run_bench("batched_generation.py", "--requests", "2", "--max-tokens", "8", "--slots", "1,2", "--threads", "1",
+                    "--repeats", "1")
+    number_after(out, r"ratio slots 2 / slots 1 tok/s:")
+    assert re.search(r"alone vs in a batch of 2: [0-2]/2 texts identical", out), out
+
+
+@pytest.mark.model
 def test_openai_throughput():
     out = run_bench("openai_throughput.py", "--requests", "1", "--concurrency", "1", "--max-tokens", "8",
                     "--server-threads", "1")
@@ -142,7 +150,7 @@ def test_paraphrase_contamination():
 
 SMOKED = {"sandbox_throughput.py", "near_dedup.py", "semantic_dedup.py", "stats_1m.py", "driver_rss.py",
           "training_throughput.py", "generation_throughput.py", "openai_throughput.py", "vllm_throughput.py",
-          "likelihood_cost.py", "paraphrase_contamination.py"}
+          "likelihood_cost.py", "paraphrase_contamination.py", "batched_generation.py"}
 
 
 def test_every_bench_has_a_smoke_test():
