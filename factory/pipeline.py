@@ -127,7 +127,8 @@ def run_job(spec: JobSpec, db: str | Path | None = None, limit: int | None = Non
         if not todo:
             return result  # a finished job costs no model call, and starts no engine
         ex = spec.execution
-        executor = make_executor(ex.executor, ex.engines, ex.threads_per_engine, address, ex.gpus_per_engine)
+        executor = make_executor(ex.executor, ex.engines, ex.threads_per_engine, address, ex.gpus_per_engine,
+                                 ex.slots_per_engine)
         caller = Caller(store, executor, on_completion=lambda c: progress.tokens(c.completion_tokens),
                         budget=make_budget(spec, store, job))
         ctx = Context(spec=spec, job=job, bound=bound, caller=caller, recipe=recipe, store=store)

@@ -259,7 +259,8 @@ def probe_job(job, db=None, samples: int = DEFAULT_SAMPLES, seed: int = 0, kinds
         say(f"probing {len(chosen)} samples x {len(kinds)} corruption kinds with {spec.reviewers} reviews each: "
             f"{len(texts) * spec.reviewers} review requests (the originals' are the job's own, cached)")
         ex = spec.execution
-        executor = make_executor(ex.executor, ex.engines, ex.threads_per_engine, None, ex.gpus_per_engine)
+        executor = make_executor(ex.executor, ex.engines, ex.threads_per_engine, None, ex.gpus_per_engine,
+                                 ex.slots_per_engine)
         try:
             caller = Caller(store, executor)
             ctx = Context(spec=spec, job=fingerprint, bound=bound, caller=caller, recipe=recipe, store=store)
