@@ -64,6 +64,19 @@ def registered(name: str, base_dir: str | None = None) -> Registered:
     return entry
 
 
+def class_offers(backend: str, method: str, base_dir: str | None = None) -> bool:
+    """Whether a backend named as module:Class / file.py:Class or by an entry point is a class
+    with `method` (score, expected_scores), found without building it or loading a model.
+    Backends registered with functions say so in base.py (declare_scoring, ...)."""
+    if is_reference(backend):
+        cls = load_reference(backend, base_dir, "backend")
+    elif backend in entry_point_names(GROUP):
+        cls = load_entry_point(GROUP, backend, "backend")
+    else:
+        return False
+    return callable(getattr(cls, method, None))
+
+
 def model_identity(ref) -> ModelIdentity:
     """ref: a RoleSpec or ModelRef (backend, model, endpoint)."""
     return registered(ref.backend).identity(ref)

@@ -35,18 +35,9 @@ def reference_model(spec):
 
 def can_score(backend: str, base_dir: str | None = None) -> bool:
     """Whether the backend's engines implement score(texts), without loading a model."""
-    if backend in SCORING_BACKENDS:
-        return True
-    from factory.backends import GROUP
-    from factory.plugins import entry_point_names, is_reference, load_entry_point, load_reference
+    from factory.backends import class_offers
 
-    if is_reference(backend):
-        cls = load_reference(backend, base_dir, "backend")
-    elif backend in entry_point_names(GROUP):
-        cls = load_entry_point(GROUP, backend, "backend")
-    else:
-        return False  # registered with functions (openai, vllm): declare_scoring(name) opts in
-    return callable(getattr(cls, "score", None))
+    return backend in SCORING_BACKENDS or class_offers(backend, "score", base_dir)
 
 
 def score_key(identity: dict, text: str) -> str:

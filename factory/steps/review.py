@@ -59,18 +59,10 @@ class Review:
 
 def can_expect(backend: str, base_dir: str | None = None) -> bool:
     """Whether the backend's engines implement expected_scores, without loading a model."""
-    if backend in EXPECTED_SCORE_BACKENDS:
-        return True
-    from factory.backends import GROUP
-    from factory.plugins import entry_point_names, is_reference, load_entry_point, load_reference
+    from factory.backends import class_offers
 
-    if is_reference(backend):
-        cls = load_reference(backend, base_dir, "backend")
-    elif backend in entry_point_names(GROUP):
-        cls = load_entry_point(GROUP, backend, "backend")
-    else:
-        return False  # registered with functions (openai, vllm, fake): declare_expected_scores(name) opts in
-    return callable(getattr(cls, "expected_scores", None))
+    return backend in EXPECTED_SCORE_BACKENDS or class_offers(backend, "expected_scores", base_dir)
+
 
 
 def review_rubric_axes(spec, recipe_cls) -> dict[str, list[int]] | None:
