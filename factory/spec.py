@@ -1,7 +1,9 @@
 """The job spec: YAML in, a validated pydantic model out, and the fingerprint that names it.
 
 Unknown fields are errors everywhere (extra="forbid") so that a typo never silently
-falls back to a default.
+falls back to a default. Reading the file is factory/job_file.py, the error type
+factory/job_errors.py, the load-time checks of templates, backends and signals
+factory/job_checks.py.
 """
 from __future__ import annotations
 
@@ -10,8 +12,10 @@ import json
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+
+from factory.job_errors import JobError, one_line_error  # noqa: F401 - callers import them from here
+from factory.job_file import read_yaml  # noqa: F401 - callers import it from here
 
 # Fields that do not change what any one sample is: growing num_samples extends the same
 # job, and the same job may live in another database file.
@@ -261,39 +265,6 @@ def _hash(data: dict) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-class JobError(ValueError):
-    """An invalid job file; str() is one line naming the field and what is allowed."""
-
-
-def _fields_at(loc: tuple, model: type[BaseModel]) -> list[str]:
-    """The field names a spec allows at a location, for 'unknown field' messages."""
-    for part in loc:
-        if isinstance(part, int) or part not in model.model_fields:
-            continue  # a list index or a dict key (a role name): same model below it
-        annotation = model.model_fields[part].annotation
-        inner = [a for a in getattr(annotation, "__args__", (annotation,)) if isinstance(a, type)]
-        inner = [a for a in inner if issubclass(a, BaseModel)]
-        if not inner:
-            return []
-        model = inner[0]
-    return list(model.model_fields)
-
-
-def one_line_error(path: str, err: ValidationError, spec: type[BaseModel]) -> str:
-    """The first validation error as one line: the field path, the rule, the value given."""
-    first = err.errors()[0]
-    where = ".".join(str(p) for p in first["loc"]) or "(top level)"
-    msg = first["msg"]
-    got = first.get("input")
-    shown = "" if isinstance(got, (dict, list)) or got is None else f" (got {got!r})"
-    if first["type"] == "extra_forbidden":
-        msg, shown = f"unknown field; allowed here: {', '.join(_fields_at(first['loc'][:-1], spec))}", ""
-    more = len(err.errors()) - 1
-    tail = f"; and {more} more error(s)" if more else ""
-    return f"{path}: {where}: {msg}{shown}{tail}"
-
-
-# Decision keys added with the gates and the likelihood signal (issue 11; legacy_fingerprints).
 SIGNAL_DECISION_KEYS = ("min_likelihood", "likelihood_model", "truncated", "require_seed_words")
 # Decision keys left out of the canonical spec at their default: a job that does not use
 # them keeps the fingerprint it had before they existed (no legacy fingerprint needed, and
@@ -372,6 +343,8 @@ def parse_job(data: dict, source: str = "<job>", base_dir: str | None = None) ->
     dumped = options.model_dump(mode="json")
     spec = spec.model_copy(update={"options": dumped or None})
     spec._base_dir = base_dir
+    from factory.job_checks import check_expected_scores, check_likelihood, check_roles
+
     try:
         check_roles(spec, recipe)
         check_likelihood(spec)
@@ -379,118 +352,6 @@ def parse_job(data: dict, source: str = "<job>", base_dir: str | None = None) ->
     except (TemplateError, PluginError, JobError) as err:
         raise JobError(f"{source}: {err}") from None
     return spec
-
-
-def check_likelihood(spec: JobSpec) -> None:
-    """A job that asks for the likelihood signal (min_likelihood or likelihood_model) needs
-    a reference model whose backend can score texts: refused here, before anything is written."""
-    from factory.backends import registered
-    from factory.backends.base import score_unsupported
-    from factory.steps.likelihood import can_score, reference_model
-
-    rule = spec.decision
-    if rule.min_likelihood is None and rule.likelihood_model is None:
-        return  # not asked: the signal is stored where the model can give it, skipped elsewhere
-    field = "decision.likelihood_model" if rule.likelihood_model is not None else "decision.min_likelihood"
-    ref = reference_model(spec)
-    if ref is None:
-        raise JobError(f"{field}: recipe {spec.recipe} has no generator to take the reference model from; "
-                       "set decision.likelihood_model")
-    try:
-        registered(ref.backend, spec.base_dir)
-    except ValueError as err:
-        raise JobError(f"decision.likelihood_model.backend: {err}") from None
-    if not can_score(ref.backend, spec.base_dir):
-        raise JobError(f"{field}: {score_unsupported(ref.backend)}")
-
-
-def check_expected_scores(spec: JobSpec, recipe) -> None:
-    """decision.review_score: expected needs a `reviewer` role whose rubric has integer
-    axes and whose every model's backend gives token probabilities: refused here."""
-    from factory.backends import registered
-    from factory.backends.base import expected_unsupported
-    from factory.steps.review import can_expect, review_rubric_axes
-
-    if spec.decision.review_score != "expected":
-        return
-    field = "decision.review_score"
-    if "reviewer" not in spec.roles:
-        raise JobError(f"{field}: expected scores are computed for the `reviewer` role; recipe {spec.recipe} has none "
-                       "(use review_score: sampled)")
-    for ref in spec.roles["reviewer"].models():
-        registered(ref.backend, spec.base_dir)  # an unknown backend: check_roles named it already
-        if not can_expect(ref.backend, spec.base_dir):
-            raise JobError(f"{field}: expected: reviewer model {ref.model}: {expected_unsupported(ref.backend)}")
-    axes = review_rubric_axes(spec, recipe)
-    if axes is not None and not axes:
-        raise JobError(f"{field}: expected: recipe {spec.recipe}'s reviewer rubric has no integer score axes "
-                       "(Literal[1..10] fields) to take an expectation over; use review_score: sampled")
-
-
-def check_roles(spec: JobSpec, recipe) -> None:
-    """Every role's template loads and reads only variables the recipe provides; every
-    backend is known (plugins import here, not in the middle of a run)."""
-    from factory.backends import registered
-    from roles.templates import check_variables, load_template
-
-    for name, role in spec.roles.items():
-        template = load_template(role.template, spec.base_dir, spec.templates_dir)
-        check_variables(template, set(recipe.roles[name].provides), f"recipe {recipe.name} (role {name})")
-        for ref in role.models():
-            try:
-                entry = registered(ref.backend, spec.base_dir)
-                if entry.check is not None:  # a backend that serves only some roles says so here, not mid-run
-                    entry.check(name, spec, recipe)
-            except ValueError as err:
-                raise JobError(f"roles.{name}.backend: {err}") from None
-
-
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """YAML whose mappings may not repeat a key: the second `seed:` silently winning is a bug."""
-
-
-def _no_duplicates(loader, node, deep=False):
-    seen = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if key in seen:
-            raise JobError(f"line {key_node.start_mark.line + 1}: duplicate key {key!r}")
-        seen.add(key)
-    return loader.construct_mapping(node, deep)
-
-
-_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicates)
-
-MAX_SPEC_BYTES = 1_000_000  # a job file is a page of YAML; a bigger one is the wrong file
-
-
-def read_yaml(path: str | Path, kind: str = "job"):
-    """A spec file's YAML; every problem is one line naming the file (and the line)."""
-    path = Path(path)
-    if path.is_dir():
-        raise JobError(f"{path}: is a directory, not a {kind} file")
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise JobError(f"{path}: no such {kind} file") from None
-    except OSError as err:
-        raise JobError(f"{path}: cannot read the {kind} file ({err.strerror})") from None
-    if len(raw) > MAX_SPEC_BYTES:
-        raise JobError(f"{path}: {len(raw)} bytes is too big for a {kind} file (at most {MAX_SPEC_BYTES})")
-    try:
-        text = raw.decode("utf-8-sig")  # a BOM (Windows editors write one) is fine
-    except UnicodeDecodeError as err:
-        raise JobError(f"{path}: not a UTF-8 text file (byte {err.start}): a {kind} file is YAML text") from None
-    if "\x00" in text:
-        raise JobError(f"{path}: not a text file (it holds NUL bytes): a {kind} file is YAML text")
-    try:
-        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
-    except JobError as err:
-        raise JobError(f"{path}: {err}") from None
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark else "?"
-        raise JobError(f"{path}: {where}: not valid YAML ({getattr(err, 'problem', err)})") from None
 
 
 def load_job(path: str | Path) -> JobSpec:

@@ -1,0 +1,40 @@
+"""Invalid job (and distill) files: the error type and its one-line message from pydantic's
+validation errors: the field path, the rule, the value given."""
+from __future__ import annotations
+
+from pydantic import BaseModel, ValidationError
+
+
+class JobError(ValueError):
+    """An invalid job file; str() is one line naming the field and what is allowed."""
+
+
+def _fields_at(loc: tuple, model: type[BaseModel]) -> list[str]:
+    """The field names a spec allows at a location, for 'unknown field' messages."""
+    for part in loc:
+        if isinstance(part, int) or part not in model.model_fields:
+            continue  # a list index or a dict key (a role name): same model below it
+        annotation = model.model_fields[part].annotation
+        inner = [a for a in getattr(annotation, "__args__", (annotation,)) if isinstance(a, type)]
+        inner = [a for a in inner if issubclass(a, BaseModel)]
+        if not inner:
+            return []
+        model = inner[0]
+    return list(model.model_fields)
+
+
+def one_line_error(path: str, err: ValidationError, spec: type[BaseModel]) -> str:
+    """The first validation error as one line: the field path, the rule, the value given."""
+    first = err.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    msg = first["msg"]
+    got = first.get("input")
+    shown = "" if isinstance(got, (dict, list)) or got is None else f" (got {got!r})"
+    if first["type"] == "extra_forbidden":
+        msg, shown = f"unknown field; allowed here: {', '.join(_fields_at(first['loc'][:-1], spec))}", ""
+    more = len(err.errors()) - 1
+    tail = f"; and {more} more error(s)" if more else ""
+    return f"{path}: {where}: {msg}{shown}{tail}"
+
+
+# Decision keys added with the gates and the likelihood signal (issue 11; legacy_fingerprints).
