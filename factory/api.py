@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from factory.pipeline import RunResult, run_job
-from factory.spec import JobSpec, load_job, parse_job
+from factory.spec import JobSpec, load_job, spec_of
 from stores import open_database
 from stores.snapshot import open_for_reading
 from stores.curated import UncuratedWarning  # noqa: F401 - public: export and distill warn with it
@@ -19,12 +19,7 @@ if TYPE_CHECKING:  # torch comes with these: imported when distill() is called, 
 def run(job: str | Path | dict | JobSpec, db: str | Path | None = None, limit: int | None = None,
         address: str | None = None, progress=None) -> RunResult:
     """Run (or resume) a job from a YAML path, a dict or a JobSpec."""
-    if isinstance(job, dict):
-        spec = parse_job(job)
-    elif isinstance(job, JobSpec):
-        spec = job
-    else:
-        spec = load_job(job)
+    spec = spec_of(job) or load_job(job)  # a name is no file: load_job says "no such job file"
     return run_job(spec, db=db, limit=limit, address=address, progress=progress)
 
 

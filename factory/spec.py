@@ -357,3 +357,15 @@ def parse_job(data: dict, source: str = "<job>", base_dir: str | None = None) ->
 def load_job(path: str | Path) -> JobSpec:
     path = Path(path)
     return parse_job(read_yaml(path), str(path), str(path.resolve().parent))
+
+
+def spec_of(job) -> JobSpec | None:
+    """The JobSpec a job argument names (a JobSpec, a dict, a YAML path), or None for a job
+    name or fingerprint (which only a database can resolve)."""
+    if isinstance(job, JobSpec):
+        return job
+    if isinstance(job, dict):
+        return parse_job(job)
+    if isinstance(job, Path) or Path(str(job)).is_file():
+        return load_job(job)  # a missing Path: JobError "no such job file"
+    return None

@@ -13,7 +13,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from factory.curation.run import curate
-from factory.spec import CurationSpec, JobSpec, load_job, one_line_error, parse_job
+from factory.spec import CurationSpec, JobSpec, one_line_error, spec_of
 from stores import Store, StoreError
 from stores.curation import job_curation, last_pass_config
 from stores.stats import UnknownJob, resolve_job
@@ -27,17 +27,6 @@ SETTINGS = {
     "last curation pass": "the job's last curation pass's (none stored with the job)",
     "defaults": "the defaults (none stored with the job, no earlier curation pass)",
 }
-
-
-def _job_spec(job) -> JobSpec | None:
-    """The JobSpec a job argument names, or None for a name or fingerprint."""
-    if isinstance(job, JobSpec):
-        return job
-    if isinstance(job, dict):
-        return parse_job(job)
-    if isinstance(job, Path) or Path(str(job)).is_file():
-        return load_job(job)  # a missing Path: JobError "no such job file"
-    return None
 
 
 def _stored(raw: dict, where: str) -> CurationSpec:
@@ -60,7 +49,7 @@ def _settings(con, job: str) -> tuple[str, CurationSpec]:
 def curate_job(job: str | Path | dict | JobSpec, db: str | Path | None = None) -> dict:
     """One curation pass; returns its summary (what curation_runs.summary holds) with the
     job's fingerprint, the database and where the settings came from ("settings")."""
-    spec = _job_spec(job)
+    spec = spec_of(job)
     db = Path(db or (spec.db if spec else DEFAULT_DB))
     if not db.exists():
         raise StoreError(f"no database at {db}: run the job first, or pass --db")

@@ -5,23 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from factory.spec import JobError, JobSpec, load_job, parse_job
+from factory.spec import JobError, JobSpec, parse_job
 from stores import StoreError
 from stores.jobs import job_row
 from stores.stats import UnknownJob, resolve_job
 
 DEFAULT_DB = JobSpec.model_fields["db"].default
-
-
-def job_file(job) -> JobSpec | None:
-    """The JobSpec a job argument names, or None for a name or fingerprint."""
-    if isinstance(job, JobSpec):
-        return job
-    if isinstance(job, dict):
-        return parse_job(job)
-    if isinstance(job, Path) or Path(str(job)).is_file():
-        return load_job(job)
-    return None
 
 
 def database(spec: JobSpec | None, db) -> Path:

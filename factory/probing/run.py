@@ -33,10 +33,10 @@ from factory.keys import digest
 from factory.pipeline import bind_roles, make_recipe
 from factory.probing import metrics
 from factory.probing.corruptions import CorruptionContext, corruption_rng
-from factory.probing.job import database, job_file, resolve
+from factory.probing.job import database, resolve
 from factory.probing.signals import extra_signals
 from factory.steps.review import with_expected
-from factory.spec import JobError
+from factory.spec import JobError, spec_of
 from roles import Drop
 from stores import Store
 from stores.probe import accepted_for_probe, write_probe
@@ -235,7 +235,7 @@ def probe_job(job, db=None, samples: int = DEFAULT_SAMPLES, seed: int = 0, kinds
         raise JobError(f"--samples: must be >= 1 (got {samples})")
     say = say or (lambda line: None)
     started = time.monotonic()
-    spec = job_file(job)
+    spec = spec_of(job)
     path = database(spec, db)
     notes: list[str] = []
     with Store(path) as store:
