@@ -57,6 +57,14 @@ def check_expected_scores(spec: JobSpec, recipe) -> None:
                        "(Literal[1..10] fields) to take an expectation over; use review_score: sampled")
 
 
+def check_reviewers(spec: JobSpec, recipe) -> None:
+    """`reviewers: 0` (gates alone decide) only where the recipe can work without reviews."""
+    if spec.reviewers < recipe.min_reviewers:
+        raise JobError(f"reviewers: recipe {recipe.name} needs at least {recipe.min_reviewers} (got {spec.reviewers})")
+    if spec.reviewers == 0 and spec.decision.review_score == "expected":
+        raise JobError("decision.review_score: expected reads the reviews; with reviewers: 0 there are none")
+
+
 def check_roles(spec: JobSpec, recipe) -> None:
     """Every role's template loads and reads only variables the recipe provides; every
     backend is known (plugins import here, not in the middle of a run)."""

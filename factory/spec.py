@@ -172,7 +172,8 @@ class JobSpec(Strict):
                         "module:Class, or path/file.py:Class relative to the job file")
     num_samples: int = Field(ge=1, le=10_000_000)
     seed: int = Field(0, ge=0)
-    reviewers: int = Field(3, ge=1, le=16)
+    reviewers: int = Field(3, ge=0, le=16, description="reviewers per sample; 0: no model review, every sample "
+                           "that passes the recipe's gates (math: the verifier) is accepted (stage 'gates')")
     roles: dict[str, RoleSpec] = Field(default_factory=dict, description="per role; the recipe fills what is left out")
     decision: DecisionRule = DecisionRule()
     options: dict | None = Field(None, description="the recipe's options (its Options model checks them)")
@@ -343,9 +344,10 @@ def parse_job(data: dict, source: str = "<job>", base_dir: str | None = None) ->
     dumped = options.model_dump(mode="json")
     spec = spec.model_copy(update={"options": dumped or None})
     spec._base_dir = base_dir
-    from factory.job_checks import check_expected_scores, check_likelihood, check_roles
+    from factory.job_checks import check_expected_scores, check_likelihood, check_reviewers, check_roles
 
     try:
+        check_reviewers(spec, recipe)
         check_roles(spec, recipe)
         check_likelihood(spec)
         check_expected_scores(spec, recipe)

@@ -56,6 +56,9 @@ class Recipe(ABC):
     # GRA-style: 3 reviewers, accept mean >= 7 and spread <= 1.5, reject mean < 5
     decision: dict = {"accept_mean": 7.0, "max_spread": 1.5, "reject_mean": 5.0}
     score_range: tuple[float, float] = (1, 10)
+    # The fewest reviewers per sample the recipe's steps can work with; 0: the recipe's gates
+    # alone can decide (`reviewers: 0`). A recipe whose output IS the reviewers' ranking says 1.
+    min_reviewers = 0
     # A generation stopped at max_tokens: "reject" (stage `truncated`) or "keep"; the job's
     # decision.truncated overrides it (factory/steps/truncation.py).
     truncated = "reject"

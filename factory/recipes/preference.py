@@ -20,6 +20,7 @@ class PreferenceOptions(PersonaOptions):
 
 class Preference(Recipe):
     name = "preference"
+    min_reviewers = 1  # chosen/rejected are picked by the reviewers' scores
     description = "prompt/chosen/rejected pairs: n candidates per prompt scored by reviewers (DPO)"
     Options = PreferenceOptions
     roles = {
