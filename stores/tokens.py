@@ -4,7 +4,9 @@ Every model-made row carries the role that made it (migration m005), so a recipe
 role, or a role of a user's recipe, is counted with no edit here; rows with no role
 (seed-file problems, rule verdicts) made no call. A drop row always names a role, so a drop
 counts when it carries a call's lineage (its request key): a math solver's or a preference
-candidate's drop carries none, that call's tokens are on its solutions row.
+candidate's drop carries none, that call's tokens are on its solutions row. A usable
+suggestion (math `source: harder`) has no row of its own: its lineage is in its seed row's
+payload, and it is counted from there (so `factory stats` and the job's budget see it).
 """
 from __future__ import annotations
 
@@ -23,6 +25,11 @@ WITH made AS NOT MATERIALIZED (
   WHERE job = $job AND role IS NOT NULL''' for table in MODEL_MADE)}
 ), calls AS (
   SELECT role, prompt_tokens, completion_tokens, seconds FROM made
+  UNION ALL
+  -- a usable suggestion (math source: harder) lives in its seed row's payload with its lineage
+  SELECT 'suggester', CAST(payload->>'$.suggester.prompt_tokens' AS BIGINT),
+         CAST(payload->>'$.suggester.completion_tokens' AS BIGINT), CAST(payload->>'$.suggester.seconds' AS DOUBLE)
+  FROM seeds WHERE job = $job AND payload->>'$.suggester.request_key' IS NOT NULL
   UNION ALL
   SELECT role, prompt_tokens, completion_tokens, seconds FROM drops d
   WHERE job = $job AND request_key IS NOT NULL

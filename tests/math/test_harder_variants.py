@@ -80,6 +80,12 @@ def test_harder_variants_point_at_their_parents_and_are_solved_and_verified(pare
                                                                                    parent_job)
         assert p["suggestion"] and p["suggester"]["role"] == "suggester"
         assert p["suggester"]["template"] == "math/suggester@1" and p["suggester"]["completion_tokens"] > 0
+    # the suggestions' tokens are counted (stats, budgets) from the seed rows that hold their lineage
+    suggested = [json.loads(payload)["suggester"] for _, payload in seeds]
+    tokens = stats_of(db, "harder")["tokens"]["suggester"]
+    assert tokens["calls"] == len(problems)
+    assert tokens["completion_tokens"] == sum(s["completion_tokens"] for s in suggested) > 0
+    assert tokens["prompt_tokens"] == sum(s["prompt_tokens"] for s in suggested)
     samples = query(db, f"""SELECT seed_index, role, template, payload, text FROM samples
                             WHERE job = '{result.job}' ORDER BY seed_index""")
     assert len(samples) == len(problems)
