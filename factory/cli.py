@@ -249,7 +249,7 @@ def _distill(args, out: Console, err: Console) -> int:
 
 def _runs(args, out: Console, err: Console) -> int:
     from factory.api import runs as finished_runs
-    from factory.distill.compare import latest_per_mixture, runs_table, verdict
+    from factory.distill.compare import heldout_comparisons, heldout_table, latest_per_mixture, runs_table, verdict
 
     runs = finished_runs(args.db, args.distill)
     if args.json:
@@ -261,7 +261,11 @@ def _runs(args, out: Console, err: Console) -> int:
         return 0
     for name, latest in latest_per_mixture(runs).items():
         out.print(runs_table(name, latest))
+        if (held := heldout_table(name, latest)) is not None:  # stories: held-out loss, teacher likelihood
+            out.print(held)
         out.print(verdict(latest), soft_wrap=True)
+    for line in heldout_comparisons(latest_per_mixture(runs)):  # stories distillations on the same items
+        out.print(line, soft_wrap=True)
     return 0
 
 

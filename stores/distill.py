@@ -98,6 +98,9 @@ def list_runs(con, distill: str | None = None, run_id: str | None = None) -> lis
     items = _items_of(con, [r["run_id"] for r in out])
     for run in out:  # per evaluation item: what `factory runs`' paired tests compare
         run["items"] = items.get(run["run_id"], {})
+    measured = _story_measures_of(con, [r["run_id"] for r in out if r["task"] == "stories"])
+    for run in out:  # stories: per held-out item (nats, tokens) of the loss and of the teacher's log-likelihood
+        run["heldout_items"], run["teacher_items"] = measured.get(run["run_id"], ({}, {}))
     for run in out:  # `factory runs` says when the data came from the scripted reference teacher
         job = con.execute("SELECT json_extract_string(selection, '$.job') FROM mixtures WHERE mixture_id = ?",
                           [run["mixture_id"]]).fetchone()[0]
@@ -116,6 +119,25 @@ def _items_of(con, run_ids: list[str]) -> dict[str, dict[str, float]]:
         value = float(correct) if correct is not None else (float(score) if score is not None else None)
         if value is not None:
             out.setdefault(run_id, {})[item_id] = value
+    return out
+
+
+def _story_measures_of(con, run_ids: list[str]) -> dict[str, tuple[dict, dict]]:
+    """run id -> ({item: [nats, tokens]} of the held-out loss, {item: [log-prob, tokens]} of
+    the teacher's likelihood of the continuation). Runs made before these were measured
+    have neither (their details lack the keys): empty dicts."""
+    if not run_ids:
+        return {}
+    out: dict[str, tuple[dict, dict]] = {}
+    for run_id, item_id, details in con.execute(
+            "SELECT run_id, item_id, details FROM run_evals WHERE list_contains(?, run_id) ORDER BY run_id, item_id",
+            [run_ids]).fetchall():
+        d = json.loads(details) if details else {}
+        loss, teacher = out.setdefault(run_id, ({}, {}))
+        if d.get("heldout"):
+            loss[item_id] = [d["heldout"]["nats"], d["heldout"]["tokens"]]
+        if d.get("teacher"):
+            teacher[item_id] = [d["teacher"]["logprob"], d["teacher"]["tokens"]]
     return out
 
 

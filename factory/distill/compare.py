@@ -184,3 +184,107 @@ def runs_table(distill: str, runs: list[dict]) -> Table:
     for row in body:
         table.add_row(*row)
     return table
+
+
+# Stories (issue 12 item 4): the held-out measures of each run, and the comparison of
+# distillations measured on the same held-out stories (accepted vs every story vs KD are
+# three distillations of one job: one mixture each, the same held-out items).
+HELDOUT = (("heldout_loss", "heldout_items", "held-out loss"),
+           ("teacher_logprob", "teacher_items", "teacher log-likelihood of the continuations"))
+
+
+def _span(low, high, digits=2) -> str:
+    return "-" if low is None or high is None else f"{low:.{digits}f}..{high:.{digits}f}"
+
+
+def heldout_table(distill: str, runs: list[dict]) -> Table | None:
+    """Stories runs only (None otherwise): per run, the held-out loss (nats per token on
+    held-out accepted stories) and the teacher's mean log-probability per token of the
+    student's continuations, each with its 95% bootstrap interval over items; per mixture of
+    a `seeds` spec, the mean across seeds with its t-interval. A run made before these were
+    measured shows "-"."""
+    if not runs or runs[0].get("task") != "stories":
+        return None
+    seeded = any((r.get("metrics") or {}).get("seed") is not None for r in runs)
+    body = []
+    for mixture, group in by_mixture(runs).items():
+        for r in group:
+            m = r.get("metrics") or {}
+            loss_ci, teacher_ci = m.get("heldout_loss_ci") or [None, None], m.get("teacher_logprob_ci") or [None, None]
+            body.append((mixture, *((str(m.get("seed", "-")),) if seeded else ()), _fmt(m.get("heldout_loss")),
+                         _span(*loss_ci), _fmt(m.get("teacher_logprob")), _span(*teacher_ci),
+                         "-" if m.get("teacher_scored") is None else f"{m['teacher_scored']}/{m.get('n')}"))
+        if seeded:
+            row = [mixture, "mean"]
+            for key, _, _ in HELDOUT:
+                values = [r["metrics"][key] for r in group if (r.get("metrics") or {}).get(key) is not None]
+                value, low, high = seed_interval(values) if len(values) > 1 else (None, None, None)
+                row += [_fmt(value), _span(low, high)]
+            body.append((*row, ""))
+    header = ("mixture", *(("seed",) if seeded else ()), "held-out loss", "95% CI", "teacher lp", "95% CI", "scored")
+    first = runs[0]
+    teacher = (first.get("metrics") or {}).get("teacher_model") or {}
+    table = Table(title=f"distill {distill}: on {first['metrics'].get('n')} held-out accepted stories",
+                  box=box.SIMPLE_HEAD, pad_edge=False,
+                  caption=f"loss: nats/token of the held-out stories under the student; teacher lp: mean log-prob/token "
+                          f"of its continuations under {teacher.get('model', 'the teacher')}; 95% CI: bootstrap over "
+                          f"stories" + ("; mean rows: across seeds, t-interval" if seeded else ""))
+    for i, col in enumerate(header):
+        table.add_column(col, justify="left" if i == 0 else "right", no_wrap=True,
+                         min_width=max(len(col), *(len(row[i]) for row in body)))
+    for row in body:
+        table.add_row(*row)
+    return table
+
+
+def paired_bootstrap(first: list[dict], second: list[dict], items_key: str = "heldout_items") -> dict:
+    """Two groups of runs (one or more seeds each) on the items they share: per item each
+    group's (nats, tokens) averaged over its seeds (the item, not item x seed, is the unit,
+    as in `paired`), then bootstrap.paired_ratio_difference: first's ratio - second's with
+    its 95% interval and p. Keys: n, difference, low, high, p."""
+    from factory.distill.bootstrap import paired_ratio_difference
+
+    shared = sorted(set.intersection(*(set(r.get(items_key) or {}) for r in first + second)))
+
+    def side(runs):
+        return ([mean(r[items_key][i][0] for r in runs) for i in shared],
+                [mean(r[items_key][i][1] for r in runs) for i in shared])
+
+    return paired_ratio_difference(side(first), side(second))
+
+
+def heldout_comparisons(latest: dict[str, list[dict]]) -> list[str]:
+    """latest_per_mixture's answer -> one line per measure for each set of stories
+    distillations measured on the same held-out items (the same eval_set): the best (lowest
+    loss, highest teacher log-likelihood; mean over seeds) against each other one, by a
+    paired bootstrap over the shared items. A difference is called clear only when its 95%
+    interval excludes 0."""
+    by_eval: dict[str, dict[str, list[dict]]] = {}
+    for distill, runs in latest.items():
+        stories = [r for r in runs if r.get("task") == "stories" and r.get("heldout_items")]
+        if stories:
+            by_eval.setdefault(stories[0]["eval_set"], {})[distill] = stories
+    lines = []
+    for groups in by_eval.values():
+        if len(groups) < 2:
+            continue
+        for key, items_key, label in HELDOUT:
+            have = {d: rs for d, rs in groups.items() if all(r.get(items_key) for r in rs)}
+            if len(have) < 2:
+                continue
+            value = {d: mean(r["metrics"][key] for r in rs) for d, rs in have.items()}
+            lower_is_better = key == "heldout_loss"
+            best = (min if lower_is_better else max)(have, key=value.__getitem__)
+            said = []
+            for other in sorted(d for d in have if d != best):
+                t = paired_bootstrap(have[best], have[other], items_key)
+                if t["difference"] is None:
+                    said.append(f"vs {other}: no held-out item measured in both")
+                    continue
+                clear = t["low"] is not None and (t["high"] < 0 if lower_is_better else t["low"] > 0)
+                said.append(f"vs {other} ({_fmt(value[other])}): {t['difference']:+.3f}, 95% CI "
+                            f"[{_fmt(t['low'])}, {_fmt(t['high'])}], p={_fmt(t['p'])}, "
+                            f"{'clear' if clear else 'not clear of 0'} (n={t['n']})")
+            lines.append(f"{label} on the same held-out stories, paired bootstrap: {best} {_fmt(value[best])} "
+                         f"{'lowest' if lower_is_better else 'highest'}; " + "; ".join(said))
+    return lines

@@ -131,15 +131,19 @@ def plan_stories(con, spec: DistillSpec) -> Plan:
     job = _job(con, spec.source.job, "source.job", "stories")
     _warn_if_uncurated(con, spec, {"job": job})
     stories = story_candidates(con, job, spec.source.use)
+    # Held out from the accepted stories whatever `use` trains on, so that a student of every
+    # story and one of the accepted ones are measured on the same held-out items (issue 12).
+    accepted = stories if spec.source.use == "accepted" else story_candidates(con, job, "accepted")
     ev = spec.evaluation
-    if len(stories) <= ev.problems:
+    if len(accepted) <= ev.problems:
         raise JobError(f"evaluation.problems: {ev.problems} held-out stories asked, but job {spec.source.job} has "
-                       f"{len(stories)} {'accepted ' if spec.source.use == 'accepted' else ''}stories")
-    items = story_items(stories, ev.problems, ev.seed, ev.grading.prompt_words)
+                       f"{len(accepted)} accepted stories")
+    items = story_items(accepted, ev.problems, ev.seed, ev.grading.prompt_words)
     held = {i.item_id for i in items}
+    held_hashes = {s["content_hash"] for s in accepted if s["sample_id"] in held}
     candidates = {"story": {s["content_hash"]: [Candidate(s["sample_id"], s["sample_id"], s["content_hash"], "",
                                                           s["text"])]
-                            for s in stories if s["sample_id"] not in held}}
+                            for s in stories if s["sample_id"] not in held and s["content_hash"] not in held_hashes}}
     pool = problem_pool(candidates, {"story"})
     rows = rows_to_use(spec.rows, pool, {"story": len(pool)}, ["all"])
     problems = choose_problems(pool, rows, spec.training.seed)

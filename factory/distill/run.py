@@ -100,11 +100,17 @@ def _evaluate(spec: DistillSpec, plan: Plan, db: Path, student):
     from factory.distill.stories import ContinuationGrader, evaluate_stories
     from factory.spec import RoleSpec
 
-    with Store(db) as store:  # the grader caches its reviews as completions
-        reviewer = RoleSpec.model_validate(job_spec(store.con, plan.job)["roles"]["reviewer"])
+    from factory.distill.heldout import TeacherScorer, story_losses, teacher_ref
+
+    with Store(db) as store:  # the grader caches its reviews as completions, the teacher its scores
+        job = job_spec(store.con, plan.job)
+        reviewer = RoleSpec.model_validate(job["roles"]["reviewer"])
         grader = ContinuationGrader(reviewer, store, seed=spec.evaluation.seed)
-        try:
-            return "mean_review_score", evaluate_stories(student, plan.items, spec.evaluation, grader)
+        try:  # the teacher scores through the grader's engines: a teacher that also reviews loads once
+            teacher = TeacherScorer(teacher_ref(job), store.con, grader.executor)
+            return "mean_review_score", evaluate_stories(
+                student, plan.items, spec.evaluation, grader, teacher=teacher,
+                losses_fn=lambda texts: story_losses(student, texts, spec.training.max_length))
         finally:
             grader.close()
 
@@ -140,7 +146,8 @@ def _train_and_evaluate(spec: DistillSpec, plan: Plan, db: Path, mixture, run_id
     evals = [{"run_id": run_id, "item_id": r["item_id"], "prompt": r.get("question", r.get("prompt", "")),
               "reference": r.get("reference"), "output": r["output"], "answer": r.get("answer"),
               "correct": r.get("correct"), "score": r.get("score"), "output_tokens": r.get("output_tokens"),
-              "details": {k: v for k, v in r.items() if k in ("tokens_after_correct", "votes", "details")}}
+              "details": {k: v for k, v in r.items()
+                          if k in ("tokens_after_correct", "votes", "details", "heldout", "teacher")}}
              for r in report.rows]
     with Store(db) as store:
         record_run(store.con, run, evals)

@@ -83,10 +83,17 @@ class ContinuationGrader:
 
 
 def evaluate_stories(student, items: list[EvalItem], spec: EvaluationSpec, grader,
-                     generate_fn: Callable[..., list[tuple[str, int]]] | None = None) -> EvalReport:
+                     generate_fn: Callable[..., list[tuple[str, int]]] | None = None, *,
+                     losses_fn: Callable[[list[str]], list[tuple[float, int]]] | None = None,
+                     teacher=None) -> EvalReport:
     """The student continues each item's opening (greedy, spec.max_new_tokens) and `grader`
     reviews each continuation. generate_fn has evaluate.generate's signature (tests pass a
-    fake); grader has ContinuationGrader's grade."""
+    fake); grader has ContinuationGrader's grade.
+
+    losses_fn(stories) -> (nats, tokens) per held-out story (heldout.story_losses bound to
+    the student): the held-out loss. teacher: heldout.TeacherScorer (its continuations and
+    identity): the teacher's log-likelihood of each continuation. Either left out, its
+    metrics are absent (runs made before they existed show "-")."""
     generate_fn = generate_fn or generate
     prompts = [story_prompt(item.question) for item in items]
     outputs = generate_fn(student, prompts, spec.max_new_tokens, sample=False, seed=spec.seed)
@@ -96,7 +103,40 @@ def evaluate_stories(student, items: list[EvalItem], spec: EvaluationSpec, grade
     if len(reviews) != len(items):
         raise ValueError(f"grader returned {len(reviews)} reviews for {len(items)} continuations")
     rows = [_row(item, text, tokens, review) for item, (text, tokens), review in zip(items, outputs, reviews)]
-    return EvalReport(metrics=_metrics(rows, reviews, spec), rows=rows)
+    metrics = _metrics(rows, reviews, spec)
+    if losses_fn is not None:
+        losses = losses_fn([item.answer for item in items])
+        if len(losses) != len(items):
+            raise ValueError(f"losses_fn returned {len(losses)} losses for {len(items)} stories")
+        for row, (nats, count) in zip(rows, losses):
+            row["heldout"] = {"nats": nats, "tokens": count}
+        metrics.update(_ratio_metrics("heldout_loss", losses))
+        metrics["heldout_split"] = HELDOUT_SPLIT
+    if teacher is not None:
+        scored = teacher.continuations([(item.question, text) for item, (text, _) in zip(items, outputs)])
+        for row, got in zip(rows, scored):
+            row["teacher"] = None if got is None else {"logprob": got[0], "tokens": got[1]}
+        metrics.update(_ratio_metrics("teacher_logprob", [g for g in scored if g is not None]))
+        metrics.update(teacher_scored=sum(g is not None for g in scored), teacher_model=teacher.identity)
+    return EvalReport(metrics=metrics, rows=rows)
+
+
+# What `heldout_split` records with each run (the item ids themselves are its run_evals rows).
+HELDOUT_SPLIT = ("accepted stories of the source job ranked by digest('held-out', evaluation.seed, content_hash); "
+                 "the first evaluation.problems with more than prompt_words + 5 words; no mixture trains on "
+                 "them (by sample id and content hash)")
+
+
+def _ratio_metrics(name: str, pairs: list[tuple[float, int]]) -> dict:
+    """name: sum / tokens over the items (nats per token), its seeded bootstrap 95% interval
+    over items as name_ci, and the tokens it covers. A loss is nats summed (positive); the
+    teacher's is log-probability summed (negative)."""
+    from factory.distill.bootstrap import SEED, ratio_interval
+
+    value, low, high = ratio_interval([p[0] for p in pairs], [p[1] for p in pairs])
+    r = lambda v: None if v is None else round(v, 4)  # noqa: E731
+    return {name: r(value), f"{name}_ci": [r(low), r(high)], f"{name}_tokens": sum(p[1] for p in pairs),
+            f"{name}_interval": f"bootstrap over items, percentile, seed {SEED}"}
 
 
 def _row(item: EvalItem, output: str, output_tokens: int, review: ReviewResult | Drop) -> dict:
