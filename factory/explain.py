@@ -78,6 +78,7 @@ def explain(con, sample_id: str) -> dict:
         "solutions": sections["solutions"],
         "dedup": sections["dedup"],
         "contamination": sections["contamination"],
+        "outside_duplicate": (sections["outside_duplicate"] or [None])[0],
         "quality": (sections["quality"] or [None])[0],
         "in_accepted_view": rows["in_accepted_view"],
     }

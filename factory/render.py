@@ -48,6 +48,11 @@ def stats_tables(stats: dict) -> list[Table]:
     cur.add_column("value", justify="right")
     d = stats["duplicate_rates"]
     cur.add_row("duplicates removed: exact / near / semantic", f"{_pct(d['exact'])} / {_pct(d['near'])} / {_pct(d['semantic'])}")
+    outside = stats.get("outside_duplicates") or {"samples": 0, "by_source": {}}
+    if outside["samples"]:
+        cur.add_row("duplicates of other jobs / corpus files removed", str(outside["samples"]))
+        for name, n in outside["by_source"].items():
+            cur.add_row(f"  {name}", str(n))
     cur.add_row("contaminated samples", str(stats["contamination"]["samples"]))
     for name, n in stats["contamination"]["by_benchmark"].items():
         cur.add_row(f"  {name}", str(n))
@@ -157,6 +162,11 @@ def explain_view(story: dict):
         match = (f"paraphrase (cosine {c['similarity']:.2f}) of" if c.get("method") == "semantic"
                  else f"{c['ngram_size']}-gram {c['ngram']!r} in")
         tree.add(f"[red]contaminated[/]: {match} {c['benchmark']} row {c['benchmark_row']}")
+    if story.get("outside_duplicate"):
+        o = story["outside_duplicate"]
+        where = f"sample {o['other_sample_id']}" if o["kind"] == "job" else f"row {o['other_row']}"
+        tree.add(f"[yellow]removed[/]: {o['method']} duplicate (similarity {o['similarity']}) of {o['kind']} "
+                 f"{o['against_name']} ({o['against']}) {where}: {o['snippet']!r}")
     if story["quality"]:
         tree.add(f"quality score {story['quality']['score']}: {json.dumps(story['quality']['components'])}")
     tree.add(f"in the accepted view: {'yes' if story['in_accepted_view'] else 'no'}")

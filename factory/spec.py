@@ -138,6 +138,14 @@ class BenchmarkFile(Strict):
     name: str | None = Field(None, description="default: the file name")
 
 
+class CorpusFile(Strict):
+    """An existing corpus a job is deduped against (curation.against_corpus); never changed."""
+
+    path: str = Field(description="JSONL or Parquet file of texts already in the corpus")
+    field: str = Field("text", min_length=1, description="the text field of each row")
+    name: str | None = Field(None, description="default: the file name")
+
+
 class QualityWeights(Strict):
     """Weights of the composite quality score's components (each in [0, 1]); a component a
     sample does not have (no adjudication, no verifier) is left out and the rest renormalized."""
@@ -164,6 +172,11 @@ class CurationSpec(Strict):
     contamination_similarity: float = Field(0.80, gt=0, le=1, description="cosine similarity at or above which a "
                                             "sample is flagged as a paraphrase of a benchmark row")
     weights: QualityWeights = QualityWeights()
+    against_jobs: list[str] = Field(default_factory=list, description="job names or fingerprints in the same "
+                                    "database: a sample duplicating one of their accepted samples (exact, near, "
+                                    "or semantic when on) is removed; a name means every other job of that name")
+    against_corpus: list[CorpusFile] = Field(default_factory=list, description="JSONL or Parquet files: a sample "
+                                             "duplicating one of their rows is removed")
 
 
 class JobSpec(Strict):

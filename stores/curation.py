@@ -54,6 +54,24 @@ def cached_embeddings(con, model: str, sample_ids: list[str]) -> dict[str, np.nd
     return dict(zip(columns["sample_id"].tolist(), vectors))
 
 
+def accepted_samples(con, job: str) -> list[tuple[str, str, str]]:
+    """(sample_id, text, content_hash) of a job's accepted view rows, in seed order: what
+    another job's pass compares its samples with (curation.against_jobs)."""
+    return con.execute("SELECT sample_id, text, content_hash FROM accepted WHERE job = ? ORDER BY seed_index, sample_id",
+                       [job]).fetchall()
+
+
+def outside_duplicate_counts(con, job: str) -> dict:
+    """How many of the job's samples the last pass removed as duplicates of outside texts,
+    per source (`job NAME` or `corpus NAME`) and method. Empty on a database from before m010."""
+    if not con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'outside_duplicates'"
+                       ).fetchone()[0]:
+        return {"samples": 0, "by_source": {}}
+    rows = con.execute("""SELECT kind || ' ' || against_name || ' (' || method || ')', count(*)
+                          FROM outside_duplicates WHERE job = ? GROUP BY 1 ORDER BY 1""", [job]).fetchall()
+    return {"samples": sum(n for _, n in rows), "by_source": dict(rows)}
+
+
 def cached_benchmark_embeddings(con, file_sha256: str, field: str, model: str, rows: int) -> np.ndarray | None:
     """A benchmark file's row embeddings (row order) when the cache holds all `rows` of them."""
     columns = con.execute(
@@ -66,11 +84,13 @@ def cached_benchmark_embeddings(con, file_sha256: str, field: str, model: str, r
 
 def write_curation(con, job: str, model: str, new_embeddings: dict[str, np.ndarray], members: list[dict],
                    hits: list[dict], scores: list[dict], config: dict, summary: dict,
-                   store_with_job: bool = False, benchmark_embeddings: list[tuple] = ()) -> None:
+                   store_with_job: bool = False, benchmark_embeddings: list[tuple] = (),
+                   outside: list[dict] = ()) -> None:
     """store_with_job: the settings came from the job's YAML; they become the job's stored
     settings in the same transaction (a failing pass stores nothing). benchmark_embeddings:
-    (file_sha256, field, vectors) of benchmark files embedded by this pass, kept across passes
-    and jobs (the cache is keyed by content, not by job)."""
+    (file_sha256, field, vectors) of benchmark (or corpus) files embedded by this pass, kept
+    across passes and jobs (the cache is keyed by content, not by job). outside: the rows of
+    outside_duplicates (samples removed as duplicates of other jobs' or corpus texts)."""
     with transaction(con):
         for sha, field, vectors in benchmark_embeddings:
             frame = pd.DataFrame({"file_sha256": sha, "field": field, "model": model, "row": range(len(vectors)),
@@ -86,9 +106,10 @@ def write_curation(con, job: str, model: str, new_embeddings: dict[str, np.ndarr
             con.execute("""INSERT INTO embeddings SELECT sample_id, model, embedding::FLOAT[384] FROM new_embeddings
                            ON CONFLICT DO NOTHING""")
             con.unregister("new_embeddings")
-        for table in ("dedup_clusters", "contamination", "quality_scores", "curation_runs"):
+        for table in ("dedup_clusters", "contamination", "quality_scores", "curation_runs", "outside_duplicates"):
             con.execute(f"DELETE FROM {table} WHERE job = ?", [job])
         _insert_frame(con, "dedup_clusters", members)
+        _insert_frame(con, "outside_duplicates", list(outside))
         _insert_frame(con, "contamination", hits)
         _insert_frame(con, "quality_scores", scores)
         con.execute("INSERT INTO curation_runs (job, config, summary) VALUES (?, ?, ?)",

@@ -6,6 +6,8 @@ import json
 
 import numpy as np
 
+from stores.curation import outside_duplicate_counts
+
 
 def acceptance_by(con, job: str, column: str) -> dict:
     """Acceptance rate of samples grouped by the generator's template or model."""
@@ -90,6 +92,7 @@ def curation_stats(con, job: str) -> dict:
         "acceptance_by_model": acceptance_by(con, job, "model"),
         "duplicate_rates": duplicate_rates(con, job),
         "contamination": contamination(con, job),
+        "outside_duplicates": outside_duplicate_counts(con, job),
         "diversity": diversity(con, job),
         "accepted_view_rows": con.execute("SELECT count(*) FROM accepted WHERE job = ?", [job]).fetchone()[0],
         "mean_quality_score": (lambda v: None if v is None else round(v, 4))(

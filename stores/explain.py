@@ -17,6 +17,8 @@ SAMPLE_SECTIONS = {
     "contamination": "SELECT benchmark, benchmark_row, ngram_size, ngram, method, similarity FROM contamination "
                      "WHERE sample_id = ?",
     "quality": "SELECT score, components FROM quality_scores WHERE sample_id = ?",
+    "outside_duplicate": """SELECT method, kind, against, against_name, other_sample_id, other_row, similarity, snippet
+                            FROM outside_duplicates WHERE sample_id = ?""",
     "signals": """SELECT signal, value, details, model->>'model' AS model, request_key FROM signals
                   WHERE sample_id = ? ORDER BY signal""",
 }
@@ -24,7 +26,7 @@ SAMPLE_SECTIONS = {
 
 # Sections whose table a later migration made: a database written before it, read read-only
 # (not migrated), has none of those rows.
-LATER_TABLES = {"signals": "signals"}
+LATER_TABLES = {"signals": "signals", "outside_duplicate": "outside_duplicates"}
 
 
 def _has_table(con, section: str) -> bool:

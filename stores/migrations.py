@@ -181,9 +181,30 @@ def m009_signals(con) -> None:
         n_tokens INTEGER NOT NULL, seconds DOUBLE, created_at TIMESTAMP DEFAULT current_timestamp)""")
 
 
+def m010_outside_duplicates(con) -> None:
+    """Cross-job and corpus dedup (curation.against_jobs / against_corpus): a sample that
+    duplicates a text outside its job is removed, and this row says which text: kind job (the
+    other job's fingerprint and sample) or corpus (the file's path and row), the method
+    (exact | near | semantic), the similarity and a snippet of the other text. One row per
+    sample (the first method that matched); replaced whole by each pass, like dedup_clusters.
+    The accepted view leaves these samples out; the outside texts are never changed."""
+    con.execute("""CREATE TABLE outside_duplicates (
+        sample_id VARCHAR PRIMARY KEY, job VARCHAR NOT NULL, method VARCHAR NOT NULL, kind VARCHAR NOT NULL,
+        against VARCHAR NOT NULL, against_name VARCHAR NOT NULL, other_sample_id VARCHAR, other_row INTEGER,
+        similarity DOUBLE NOT NULL, snippet VARCHAR NOT NULL)""")
+    con.execute("""CREATE OR REPLACE VIEW accepted AS
+        SELECT s.*, q.score AS quality_score FROM samples s
+        JOIN verdicts v ON v.sample_id = s.sample_id AND v.decision = 'accept'
+        LEFT JOIN quality_scores q ON q.sample_id = s.sample_id
+        WHERE s.duplicate_of IS NULL
+          AND NOT EXISTS (SELECT 1 FROM dedup_clusters d WHERE d.sample_id = s.sample_id AND NOT d.kept)
+          AND NOT EXISTS (SELECT 1 FROM contamination c WHERE c.sample_id = s.sample_id)
+          AND NOT EXISTS (SELECT 1 FROM outside_duplicates o WHERE o.sample_id = s.sample_id)""")
+
+
 MIGRATIONS = [m001_initial, m002_verification, m003_curation, m004_distill, m005_role_and_versions,
               m006_job_curation, m007_semantic_contamination, m008_probe,
-              m009_signals]
+              m009_signals, m010_outside_duplicates]
 
 
 def migrate(con) -> list[str]:

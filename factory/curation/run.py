@@ -11,7 +11,7 @@ from dataclasses import asdict
 
 import numpy as np
 
-from factory.curation import decontaminate, near_dedup, semantic_dedup
+from factory.curation import against, decontaminate, near_dedup, semantic_dedup
 from factory.curation.clusters import clusters_from_pairs
 from factory.curation.quality import SampleSignals, parse_checks, quality
 from factory.recipes.registry import find_recipe
@@ -64,6 +64,8 @@ def curate(con, job: str, recipe: str, config: CurationSpec, store_with_job: boo
     # Benchmarks first: a missing file or field fails before any work or write.
     benchmarks = [(b.name or b.path.rsplit("/", 1)[-1], b.path, *decontaminate.read_benchmark(b.path, b.field))
                   for b in config.decontaminate]
+    # So are the outside sources (an unknown job, a corpus file without its field: exit 2).
+    outside_sources = against.read_sources(con, job, config)
     rows = sample_signals(con, job)
     recipe_cls = find_recipe(recipe)
     signals = {r[0]: SampleSignals(r[0], r[5], r[6], r[7], parse_checks(r[4]), removed=r[3] is not None,
@@ -75,7 +77,6 @@ def curate(con, job: str, recipe: str, config: CurationSpec, store_with_job: boo
 
     near_pairs = near_dedup.near_duplicate_pairs(ids, texts, config.near_threshold, config.shingle_words,
                                                  config.num_perm)
-    members = [{"method": "near", **asdict(m)} for m in clusters_from_pairs(near_pairs, base, order)]
 
     # One set of sample embeddings serves semantic dedup and semantic decontamination; it is
     # computed when either needs it (dedup may be off) and stored, so a later pass embeds nothing.
@@ -89,8 +90,13 @@ def curate(con, job: str, recipe: str, config: CurationSpec, store_with_job: boo
             by_id = dict(zip(ids, texts))
             new_vectors = dict(zip(missing, semantic_dedup.embed([by_id[i] for i in missing])))
         vectors = np.stack([cached.get(i, new_vectors.get(i)) for i in ids])
+    # Duplicates of outside texts (other jobs, corpus files) are removed outright; the in-job
+    # clusters form among the samples left (their pairs without the removed), so each keeps one.
+    outside = against.find(con, outside_sources, job, ids, texts, vectors, config)
+    gone = outside.removed
+    members = [{"method": "near", **asdict(m)} for m in clusters_from_pairs(_without(near_pairs, gone), base, order)]
     if config.semantic and ids:
-        semantic_pairs = semantic_dedup.similar_pairs(ids, vectors, config.semantic_threshold)
+        semantic_pairs = _without(semantic_dedup.similar_pairs(ids, vectors, config.semantic_threshold), gone)
         members += [{"method": "semantic", **asdict(m)} for m in clusters_from_pairs(semantic_pairs, base, order)]
 
     hits = []
@@ -103,7 +109,7 @@ def curate(con, job: str, recipe: str, config: CurationSpec, store_with_job: boo
     settings = config.model_dump(mode="json")
     change = contamination_change(last_pass_config(con, job), settings, contamination_flags(con, job),
                                   {(h["sample_id"], h["benchmark"], h["ngram_size"]) for h in hits})
-    removed = {m["sample_id"] for m in members if not m["kept"]} | {h["sample_id"] for h in hits}
+    removed = {m["sample_id"] for m in members if not m["kept"]} | {h["sample_id"] for h in hits} | gone
     scores = []
     for sid, s in signals.items():
         s.removed = s.removed or sid in removed
@@ -122,11 +128,21 @@ def curate(con, job: str, recipe: str, config: CurationSpec, store_with_job: boo
         "contaminated": len({h["sample_id"] for h in hits}), "contamination_hits": len(hits),
         "semantic_contaminated": len({h["sample_id"] for h in hits if h["method"] == "semantic"}),
     }
+    if outside_sources or config.against_jobs:
+        summary["against"] = against.describe(outside_sources)
+        summary["outside_removed"] = len(gone)
+        for method in ("exact", "near", "semantic"):
+            summary[f"outside_{method}"] = sum(1 for r in outside.rows if r["method"] == method)
     if change:
         summary["contamination_change"] = change
-    write_curation(con, job, semantic_dedup.MODEL_NAME, new_vectors, members, hits, scores, settings, summary,
-                   store_with_job, new_bench)
+    write_curation(con, job, semantic_dedup.MODEL_NAME, {**outside.sample_vectors, **new_vectors}, members, hits,
+                   scores, settings, summary, store_with_job, new_bench + outside.file_vectors, outside=outside.rows)
     return summary
+
+
+def _without(pairs: list[tuple[str, str, float]], gone: set[str]) -> list[tuple[str, str, float]]:
+    """The pairs among the samples left once those in `gone` are out."""
+    return [p for p in pairs if p[0] not in gone and p[1] not in gone] if gone else pairs
 
 
 def _semantic_contamination(con, benchmarks: list[tuple], ids: list[str], vectors: np.ndarray, threshold: float,
