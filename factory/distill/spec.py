@@ -123,7 +123,11 @@ class KDSpec(Strict):
 
 # Fields whose default must not enter ids or keys: every run id, resume key and fingerprint
 # made before they existed stays what it was.
-TRAINING_DEFAULTS = {"method": "sft", "kd": None}
+TRAINING_DEFAULTS = {"method": "sft", "kd": None, "precision": "fp32", "grad_accumulation": 1}
+# How a run is executed, not what it computes: never in ids or keys. workers N splits every
+# batch across N DDP processes whose averaged gradients are the one process's (same global
+# batch), so a run keeps its id and checkpoints whatever N is (tests/distill/test_ray_train.py).
+TRAINING_EXECUTION = {"workers"}
 
 
 class TrainingSpec(Strict):
@@ -142,6 +146,12 @@ class TrainingSpec(Strict):
     seed: int = Field(0, ge=0, description="data order and dropout")
     lora: LoraSpec | None = Field(None, description="train LoRA adapters (peft) instead of every weight")
     threads: int | None = Field(None, ge=1, le=512, description="torch CPU threads (default: torch's)")
+    workers: int = Field(1, ge=1, le=1024, description="> 1: Ray Train DDP processes (gloo on CPU, nccl on GPU) on "
+                         "the Ray cluster (RAY_ADDRESS or local Ray), each on its share of every batch_size batch")
+    precision: Literal["fp32", "bf16"] = Field("fp32", description="bf16: autocast forward passes (weights and "
+                                               "optimizer stay fp32); fp32 is the CPU default")
+    grad_accumulation: int = Field(1, ge=1, le=1024, description="micro-batches of batch_size per optimizer step "
+                                   "(an effective batch of grad_accumulation x batch_size rows)")
 
     @model_validator(mode="before")
     @classmethod
@@ -154,11 +164,15 @@ class TrainingSpec(Strict):
     def _kd_only_for_kd(self) -> "TrainingSpec":
         if self.kd is not None and self.method != "kd":
             raise ValueError(f"kd is read only when method is 'kd' (method is {self.method!r})")
+        if self.workers > self.batch_size:
+            raise ValueError(f"workers ({self.workers}) must be <= batch_size ({self.batch_size}): "
+                             "each worker takes a share of every batch")
         return self
 
     def identity(self, exclude: set[str] = frozenset()) -> dict:
-        """The settings as JSON, without method/kd when they are at their default (sft)."""
-        out = self.model_dump(mode="json", exclude=set(exclude))
+        """The settings as JSON, without method/kd/precision/grad_accumulation at their default
+        and never with workers (TRAINING_EXECUTION)."""
+        out = self.model_dump(mode="json", exclude=set(exclude) | TRAINING_EXECUTION)
         for key, default in TRAINING_DEFAULTS.items():
             if out.get(key, default) == default:
                 out.pop(key, None)

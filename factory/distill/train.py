@@ -7,9 +7,14 @@ Schedule: AdamW, linear warmup over warmup_steps, then a constant learning rate.
 total, so raising max_steps later resumes a finished-early run exactly where it stopped.
 
 Data order: step n is batch n % batches_per_epoch of epoch n // batches_per_epoch, and an
-epoch's order is a pure function of (seed, epoch): a resumed run sees the same batches."""
+epoch's order is a pure function of (seed, epoch): a resumed run sees the same batches.
+
+grad_accumulation k: a step is k consecutive batches (the rows of one k x batch_size batch);
+precision bf16: autocast forward passes; workers N > 1: the same loop (run_loop) in N Ray
+Train DDP workers, each on 1/N of every batch (ray_train.py), same checkpoints and resume."""
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import math
@@ -154,69 +159,26 @@ def train(student: Student, rows: list[tuple[str, str]], config: TrainingSpec, r
                     "cache_hits": teacher.cache.hits - hits, "cache_misses": teacher.cache.misses - misses,
                     "teacher_forward_passes": teacher.forward_passes - passes}
 
-    per_epoch = batches_per_epoch(usable, config.batch_size, config.packing, config.max_length)
+    # grad_accumulation k: an optimizer step takes k micro-batches of batch_size, the same rows
+    # as one batch of k x batch_size (make_batches cuts the same order into smaller pieces).
+    micro_per_epoch = batches_per_epoch(usable, config.batch_size, config.packing, config.max_length)
+    per_epoch = math.ceil(micro_per_epoch / config.grad_accumulation)
     total = per_epoch * config.epochs
     if config.max_steps is not None:
         total = min(total, config.max_steps)
-    device = next(model.parameters()).device
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
-    warmup = config.warmup_steps
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda n: min(1.0, (n + 1) / warmup) if warmup else 1.0)
-
     checkpoints = run_dir / "checkpoints"
-    progress = {"step": 0, "losses": [], "train_tokens": 0, "loss_tokens": 0}
-    latest = _latest_checkpoint(checkpoints)
-    if latest is None:
-        torch.manual_seed(config.seed)  # dropout (LoRA dropout); the tiny Llama has none
+    loop = Loop(usable=usable, config=config, per_epoch=per_epoch, micro_per_epoch=micro_per_epoch, total=total,
+                checkpoints=checkpoints, resume_key=resume_key, latest=_latest_checkpoint(checkpoints),
+                pad_id=tokenizer.pad_token_id)
+    if config.workers > 1:
+        from factory.distill.ray_train import train_on_ray
+
+        progress, resumed_from, seconds, tokens_here = train_on_ray(student, loop, run_dir, on_step)
     else:
-        progress = _restore(latest, model, optimizer, scheduler, resume_key)
-    resumed_from = progress["step"]
-
-    previous_threads = torch.get_num_threads()
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    model.train()
-    tokens_here = 0
-    started = time.perf_counter()
-    try:
-        batches, batches_epoch = None, None
-        for step in range(resumed_from, total):
-            epoch, index = divmod(step, per_epoch)
-            if epoch != batches_epoch:
-                batches = make_batches(usable, config.batch_size, config.seed, epoch, config.packing,
-                                       config.max_length, tokenizer.pad_token_id)
-                batches_epoch = epoch
-            batch = {k: v.to(device) for k, v in batches[index].items()}
-            predicted = int((batch["labels"][:, 1:] != IGNORE).sum())
-            if kd is None:
-                # A sum over the batch's labelled tokens / their count: the mean, and 0 (not NaN)
-                # for a packed batch whose only labels sit on unpredicted first positions.
-                loss = model(**batch, num_items_in_batch=max(predicted, 1)).loss
-            else:
-                logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-                loss, ce, kl = kd_loss(logits, batch["labels"], batch["kd_ids"], batch["kd_logp"],
-                                       batch["kd_mask"], kd.alpha, kd.temperature)
-                kd_stats.update(last_ce=ce, last_kl=kl)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-
-            seen = int(batch["attention_mask"].sum())
-            tokens_here += seen
-            progress["step"] = step + 1
-            progress["losses"].append(loss.item())
-            progress["train_tokens"] += seen
-            progress["loss_tokens"] += predicted
-            if progress["step"] % config.checkpoint_every == 0 and progress["step"] < total:
-                _save_checkpoint(checkpoints, model, optimizer, scheduler, progress, resume_key)
-            if on_step is not None:
-                on_step(progress["step"], total, progress["losses"][-1])
-        seconds = time.perf_counter() - started
-    finally:
-        torch.set_num_threads(previous_threads)
+        device = next(model.parameters()).device
+        # The caller's on_step reports; only the Ray driver's stop request ends a loop early.
+        report = None if on_step is None else (lambda *a: on_step(*a) and False)
+        progress, resumed_from, seconds, tokens_here = run_loop(model, loop, device, on_step=report, kd_stats=kd_stats)
     model.eval()
 
     losses = progress["losses"]
@@ -238,6 +200,138 @@ def train(student: Student, rows: list[tuple[str, str]], config: TrainingSpec, r
 
     write_dir_atomically(final_dir, write_final)
     return result
+
+
+@dataclass
+class Loop:
+    """What every process of one run needs to take the same steps: picklable, since it
+    travels to the Ray Train workers (workers > 1)."""
+    usable: list[dict]
+    config: TrainingSpec
+    per_epoch: int  # optimizer steps an epoch
+    micro_per_epoch: int  # batches of batch_size an epoch
+    total: int
+    checkpoints: Path
+    resume_key: str
+    latest: Path | None  # the checkpoint to resume from (found by the driver)
+    pad_id: int
+
+
+def _shard(batch: dict, rank: int, world: int) -> tuple[dict, bool]:
+    """This rank's contiguous share of a batch's rows, cut to its own longest row. A rank
+    left without rows (a last batch smaller than world) takes row 0 with weight 0, so that
+    every rank runs the same forward/backward and DDP's all-reduce lines up."""
+    if world == 1:
+        return batch, True
+    n = len(batch["input_ids"])
+    per = math.ceil(n / world)
+    lo, hi = min(rank * per, n), min(rank * per + per, n)
+    real = hi > lo
+    rows = slice(lo, hi) if real else slice(0, 1)
+    part = {k: v[rows] for k, v in batch.items()}
+    # Right padding: columns past every row's last token change no output (causal attention).
+    width = int(part["attention_mask"].any(0).nonzero().max()) + 1
+    return {k: v[:, :width] for k, v in part.items()}, real
+
+
+def _predicted(batch: dict) -> int:
+    return int((batch["labels"][:, 1:] != IGNORE).sum())
+
+
+def run_loop(model, loop: Loop, device, rank: int = 0, world: int = 1, wrapped=None, on_step=None,
+             kd_stats: dict | None = None) -> tuple[dict, int, float, int]:
+    """The optimizer steps of one run, in this process: (progress, resumed_from, seconds,
+    tokens seen here). world > 1: this is rank `rank` of a DDP group (wrapped is the DDP
+    module around model); every rank builds the same batches and takes its share of each;
+    the loss on each share is its sum over the global step's labelled tokens, times world
+    (DDP averages gradients), so the averaged gradient is the one process's. Only rank 0
+    writes checkpoints; on_step(step, total, loss) returning True stops every rank."""
+    config, kd = loop.config, (loop.config.kd if loop.config.method == "kd" else None)
+    wrapped = wrapped or model
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
+    warmup = config.warmup_steps
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda n: min(1.0, (n + 1) / warmup) if warmup else 1.0)
+    progress = {"step": 0, "losses": [], "train_tokens": 0, "loss_tokens": 0}
+    if loop.latest is None:
+        torch.manual_seed(config.seed)  # dropout (LoRA dropout); the tiny Llama has none
+    else:
+        progress = _restore(loop.latest, model, optimizer, scheduler, loop.resume_key)
+    resumed_from = progress["step"]
+    # bf16: autocast the forward passes; weights, gradients and AdamW stay fp32.
+    autocast = (lambda: torch.autocast(device_type=device.type, dtype=torch.bfloat16)) \
+        if config.precision == "bf16" else contextlib.nullcontext
+    k = config.grad_accumulation
+
+    previous_threads = torch.get_num_threads()
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    model.train()
+    tokens_here = 0
+    started = time.perf_counter()
+    try:
+        batches, batches_epoch = None, None
+        for step in range(resumed_from, loop.total):
+            epoch, index = divmod(step, loop.per_epoch)
+            if epoch != batches_epoch:
+                batches = make_batches(loop.usable, config.batch_size, config.seed, epoch, config.packing,
+                                       config.max_length, loop.pad_id)
+                batches_epoch = epoch
+            group = batches[index * k:min(index * k + k, loop.micro_per_epoch)]
+            predicted = sum(_predicted(b) for b in group)  # the global step's labelled tokens
+            step_loss = 0.0
+            for i, full in enumerate(group):
+                part, real = _shard(full, rank, world)
+                batch = {kk: v.to(device) for kk, v in part.items()}
+                weight = (world if real else 0) if world > 1 else 1
+                sync = (contextlib.nullcontext() if world == 1 or i == len(group) - 1 else wrapped.no_sync())
+                with sync:
+                    with autocast():
+                        if kd is None:
+                            # A sum over the labelled tokens / the step's count: the mean, and 0 (not
+                            # NaN) for a packed batch whose only labels sit on unpredicted first positions.
+                            loss = wrapped(**batch, num_items_in_batch=max(predicted, 1)).loss
+                        else:
+                            logits = wrapped(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+                            loss, ce, kl = kd_loss(logits, batch["labels"], batch["kd_ids"], batch["kd_logp"],
+                                                   batch["kd_mask"], kd.alpha, kd.temperature)
+                            # kd_loss is the mean over this share's labelled tokens; every labelled
+                            # token past the first has a teacher target (kd_mask), so weighting by the
+                            # share of the step's tokens makes both terms the step's mean.
+                            if len(group) > 1 or world > 1:
+                                loss = loss * (_predicted(batch) / max(predicted, 1))
+                            if kd_stats is not None:
+                                kd_stats.update(last_ce=ce, last_kl=kl)
+                    (loss * weight if weight != 1 else loss).backward()
+                step_loss += loss.item() if real else 0.0
+            if world > 1:  # the step's loss: the sum of every rank's share
+                summed = torch.tensor([step_loss], dtype=torch.float64, device=device)
+                torch.distributed.all_reduce(summed)
+                step_loss = float(summed.item())
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+
+            seen = sum(int(b["attention_mask"].sum()) for b in group)
+            tokens_here += seen
+            progress["step"] = step + 1
+            progress["losses"].append(step_loss)
+            progress["train_tokens"] += seen
+            progress["loss_tokens"] += predicted
+            if rank == 0 and progress["step"] % config.checkpoint_every == 0 and progress["step"] < loop.total:
+                _save_checkpoint(loop.checkpoints, model, optimizer, scheduler, progress, loop.resume_key)
+            stop = bool(on_step(progress["step"], loop.total, step_loss)) if on_step is not None else False
+            if world > 1:  # rank 0 hears the driver; every rank stops at the same step
+                flag = torch.tensor([int(stop)], device=device)
+                torch.distributed.broadcast(flag, 0)
+                stop = bool(flag.item())
+            if stop:
+                break
+        seconds = time.perf_counter() - started
+    finally:
+        torch.set_num_threads(previous_threads)
+    return progress, resumed_from, seconds, tokens_here
 
 
 def _finished(final_dir: Path, final_key: str) -> TrainResult:
