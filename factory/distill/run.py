@@ -166,6 +166,10 @@ def run_distill(spec: DistillSpec, db: str | Path | None = None, progress=None) 
         from factory.distill.kd import check_same_tokenizer
 
         check_same_tokenizer(spec.student, spec.training.kd.teacher, cache_dir())
+    if spec.training.workers > 1:  # more workers than the Ray cluster's CPUs/GPUs: one line, nothing written
+        from factory.distill.ray_train import check_workers
+
+        check_workers(spec.training.workers, device_of(spec))
     with Store(db) as store:
         plan = (plan_math if spec.task == "math" else plan_stories)(store.con, spec)
         _record_plan(store, spec, plan)

@@ -99,6 +99,13 @@ def test_training_throughput():
     assert results["settings"]["batch"] == 2 and results["ratio factory/plain"] > 0, out
 
 
+def test_distributed_training():
+    out = run_bench("distributed_training.py", "--steps", "2", "--batch", "2", "--max-length", "64", "--rows", "4")
+    number_after(out, r"ratio 2 workers / 1 worker, loop steps/s:")
+    results = last_json(out)
+    assert [r["steps"] for r in results["runs"]["2"]] == [2, 2] and results["settings"]["batch"] == 2, out
+
+
 @pytest.mark.model
 def test_generation_throughput():
     out = run_bench("generation_throughput.py", "--samples", "1", "--max-tokens", "8", "--cores", "1")
@@ -150,7 +157,8 @@ def test_paraphrase_contamination():
 
 SMOKED = {"sandbox_throughput.py", "near_dedup.py", "semantic_dedup.py", "stats_1m.py", "driver_rss.py",
           "training_throughput.py", "generation_throughput.py", "openai_throughput.py", "vllm_throughput.py",
-          "likelihood_cost.py", "paraphrase_contamination.py", "batched_generation.py"}
+          "likelihood_cost.py", "paraphrase_contamination.py", "batched_generation.py",
+          "distributed_training.py"}
 
 
 def test_every_bench_has_a_smoke_test():
