@@ -105,11 +105,20 @@ class DecisionRule(Strict):
         "scores) or expected (the mean over integer axes of each score's expectation under the reviewer model's "
         "token probabilities, G-Eval; needs a reviewer backend with logprobs: llamacpp; costs a forward pass "
         "per review)")
+    score: Literal["reviewers", "likelihood", "likelihood_rules"] = Field(
+        "reviewers", description="the decision score (what the rule reads and `factory probe` ranks): reviewers "
+        "(the reviewers' mean against accept_mean / reject_mean / max_spread, the Adjudicator between); "
+        "likelihood (the mean log-likelihood per token); likelihood_rules (the likelihood + 0.5 x the mean of the "
+        "recipe's rule signals, factory/decide.py). With either likelihood score a sample that passes every gate is "
+        "accepted (stage 'gates'), so it needs min_likelihood; reviews are still made and stored but do not decide")
 
     @model_validator(mode="after")
     def _ordered(self) -> "DecisionRule":
         if self.reject_mean > self.accept_mean:
             raise ValueError("reject_mean must be <= accept_mean")
+        if self.score != "reviewers" and self.min_likelihood is None:
+            raise ValueError(f"score: {self.score} accepts what passes every gate: set min_likelihood (the "
+                             "likelihood below which a sample is rejected), or use score: reviewers")
         return self
 
 
@@ -283,7 +292,7 @@ SIGNAL_DECISION_KEYS = ("min_likelihood", "likelihood_model", "truncated", "requ
 # Decision keys left out of the canonical spec at their default: a job that does not use
 # them keeps the fingerprint it had before they existed (no legacy fingerprint needed, and
 # databases made by any earlier version continue their jobs).
-ABSENT_AT_DEFAULT_DECISION_KEYS = {"review_score": "sampled"}
+ABSENT_AT_DEFAULT_DECISION_KEYS = {"review_score": "sampled", "score": "reviewers"}
 
 LEGACY_OPTION_KEYS = ("textbook", "math")  # options lived under the recipe's name before `options:`
 

@@ -13,10 +13,12 @@ then originals and corruptions are scored by every quality signal the job uses:
 - with decision.review_score: expected, the logprob-weighted review scores (steps/review.py
   with_expected): `reviewers.overall_expected`, `reviewers.<axis>_expected`, and
   `reviewers.overall_sampled` next to them (`reviewers.overall` is what the rule reads);
-- `decision`: the mean overall score the decision rule reads, put below every review score
-  when a gate the pipeline applies before review rejects the text: the recipe's rule gate
-  (rule_reject: vocabulary, seed words, repetition for TinyStories) or the likelihood gate
-  (decision.min_likelihood against the text's `likelihood` signal). `likelihood_gate` and
+- `decision`: the decision score the rule reads (decision.score: the reviewers' mean overall by
+  default; the likelihood, or the likelihood + rule signals: factory/decide.py decision_score),
+  put below every score a passing text can have when a gate the pipeline applies before
+  review rejects the text: the recipe's rule gate (rule_reject: vocabulary, seed words,
+  repetition for TinyStories) or the likelihood gate (decision.min_likelihood against the
+  text's `likelihood` signal). `likelihood_gate` and
   `gates` (1 = passes every gate, 0 = rejected by one) are signals of their own. The
   truncation gate reads the generation's finish_reason, which a corruption does not have.
 
@@ -29,6 +31,7 @@ import re
 import time
 from dataclasses import dataclass
 
+from factory.decide import decision_score, rejected_score
 from factory.keys import digest
 from factory.pipeline import bind_roles, make_recipe
 from factory.probing import metrics
@@ -172,7 +175,8 @@ def score(ctx, texts: list[Scored], recipe, spec) -> None:
     if spec.decision.review_score == "expected":
         calls, _ = with_expected(ctx, "reviewer", items, authors, calls)
     extra = extra_signals(ctx, [t.text for t in texts])
-    low = recipe.score_range[0]
+    rule = spec.decision
+    floor = rejected_score(rule.score, recipe.score_range, rule.min_likelihood)
     for n, t in enumerate(texts):
         mine = calls[n * k:(n + 1) * k]
         scores = review_signals(mine, bound.role.axes, len(bound.models) > 1)
@@ -180,9 +184,10 @@ def score(ctx, texts: list[Scored], recipe, spec) -> None:
         others = {name: values[n] for name, values in extra.items()}
         gate = likelihood_gate(spec.decision.min_likelihood, others.get("likelihood"))
         rejected = rule_rejected or gate == 0.0
-        mean = scores["reviewers.overall"]
-        # Rejected by a gate: below any review score, as the pipeline never reviews it.
-        t.scores = {DECISION: (low - 1.0) if rejected else mean, **scores, **rules, **others,
+        value = decision_score(rule.score, scores["reviewers.overall"], others.get("likelihood"),
+                               recipe.rule_signals(recipe.rule_checks(t.sample["seed"] or {}, t.text)))
+        # Rejected by a gate: below any score a passing text can have, as the pipeline never accepts it.
+        t.scores = {DECISION: floor if rejected else value, **scores, **rules, **others,
                     **({} if gate is None else {"likelihood_gate": gate}), "gates": 0.0 if rejected else 1.0}
         t.lineage = [{"slot": c.slot, **({"drop": c.parsed.reason} if isinstance(c.parsed, Drop) else {}),
                       **c.lineage} for c in mine]
