@@ -34,15 +34,16 @@ def stats(db: str | Path, job: str | None = None) -> dict:
     return _reading(db, read, snapshot_ok=True)
 
 
-def curate(job: str | Path | dict | JobSpec, db: str | Path | None = None) -> dict:
+def curate(job: str | Path | dict | JobSpec, db: str | Path | None = None, address: str | None = None) -> dict:
     """One curation pass (what `factory curate` runs). job: a YAML path, a dict or a JobSpec
     (its curation settings are used and stored with the job), or a job name or fingerprint
     (the settings stored with the job, else its last pass's, else the defaults). db defaults
     to the spec's db, else factory.duckdb. Returns the pass's summary with "job", "db" and
-    "settings" (where they came from); "contamination_change" says why flags were removed."""
+    "settings" (where they came from); "contamination_change" says why flags were removed.
+    address: a Ray cluster's; the per-text work runs on its workers, same result."""
     from factory.curation.resolve import curate_job
 
-    return curate_job(job, db)
+    return curate_job(job, db, address)
 
 
 def probe(job: str | Path | dict | JobSpec, db: str | Path | None = None, samples: int = 12, seed: int = 0,

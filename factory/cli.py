@@ -43,6 +43,8 @@ def _parser() -> argparse.ArgumentParser:
     curate = sub.add_parser("curate", help="near and semantic dedup, decontamination, quality scores")
     curate.add_argument("job", help="job YAML (its curation section), or a job name / fingerprint in the db")
     curate.add_argument("--db", help="DuckDB file (default: the job's db field, else factory.duckdb)")
+    curate.add_argument("--address", help="Ray cluster address: MinHash, embeddings and n-grams run on its "
+                        "workers (same result; default: all in this process)")
     probe = sub.add_parser("probe", help="can the judge tell good from bad? corrupted accepted samples, scored")
     probe.add_argument("job", help="job YAML, or a job name / fingerprint in the db")
     probe.add_argument("--db", help="DuckDB file (default: the job's db field, else factory.duckdb)")
@@ -159,7 +161,7 @@ def _sql(args, out: Console, err: Console) -> int:
 def _curate(args, out: Console, err: Console) -> int:
     from factory.curation.resolve import curate_job, report_lines
 
-    for line in report_lines(curate_job(args.job, args.db)):  # the same path as factory.api.curate
+    for line in report_lines(curate_job(args.job, args.db, args.address)):  # the same path as factory.api.curate
         err.print(line, soft_wrap=True)
     return 0
 

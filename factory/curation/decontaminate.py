@@ -119,20 +119,35 @@ def ngrams(text: str, n: int) -> set[str]:
     return {" ".join(words[i:i + n]) for i in range(len(words) - n + 1)}
 
 
+def ngram_index(rows: list[str], n: int) -> dict[str, int]:
+    """Each n-gram of the benchmark rows -> the first row holding it."""
+    index: dict[str, int] = {}
+    for row, text in enumerate(rows):
+        for gram in ngrams(text, n):
+            index.setdefault(gram, row)
+    return index
+
+
+def first_shared(text: str, n: int, index: dict[str, int]) -> tuple[int, str] | None:
+    """(row, n-gram) of the first benchmark row sharing an n-gram with text (ties: the
+    smallest n-gram), or None. The per-text work, which on_ray.py runs on workers."""
+    shared = sorted(g for g in ngrams(text, n) if g in index)
+    if not shared:
+        return None
+    gram = min(shared, key=lambda g: (index[g], g))
+    return index[gram], gram
+
+
 def contamination_hits(ids: list[str], texts: list[str], benchmark: str, rows: list[str],
                        sizes: list[int]) -> list[Hit]:
     """One hit per (sample, n): the first benchmark row sharing an n-gram with it."""
     hits = []
     for n in sorted(set(sizes)):
-        index: dict[str, int] = {}
-        for row, text in enumerate(rows):
-            for gram in ngrams(text, n):
-                index.setdefault(gram, row)
+        index = ngram_index(rows, n)
         for sample_id, text in zip(ids, texts):
-            shared = sorted(g for g in ngrams(text, n) if g in index)
-            if shared:
-                gram = min(shared, key=lambda g: (index[g], g))
-                hits.append(Hit(sample_id, benchmark, index[gram], n, gram))
+            found = first_shared(text, n, index)
+            if found:
+                hits.append(Hit(sample_id, benchmark, found[0], n, found[1]))
     return hits
 
 

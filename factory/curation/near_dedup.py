@@ -34,20 +34,31 @@ def bands_for(num_perm: int, threshold: float) -> int:
     return best
 
 
-def near_duplicate_pairs(ids: list[str], texts: list[str], threshold: float, shingle_words: int = 3,
-                         num_perm: int = 128) -> list[tuple[str, str, float]]:
-    sets = [shingles(t, shingle_words) for t in texts]
-    sketches = RMinHash.from_token_sets(sets, num_perm=num_perm, seed=SEED)
-    exact = [frozenset(s) for s in sets]
+def sketches_of(sets: list[list[str]], num_perm: int) -> list[RMinHash]:
+    """MinHash sketches of shingle lists (the per-text work; on_ray.py runs it on workers)."""
+    return RMinHash.from_token_sets(sets, num_perm=num_perm, seed=SEED)
+
+
+def candidate_pairs(sketches: list[RMinHash], threshold: float, num_perm: int) -> list[tuple[int, int]]:
+    """LSH candidates (i, j), i < j, in query order: every pair sharing a band."""
     lsh = RMinHashLSH(threshold=threshold, num_perm=num_perm, num_bands=bands_for(num_perm, threshold))
     for i, sketch in enumerate(sketches):
         lsh.insert(i, sketch)
+    return [(i, j) for i, sketch in enumerate(sketches) for j in lsh.query(sketch) if j > i]
+
+
+def jaccard(a: frozenset, b: frozenset) -> float:
+    return len(a & b) / len(a | b)
+
+
+def near_duplicate_pairs(ids: list[str], texts: list[str], threshold: float, shingle_words: int = 3,
+                         num_perm: int = 128) -> list[tuple[str, str, float]]:
+    sets = [shingles(t, shingle_words) for t in texts]
+    sketches = sketches_of(sets, num_perm)
+    exact = [frozenset(s) for s in sets]
     pairs = []
-    for i, sketch in enumerate(sketches):
-        for j in lsh.query(sketch):
-            if j <= i:
-                continue
-            similarity = len(exact[i] & exact[j]) / len(exact[i] | exact[j])
-            if similarity >= threshold:
-                pairs.append((ids[i], ids[j], similarity))
+    for i, j in candidate_pairs(sketches, threshold, num_perm):
+        similarity = jaccard(exact[i], exact[j])
+        if similarity >= threshold:
+            pairs.append((ids[i], ids[j], similarity))
     return pairs

@@ -46,7 +46,7 @@ def _settings(con, job: str) -> tuple[str, CurationSpec]:
     return "defaults", CurationSpec()
 
 
-def curate_job(job: str | Path | dict | JobSpec, db: str | Path | None = None) -> dict:
+def curate_job(job: str | Path | dict | JobSpec, db: str | Path | None = None, address: str | None = None) -> dict:
     """One curation pass; returns its summary (what curation_runs.summary holds) with the
     job's fingerprint, the database and where the settings came from ("settings")."""
     spec = spec_of(job)
@@ -67,7 +67,7 @@ def curate_job(job: str | Path | dict | JobSpec, db: str | Path | None = None) -
                 raise
             source, config = _settings(store.con, fingerprint)
         recipe, _ = job_curation(store.con, fingerprint)
-        summary = curate(store.con, fingerprint, recipe, config, store_with_job=spec is not None)
+        summary = curate(store.con, fingerprint, recipe, config, store_with_job=spec is not None, address=address)
     return {"job": fingerprint, "db": str(db), "settings": source, **summary}
 
 

@@ -13,6 +13,7 @@ import numpy as np
 
 from factory.curation import against, decontaminate, near_dedup, semantic_dedup
 from factory.curation.clusters import clusters_from_pairs
+from factory.curation.on_ray import compute_for
 from factory.curation.quality import SampleSignals, parse_checks, quality
 from factory.recipes.registry import find_recipe
 from factory.spec import CurationSpec
@@ -59,8 +60,11 @@ def contamination_change(previous: dict | None, config: dict, before: set, after
     return None
 
 
-def curate(con, job: str, recipe: str, config: CurationSpec, store_with_job: bool = False) -> dict:
-    """store_with_job: `config` is the job YAML's; it becomes the job's stored settings."""
+def curate(con, job: str, recipe: str, config: CurationSpec, store_with_job: bool = False,
+           address: str | None = None) -> dict:
+    """store_with_job: `config` is the job YAML's; it becomes the job's stored settings.
+    address: a Ray cluster's; MinHash, embeddings and n-gram look-ups run there (on_ray.py),
+    with the same result; None (the default): all in this process."""
     # Benchmarks first: a missing file or field fails before any work or write.
     benchmarks = [(b.name or b.path.rsplit("/", 1)[-1], b.path, *decontaminate.read_benchmark(b.path, b.field))
                   for b in config.decontaminate]
@@ -75,8 +79,9 @@ def curate(con, job: str, recipe: str, config: CurationSpec, store_with_job: boo
     candidates = [(r[0], r[2]) for r in rows if r[3] is None]  # exact duplicates are already out
     ids, texts = [c[0] for c in candidates], [c[1] for c in candidates]
 
-    near_pairs = near_dedup.near_duplicate_pairs(ids, texts, config.near_threshold, config.shingle_words,
-                                                 config.num_perm)
+    compute = compute_for(address)  # the per-text work: here, or on the Ray cluster at address
+    near_pairs = compute.near_duplicate_pairs(ids, texts, config.near_threshold, config.shingle_words,
+                                              config.num_perm)
 
     # One set of sample embeddings serves semantic dedup and semantic decontamination; it is
     # computed when either needs it (dedup may be off) and stored, so a later pass embeds nothing.
@@ -88,7 +93,7 @@ def curate(con, job: str, recipe: str, config: CurationSpec, store_with_job: boo
         missing = [i for i in ids if i not in cached]
         if missing:
             by_id = dict(zip(ids, texts))
-            new_vectors = dict(zip(missing, semantic_dedup.embed([by_id[i] for i in missing])))
+            new_vectors = dict(zip(missing, compute.embed([by_id[i] for i in missing])))
         vectors = np.stack([cached.get(i, new_vectors.get(i)) for i in ids])
     # Duplicates of outside texts (other jobs, corpus files) are removed outright; the in-job
     # clusters form among the samples left (their pairs without the removed), so each keeps one.
@@ -101,11 +106,12 @@ def curate(con, job: str, recipe: str, config: CurationSpec, store_with_job: boo
 
     hits = []
     for name, _, _, bench_rows in benchmarks:
-        hits += [asdict(h) for h in decontaminate.contamination_hits(ids, texts, name, bench_rows,
-                                                                     config.contamination_ngrams)]
+        hits += [asdict(h) for h in compute.contamination_hits(ids, texts, name, bench_rows,
+                                                               config.contamination_ngrams)]
     new_bench: list[tuple] = []
     if semantic_bench and vectors is not None:
-        new_bench = _semantic_contamination(con, benchmarks, ids, vectors, config.contamination_similarity, hits)
+        new_bench = _semantic_contamination(con, benchmarks, ids, vectors, config.contamination_similarity, hits,
+                                            compute.embed)
     settings = config.model_dump(mode="json")
     change = contamination_change(last_pass_config(con, job), settings, contamination_flags(con, job),
                                   {(h["sample_id"], h["benchmark"], h["ngram_size"]) for h in hits})
@@ -146,7 +152,7 @@ def _without(pairs: list[tuple[str, str, float]], gone: set[str]) -> list[tuple[
 
 
 def _semantic_contamination(con, benchmarks: list[tuple], ids: list[str], vectors: np.ndarray, threshold: float,
-                            hits: list[dict]) -> list[tuple]:
+                            hits: list[dict], embed=None) -> list[tuple]:
     """Adds each benchmark's semantic hits to `hits`; returns the benchmark embeddings this
     pass computed, (file_sha256, field, vectors), for write_curation to cache. A file is
     embedded once per content: the cache is keyed by its SHA-256, the field and the model
@@ -160,7 +166,7 @@ def _semantic_contamination(con, benchmarks: list[tuple], ids: list[str], vector
         if row_vectors is None:
             row_vectors = cached_benchmark_embeddings(con, *key, semantic_dedup.MODEL_NAME, len(bench_rows))
         if row_vectors is None:
-            row_vectors = computed[key] = semantic_dedup.embed(bench_rows)
+            row_vectors = computed[key] = (embed or semantic_dedup.embed)(bench_rows)
         hits += [asdict(h) for h in decontaminate.semantic_hits(ids, vectors, name, bench_rows, row_vectors,
                                                                 threshold)]
     return [(sha, field, v) for (sha, field), v in computed.items()]

@@ -65,6 +65,13 @@ def test_near_dedup():
     assert pairs > 0 and precision == 1.0, out  # factory checks every candidate's exact Jaccard
 
 
+def test_near_dedup_ray():
+    # 600 docs on a 2-CPU local Ray: the Ray Data path must return the single-process pairs.
+    out = run_bench("near_dedup_ray.py", "--docs", "600", "--workers", "2", "--repeats", "1")
+    number_after(out, r"ratio ray/single-process docs/s:")
+    assert "same pairs: True" in out, out
+
+
 def test_semantic_dedup():
     out = run_bench("semantic_dedup.py", "--rows", "1000", "--subset", "200", "--crossover", "500", "--big", "2000")
     number_after(out, r"ratio DuckDB / exact:")
@@ -155,7 +162,7 @@ def test_paraphrase_contamination():
     assert re.search(r"^\| 0\.80 \| \d+/30", out, re.M), out
 
 
-SMOKED = {"sandbox_throughput.py", "near_dedup.py", "semantic_dedup.py", "stats_1m.py", "driver_rss.py",
+SMOKED = {"sandbox_throughput.py", "near_dedup.py", "near_dedup_ray.py", "semantic_dedup.py", "stats_1m.py", "driver_rss.py",
           "training_throughput.py", "generation_throughput.py", "openai_throughput.py", "vllm_throughput.py",
           "likelihood_cost.py", "paraphrase_contamination.py", "batched_generation.py",
           "distributed_training.py"}
