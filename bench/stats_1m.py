@@ -1,5 +1,8 @@
-"""job_stats on a 1M-sample store: wall time against the funnel alone (the floor) in the same
-run, and a per-part profile (time and peak memory) that names the slow parts.
+"""job_stats on a 1M-sample store: `factory stats` (the per-job summaries, stores/summaries.py)
+and `factory stats --exact` (every number from the rows) against the funnel query alone (the
+floor), in the same run; a per-part profile of the exact path (time and peak memory); the
+cost of keeping the summaries: the back-fill of a store that has none, and write_batch with
+against without its summary update.
 
   .venv/bin/python bench/stats_1m.py --samples 1000000 --db /tmp/stats_1m.duckdb
 
@@ -30,7 +33,9 @@ from pathlib import Path
 
 from stores import Store
 from stores import curation_stats as cs
-from stores import stats
+from stores import stats, summaries, summary_stats
+from stores.store import TABLES_WRITTEN_PER_BATCH, BatchRows
+from stores.transaction import transaction
 
 JOB, OTHER = "bench1m", "other100k"
 
@@ -108,6 +113,8 @@ def main() -> None:
     parser.add_argument("--words", type=int, default=30)
     parser.add_argument("--db", default="/tmp/stats_1m.duckdb")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--batch-seeds", type=int, default=64, help="seeds per batch of the write_batch comparison")
+    parser.add_argument("--batches", type=int, default=10)
     args = parser.parse_args()
 
     print(f"load average before: {os.getloadavg()[0]:.2f} (2 cores; anything over ~0.3 means a neighbour shares them)")
@@ -117,17 +124,31 @@ def main() -> None:
     with Store(path) as store:
         fill(store.con, JOB, args.samples, args.words)
         fill(store.con, OTHER, args.other_samples, args.words)
+        start_backfill = time.perf_counter()
+        with transaction(store.con):  # what migration m011 does for a database that has jobs
+            summaries.rebuild_all(store.con)
+        backfill = time.perf_counter() - start_backfill
     with Store(path) as store:  # reopened: the timings read from the file, not a warm writer
         con = store.con
         counts = {t: con.execute(f"SELECT count(*) FROM {t} WHERE job = ?", [JOB]).fetchone()[0]
                   for t in ("samples", "reviews", "verdicts", "drops")}
         print(f"built in {time.perf_counter() - start:.0f} s, {path.stat().st_size / 2**30:.2f} GiB: {counts}")
+        print(f"summaries back-filled (migration m011's work) in {backfill:.2f} s")
         stats.job_stats(con, OTHER)  # warm-up: catalog, first reads
+        stats.job_stats(con, OTHER, exact=True)
         r = args.repeats
         t_funnel, m_funnel = measure(lambda: stats.funnel(con, JOB), r)
         print(f"funnel alone (floor): {t_funnel:.3f} s, peak {m_funnel:.1f} GB")
+        assert summary_stats.summarized_stats(con, JOB) is not None, "the summary path was not taken"
         t_stats, m_stats = measure(lambda: stats.job_stats(con, JOB), r)
-        print(f"job_stats: {t_stats:.2f} s, peak {m_stats:.1f} GB; ratio job_stats / funnel: {t_stats / t_funnel:.0f}x")
+        print(f"job_stats (summaries, `factory stats`): {t_stats:.3f} s, peak {m_stats:.1f} GB; "
+              f"ratio job_stats / funnel: {t_stats / t_funnel:.2f}x")
+        t_exact, m_exact = measure(lambda: stats.job_stats(con, JOB, exact=True), r)
+        print(f"job_stats exact (`factory stats --exact`): {t_exact:.2f} s, peak {m_exact:.1f} GB; "
+              f"ratio exact / funnel: {t_exact / t_funnel:.1f}x; ratio exact / summaries: {t_exact / t_stats:.1f}x")
+        same = stats.job_stats(con, JOB) == stats.job_stats(con, JOB, exact=True)
+        print(f"same stats from summaries and rows: {same}")
+        assert same, "the summaries disagree with the rows"
         parts = {
             "funnel": lambda: stats.funnel(con, JOB),
             "score_distributions": lambda: stats.score_distributions(con, JOB),
@@ -157,6 +178,51 @@ def main() -> None:
         reference = krippendorff.alpha(reliability_data=data, level_of_measurement="interval")
         print(f"alpha on the {args.other_samples:,}-sample job: SQL {cs.krippendorff_alpha(con, OTHER)}, krippendorff package "
               f"{reference:.4f} ({time.perf_counter() - start:.1f} s)")
+    write_overhead(path, args.batch_seeds, args.batches)
+
+
+def write_overhead(path: Path, seeds: int, batches: int) -> None:
+    """write_batch with its summary (add_batch) against without, on batches of `seeds` seeds
+    copied from the other job's rows into a new job of the same store (best of 3 passes)."""
+    from stores import store as store_module
+
+    with Store(path) as store:
+        con = store.con
+        batch_rows = []
+        for b in range(batches):
+            lo, hi = b * seeds, (b + 1) * seeds
+            rows = {}
+            for table in TABLES_WRITTEN_PER_BATCH:
+                has_index = "seed_index" in [c[0] for c in con.execute(f"DESCRIBE {table}").fetchall()]
+                where = (f"seed_index >= {lo} AND seed_index < {hi}" if has_index else
+                         f"sample_id IN (SELECT sample_id FROM samples WHERE job = '{OTHER}' AND seed_index >= {lo} "
+                         f"AND seed_index < {hi})")
+                rows[table] = con.execute(f"SELECT * FROM {table} WHERE job = '{OTHER}' AND {where}").df() \
+                    .astype(object).where(lambda f: f.notna(), None).to_dict("records")
+            batch_rows.append((list(range(lo, hi)), rows))
+        times = {}
+        for label, hook in (("without", lambda *a: None), ("with", summaries.add_batch)):
+            best = float("inf")
+            for attempt in range(3):
+                job = f"write-{label}-{attempt}"
+                con.execute("INSERT INTO jobs (fingerprint, name, recipe, spec, decision_rule, num_samples) "
+                            "VALUES (?, ?, 'tinystories', '{}', '{}', ?)", [job, job, seeds * batches])
+                store_module.add_batch = hook
+                start = time.perf_counter()
+                for b, (indices, rows) in enumerate(batch_rows):
+                    batch = BatchRows(f"b{b}", job, indices)
+                    for table, table_rows in rows.items():
+                        batch.rows[table] = [_renamed(row, OTHER, job) for row in table_rows]
+                    store.write_batch(batch)
+                best = min(best, time.perf_counter() - start)
+            times[label] = best
+        store_module.add_batch = summaries.add_batch
+    print(f"write_batch, {batches} batches of {seeds} seeds: without summaries {times['without']:.3f} s, "
+          f"with {times['with']:.3f} s; ratio write with / without: {times['with'] / times['without']:.2f}x")
+
+
+def _renamed(row: dict, old: str, new: str) -> dict:
+    return {k: (v.replace(old, new) if isinstance(v, str) and k != "text" else v) for k, v in row.items()}
 
 
 if __name__ == "__main__":

@@ -23,12 +23,13 @@ def run(job: str | Path | dict | JobSpec, db: str | Path | None = None, limit: i
     return run_job(spec, db=db, limit=limit, address=address, progress=progress)
 
 
-def stats(db: str | Path, job: str | None = None) -> dict:
+def stats(db: str | Path, job: str | None = None, exact: bool = False) -> dict:
     """What `stats --json` prints. While `factory run` writes db, its latest snapshot is read
     (stores/snapshot.py): one line on stderr says so, and the dict gains "snapshot":
-    {"path", "taken_at" (ISO 8601, UTC), "writer_pid"}; the other keys are the same."""
+    {"path", "taken_at" (ISO 8601, UTC), "writer_pid"}; the other keys are the same.
+    exact: every number from the rows instead of the job's summaries (the same numbers)."""
     def read(con) -> dict:
-        found = job_stats(con, job)
+        found = job_stats(con, job, exact=exact)
         return found if con.snapshot is None else {**found, "snapshot": con.snapshot.as_dict()}
 
     return _reading(db, read, snapshot_ok=True)

@@ -40,6 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     stats.add_argument("job", nargs="?", help="job name or fingerprint (optional when the db holds one job)")
     stats.add_argument("--db", default=DEFAULT_DB)
     stats.add_argument("--json", action="store_true", help="machine-readable output")
+    stats.add_argument("--exact", action="store_true", help="compute from the rows, not the per-job summaries")
     curate = sub.add_parser("curate", help="near and semantic dedup, decontamination, quality scores")
     curate.add_argument("job", help="job YAML (its curation section), or a job name / fingerprint in the db")
     curate.add_argument("--db", help="DuckDB file (default: the job's db field, else factory.duckdb)")
@@ -121,7 +122,7 @@ def _run(args, out: Console, err: Console) -> int:
 def _stats(args, out: Console, err: Console) -> int:
     from factory.api import stats as read_stats
 
-    stats = read_stats(args.db, args.job)  # while a run writes the db: its snapshot, and a line saying so
+    stats = read_stats(args.db, args.job, exact=args.exact)  # while a run writes the db: its snapshot, and a line saying so
     if args.json:
         print(json.dumps(stats, indent=2, sort_keys=True))
     else:

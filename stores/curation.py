@@ -116,6 +116,9 @@ def write_curation(con, job: str, model: str, new_embeddings: dict[str, np.ndarr
                     [job, json.dumps(config, sort_keys=True), json.dumps(summary, sort_keys=True)])
         if store_with_job:
             con.execute("UPDATE jobs SET curation = ? WHERE fingerprint = ?", [json.dumps(config, sort_keys=True), job])
+        from stores.summaries import refresh_curation_state  # the stats summaries' curation state, same transaction
+
+        refresh_curation_state(con)
 
 
 def _insert_frame(con, table: str, rows: list[dict]) -> None:

@@ -202,9 +202,25 @@ def m010_outside_duplicates(con) -> None:
           AND NOT EXISTS (SELECT 1 FROM outside_duplicates o WHERE o.sample_id = s.sample_id)""")
 
 
+def m011_stats_summaries(con) -> None:
+    """Per-job stats summaries (stores/summaries.py), kept in each batch's transaction so that
+    `factory stats` reads counters, not every row: stats_summaries holds mergeable counters
+    (name, key, value), stats_subsets the diversity subset (the accepted samples with the
+    smallest hash, their word 3-gram hashes). Back-filled here from the rows of every job."""
+    con.execute("""CREATE TABLE stats_summaries (
+        job VARCHAR NOT NULL, name VARCHAR NOT NULL, key VARCHAR NOT NULL, value DOUBLE,
+        PRIMARY KEY (job, name, key))""")
+    con.execute("""CREATE TABLE stats_subsets (
+        job VARCHAR NOT NULL, sample_id VARCHAR PRIMARY KEY, h UBIGINT NOT NULL, grams UBIGINT[] NOT NULL)""")
+    from stores.summaries import rebuild_all
+
+    rebuild_all(con)
+
+
 MIGRATIONS = [m001_initial, m002_verification, m003_curation, m004_distill, m005_role_and_versions,
               m006_job_curation, m007_semantic_contamination, m008_probe,
-              m009_signals, m010_outside_duplicates]
+              m009_signals, m010_outside_duplicates,
+              m011_stats_summaries]
 
 
 def migrate(con) -> list[str]:

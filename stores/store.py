@@ -18,6 +18,7 @@ import pyarrow as pa
 
 from stores.connection import StoreError, open_database
 from stores.migrations import migrate
+from stores.summaries import add_batch
 from stores.tokens import role_tokens
 from stores.transaction import transaction
 
@@ -144,6 +145,7 @@ class Store:
                 _insert(self.con, table, batch.rows[table])
             _insert(self.con, "done_seeds",
                     [{"job": batch.job, "seed_index": i, "batch_id": batch.batch_id} for i in batch.seed_indices])
+            add_batch(self.con, batch.job, batch.rows)  # the job's stats summary, in the batch's transaction
 
     @contextmanager
     def _disk_full_named(self):

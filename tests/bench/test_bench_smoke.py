@@ -86,8 +86,11 @@ def test_semantic_dedup():
 
 def test_stats_1m(tmp_path):
     out = run_bench("stats_1m.py", "--samples", "2000", "--other-samples", "500", "--repeats", "1",
-                    "--db", str(tmp_path / "stats.duckdb"))
+                    "--db", str(tmp_path / "stats.duckdb"), "--batch-seeds", "8", "--batches", "2")
     number_after(out, r"ratio job_stats / funnel:")
+    number_after(out, r"ratio exact / funnel:")
+    number_after(out, r"ratio write with / without:")
+    assert "same stats from summaries and rows: True" in out, out
     alphas = re.search(r"SQL (-?[0-9.]+), krippendorff package (-?[0-9.]+)", out)
     assert alphas and abs(float(alphas[1]) - float(alphas[2])) < 1e-3, out
 
