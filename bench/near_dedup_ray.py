@@ -26,18 +26,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "curation
 
 from test_near_dedup_recall import make_corpus  # noqa: E402
 
+from near_dedup import best_of  # noqa: E402  (bench/ is the script's folder: sys.path[0])
+
 from factory.curation import near_dedup, on_ray  # noqa: E402
 
 THRESHOLD, NUM_PERM, SHINGLE_WORDS = 0.8, 128, 3
-
-
-def best_of(repeats, fn, *args):
-    best, out = float("inf"), None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        out = fn(*args)
-        best = min(best, time.perf_counter() - start)
-    return best, out
 
 
 def main() -> None:
