@@ -54,6 +54,29 @@ def cached_embeddings(con, model: str, sample_ids: list[str]) -> dict[str, np.nd
     return dict(zip(columns["sample_id"].tolist(), vectors))
 
 
+READ_CHUNK = 50_000  # ids per query: 50k x 384 float32 is 77 MB read at a time
+
+
+def embedding_matrix(con, model: str, sample_ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(vectors, found): row k is sample_ids[k]'s cached embedding, zeros where found[k] is
+    False. Read a chunk at a time into one float32 array: cached_embeddings' dict and the
+    pass's stack of it held three 1.5 GB copies at once for 1M samples (bench/curation_rss.py)."""
+    vectors = np.zeros((len(sample_ids), DIMENSIONS), dtype=np.float32)
+    found = np.zeros(len(sample_ids), dtype=bool)
+    for start in range(0, len(sample_ids), READ_CHUNK):
+        chunk = sample_ids[start:start + READ_CHUNK]
+        columns = con.execute(
+            "SELECT sample_id, embedding FROM embeddings WHERE model = ? AND sample_id IN (SELECT unnest(?))",
+            [model, chunk]).fetchnumpy()
+        if len(columns["sample_id"]) == 0:
+            continue
+        position = {sid: start + k for k, sid in enumerate(chunk)}
+        rows = np.array([position[sid] for sid in columns["sample_id"].tolist()], dtype=np.int64)
+        vectors[rows] = np.stack(columns["embedding"]).reshape(-1, DIMENSIONS)
+        found[rows] = True
+    return vectors, found
+
+
 def accepted_samples(con, job: str) -> list[tuple[str, str, str]]:
     """(sample_id, text, content_hash) of a job's accepted view rows, in seed order: what
     another job's pass compares its samples with (curation.against_jobs)."""

@@ -17,7 +17,7 @@ from factory.curation.on_ray import compute_for
 from factory.curation.quality import SampleSignals, parse_checks, quality
 from factory.recipes.registry import find_recipe
 from factory.spec import CurationSpec
-from stores.curation import (cached_benchmark_embeddings, cached_embeddings, contamination_flags, last_pass_config,
+from stores.curation import (cached_benchmark_embeddings, contamination_flags, embedding_matrix, last_pass_config,
                              sample_signals, write_curation)
 
 
@@ -89,12 +89,12 @@ def curate(con, job: str, recipe: str, config: CurationSpec, store_with_job: boo
     new_vectors: dict[str, np.ndarray] = {}
     vectors = None
     if ids and (config.semantic or semantic_bench):
-        cached = cached_embeddings(con, semantic_dedup.MODEL_NAME, ids)
-        missing = [i for i in ids if i not in cached]
+        vectors, found = embedding_matrix(con, semantic_dedup.MODEL_NAME, ids)  # one array, filled in place
+        missing = np.flatnonzero(~found).tolist()
         if missing:
-            by_id = dict(zip(ids, texts))
-            new_vectors = dict(zip(missing, compute.embed([by_id[i] for i in missing])))
-        vectors = np.stack([cached.get(i, new_vectors.get(i)) for i in ids])
+            embedded = compute.embed([texts[k] for k in missing])
+            new_vectors = dict(zip([ids[k] for k in missing], embedded))
+            vectors[missing] = np.asarray(embedded, dtype=np.float32).reshape(-1, vectors.shape[1])
     # Duplicates of outside texts (other jobs, corpus files) are removed outright; the in-job
     # clusters form among the samples left (their pairs without the removed), so each keeps one.
     outside = against.find(con, outside_sources, job, ids, texts, vectors, config)

@@ -95,6 +95,18 @@ def test_stats_1m(tmp_path):
     assert alphas and abs(float(alphas[1]) - float(alphas[2])) < 1e-3, out
 
 
+def test_curation_rss(tmp_path):
+    # 600 samples (a 300-sample baseline): every phase of a real pass on pre-filled vectors.
+    out = run_bench("curation_rss.py", "--samples", "600", "--baseline-samples", "300", "--db",
+                    str(tmp_path / "c.duckdb"))
+    number_after(out, r"ratio peak RSS 600 / 300:")
+    number_after(out, r"ratio peak RSS 600 pass / open store:")
+    summary = last_json(out)["main"]["summary"]
+    # Every planted duplicate and copy is found: 12 near-copies, 6 vector copies, 6 benchmark copies.
+    assert (summary["near_clusters"], summary["semantic_clusters"], summary["contaminated"],
+            summary["semantic_contaminated"]) == (12, 6, 6, 6), out
+
+
 def test_driver_rss():
     out = run_bench("driver_rss.py", "--seeds", "12", "--batch", "4")
     result = last_json(out)
@@ -165,7 +177,7 @@ def test_paraphrase_contamination():
     assert re.search(r"^\| 0\.80 \| \d+/30", out, re.M), out
 
 
-SMOKED = {"sandbox_throughput.py", "near_dedup.py", "near_dedup_ray.py", "semantic_dedup.py", "stats_1m.py", "driver_rss.py",
+SMOKED = {"sandbox_throughput.py", "near_dedup.py", "near_dedup_ray.py", "semantic_dedup.py", "stats_1m.py", "driver_rss.py", "curation_rss.py",
           "training_throughput.py", "generation_throughput.py", "openai_throughput.py", "vllm_throughput.py",
           "likelihood_cost.py", "paraphrase_contamination.py", "batched_generation.py",
           "distributed_training.py"}
