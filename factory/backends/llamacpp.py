@@ -66,6 +66,8 @@ class LlamaCppBackend:
         path = model_path(model)
         self.identity = identity_for(model)
         self.threads = threads
+        # batched path (llamacpp_batch.py): prompt tokens of its requests, and those it prefilled
+        self.prefill_stats = {"prompt_tokens": 0, "computed": 0}
         self._llm = Llama(
             model_path=str(path), n_ctx=CONTEXT_TOKENS, n_threads=threads, n_threads_batch=threads,
             verbose=False, seed=0,
@@ -75,7 +77,7 @@ class LlamaCppBackend:
         # llama.cpp decodes one stream at a time; the engine pool spreads a batch over engines.
         return [self._one(request) for request in requests]
 
-    def generate_batched(self, requests: list[Request], slots: int) -> list[Completion]:
+    def generate_batched(self, requests: list[Request], slots: int, share_prefixes: bool = True) -> list[Completion]:
         """Up to `slots` requests decoded together (execution.slots_per_engine > 1), with
         continuous batching: a finished sequence frees its slot for the next request.
         Measured on 2 threads (bench/batched_generation.py, docs/benchmarks.md).
@@ -85,10 +87,17 @@ class LlamaCppBackend:
         its batch. Measured with SmolLM2 on this box: 16/16 texts equal to the single path's
         and 4/4 equal alone vs in a batch of 16, but nothing in llama.cpp promises it on
         another build or CPU. The completions cache keeps exactly-once: what was generated
-        is cached, and a rerun reads it back rather than regenerating."""
+        is cached, and a rerun reads it back rather than regenerating.
+
+        Shared prefixes (llamacpp_batch.py): requests of the call with the same prompt (the
+        k reviewers of a sample) prefill it once and copy its KV cache; texts are the same
+        as with share_prefixes=False (whole prefill chunks are copied, nothing recomputed
+        differently). prefill_stats counts prompt tokens sent and actually computed."""
         if slots <= 1:
             return self.generate(requests)
-        return _BatchedDecoder(self, slots).run(requests)
+        from factory.backends.llamacpp_batch import BatchedDecoder
+
+        return BatchedDecoder(self, slots, share_prefixes).run(requests)
 
     def score(self, texts: list[str]) -> list[tuple[float, int]]:
         """The likelihood signal: (mean natural-log probability of the text's tokens, tokens
@@ -234,28 +243,6 @@ class LlamaCppBackend:
             llm.reset()
         return out
 
-    def _batch_context(self, slots: int):
-        """A second llama_context on the same weights for batched decoding (built on first
-        use, so slots 1 allocates nothing): `slots` KV streams of CONTEXT_TOKENS each
-        (~23 KB a token for SmolLM2-135M in f16: 4 slots ~380 MB, 16 ~1.5 GB)."""
-        # One per slot count (a bench switching 4 <-> 16 rebuilt 1.5 GB per switch otherwise).
-        contexts = self.__dict__.setdefault("_batched", {})
-        if slots not in contexts:
-            import llama_cpp
-            from llama_cpp import _internals
-
-            params = llama_cpp.llama_context_default_params()
-            params.n_ctx = slots * CONTEXT_TOKENS
-            params.n_batch = params.n_ubatch = BATCH_TOKENS
-            params.n_seq_max = slots
-            params.n_threads = params.n_threads_batch = self.threads
-            params.kv_unified = False  # each sequence its own stream of n_ctx / n_seq_max cells
-            params.flash_attn_type = self._llm.context_params.flash_attn_type  # as the single path's context
-            ctx = _internals.LlamaContext(model=self._llm._model, params=params, verbose=False)
-            batch = _internals.LlamaBatch(n_tokens=max(BATCH_TOKENS, slots), embd=0, n_seq_max=1, verbose=False)
-            contexts[slots] = (ctx, batch)
-        return contexts[slots]
-
     def _one(self, request: Request) -> Completion:
         s = request.sampling
         # Reset the KV cache: reusing a previous prompt's prefix changes how the prompt is
@@ -278,130 +265,6 @@ class LlamaCppBackend:
             prompt_tokens=usage["prompt_tokens"], completion_tokens=usage["completion_tokens"],
             seconds=seconds, finish_reason=choice.get("finish_reason") or "stop",
         )
-
-
-BATCH_TOKENS = 512  # tokens per llama_decode call (llama.cpp's default n_batch)
-PENALTY_LAST_N = 64  # Llama's last_n_tokens_size: the window the repeat penalty looks at
-
-
-class _Slot:
-    """One request decoding in one sequence id of the batched context."""
-
-    def __init__(self, index: int, request: Request, sampler, limit: int, n_past: int, prompt_tokens: int):
-        self.index, self.request, self.sampler, self.limit = index, request, sampler, limit
-        self.n_past, self.prompt_tokens = n_past, prompt_tokens
-        self.tokens: list[int] = []
-        self.started = time.perf_counter()
-        self.finish: str | None = None
-
-
-class _BatchedDecoder:
-    """llama.cpp's batch API: one llama_context with `slots` sequences (a KV stream of
-    CONTEXT_TOKENS each, kv_unified off), one token per live sequence per llama_decode."""
-
-    def __init__(self, backend: "LlamaCppBackend", slots: int):
-        self.backend, self.slots = backend, slots
-        self.ctx, self.batch = backend._batch_context(slots)
-
-    def _sampler(self, request: Request):
-        """The chain create_chat_completion builds (Llama._init_sampler): penalties,
-        grammar, top_k, typical, top_p, min_p, temp, dist(seed); min_p and typical at
-        Llama's defaults (0.05, 1.0), which the single path uses too."""
-        import json
-
-        from llama_cpp import _internals
-        from llama_cpp.llama_grammar import LlamaGrammar
-
-        llm, s = self.backend._llm, request.sampling
-        sampler = _internals.LlamaSampler()
-        sampler.add_penalties(llm.n_vocab(), PENALTY_LAST_N, s["repeat_penalty"], 0.0, 0.0)
-        if request.json_schema:
-            sampler.add_grammar(llm._model, LlamaGrammar.from_json_schema(json.dumps(request.json_schema),
-                                                                           verbose=False))
-        if s["temperature"] <= 0:
-            sampler.add_greedy()
-        else:
-            sampler.add_top_k(s["top_k"])
-            sampler.add_typical(1.0, 1)
-            sampler.add_top_p(s["top_p"], 1)
-            sampler.add_min_p(0.05, 1)
-            sampler.add_temp(s["temperature"])
-            sampler.add_dist(request.seed & 0xFFFFFFFF)
-        return sampler
-
-    def _fill(self, items: list[tuple[int, int, int, bool]]) -> None:
-        """(token, position, sequence id, logits wanted) into the batch."""
-        b = self.batch.batch
-        for i, (token, pos, seq, logits) in enumerate(items):
-            b.token[i], b.pos[i], b.n_seq_id[i], b.logits[i] = token, pos, 1, logits
-            b.seq_id[i][0] = seq
-        b.n_tokens = len(items)
-
-    def _start(self, index: int, request: Request, seq: int) -> _Slot:
-        prompt = self.backend._prompt_tokens(request.messages)
-        if len(prompt) >= CONTEXT_TOKENS:
-            raise ValueError(f"llamacpp: prompt of request {request.key} is {len(prompt)} tokens; "
-                             f"the context holds {CONTEXT_TOKENS}")
-        # create_completion's cap: max_tokens no further than the context's end
-        limit = min(request.sampling["max_tokens"], CONTEXT_TOKENS - len(prompt))
-        slot = _Slot(index, request, self._sampler(request), limit, len(prompt), len(prompt))
-        for start in range(0, len(prompt), BATCH_TOKENS):
-            chunk = prompt[start:start + BATCH_TOKENS]
-            last = start + len(chunk) == len(prompt)
-            self._fill([(t, start + j, seq, last and j == len(chunk) - 1) for j, t in enumerate(chunk)])
-            self.ctx.decode(self.batch)
-        self._take(slot, slot.sampler.sample(self.ctx, len(chunk) - 1))
-        return slot
-
-    def _take(self, slot: _Slot, token: int) -> None:
-        import llama_cpp
-
-        if llama_cpp.llama_vocab_is_eog(self.backend._llm._model.vocab, token):
-            slot.finish = "stop"  # the end token is not part of the text (as create_completion)
-            return
-        slot.tokens.append(token)
-        if len(slot.tokens) >= slot.limit:
-            slot.finish = "length"
-
-    def _done(self, slot: _Slot) -> Completion:
-        text = self.backend._llm.detokenize(slot.tokens).decode("utf-8", errors="ignore")
-        return Completion(key=slot.request.key, text=text, prompt_tokens=slot.prompt_tokens,
-                          completion_tokens=len(slot.tokens), seconds=time.perf_counter() - slot.started,
-                          finish_reason=slot.finish or "stop")
-
-    def run(self, requests: list[Request]) -> list[Completion]:
-        import llama_cpp
-        from collections import deque
-
-        memory = llama_cpp.llama_get_memory(self.ctx.ctx)
-        pending, free = deque(enumerate(requests)), list(range(self.slots - 1, -1, -1))
-        live: dict[int, _Slot] = {}
-        results: list[Completion | None] = [None] * len(requests)
-        llama_cpp.llama_memory_clear(memory, True)
-        try:
-            while pending or live:
-                while pending and free:
-                    seq = free.pop()
-                    live[seq] = self._start(*pending.popleft(), seq)
-                for seq in [q for q, slot in live.items() if slot.finish]:
-                    slot = live.pop(seq)
-                    results[slot.index] = self._done(slot)
-                    slot.sampler.close()
-                    llama_cpp.llama_memory_seq_rm(memory, seq, -1, -1)  # the slot's KV cells go
-                    free.append(seq)
-                if not live or (pending and free):
-                    continue  # fill the freed slots before the next step
-                order = sorted(live)
-                self._fill([(live[q].tokens[-1], live[q].n_past, q, True) for q in order])
-                self.ctx.decode(self.batch)
-                for i, q in enumerate(order):
-                    live[q].n_past += 1
-                    self._take(live[q], live[q].sampler.sample(self.ctx, i))
-        finally:
-            for slot in live.values():
-                slot.sampler.close()
-            llama_cpp.llama_memory_clear(memory, True)
-        return results  # type: ignore[return-value]
 
 
 def value_starts(text: str, fields: dict) -> dict[str, int]:

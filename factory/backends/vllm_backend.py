@@ -91,6 +91,10 @@ class VLLMBackend:
                 # On CPU, eager by default: torch.compile adds ~65-90 s to every engine start for
                 # ~+20% decode tok/s (docs/vllm.md); FACTORY_VLLM_COMPILE=1 turns it on.
                 enforce_eager=on_cpu and os.environ.get("FACTORY_VLLM_COMPILE", "0") != "1",
+                # Automatic prefix caching: the k reviewers of a sample send the same prompt,
+                # so its KV blocks are computed once and reused (vLLM V1 has it on by default
+                # for most models; said here so a build or model that defaults off still shares).
+                enable_prefix_caching=True,
             )
         except Exception as err:  # noqa: BLE001 - the caller adds the role
             raise RuntimeError(f"vllm could not load {ref.model}: {err or type(err).__name__}") from err

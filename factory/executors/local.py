@@ -1,5 +1,6 @@
 """In-process executor: one engine per (backend, model), requests run in order (a batching
-engine gets them in one call; with slots > 1, up to `slots` per call, decoded together).
+engine gets them in one call; with slots > 1, up to `slots` per call, decoded together, a
+few more where same-prompt requests would be cut: executors/grouping.py).
 Each request is admitted by the budget before it runs; a call of several is admitted
 request by request and sent with those that fit."""
 from __future__ import annotations
@@ -9,6 +10,7 @@ from collections import deque
 from factory.backends import Completion, Request
 from factory.executors.admission import Admit, take_admitted
 from factory.executors.engines import EngineCache
+from factory.executors.grouping import call_size
 
 
 class LocalExecutor:
@@ -23,7 +25,7 @@ class LocalExecutor:
         out = []
         while pending:
             # Nothing is in flight between groups: a group the budget refuses outright ends the call.
-            group = take_admitted(pending, admit, len(pending) if batching else self.slots)
+            group = take_admitted(pending, admit, len(pending) if batching else call_size(pending, self.slots))
             if not group:
                 break
             for completion in self._cache.generate(ref, group, entry):

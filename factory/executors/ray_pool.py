@@ -16,6 +16,7 @@ import sys
 from factory.backends import Completion, Request, registered
 from factory.executors.admission import Admit, take_admitted
 from factory.executors.engines import EngineCache
+from factory.executors.grouping import call_size
 
 # Ray 2.60 writes ~/.ray/auth_token unless told not to; a local tool should not.
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
@@ -92,12 +93,13 @@ class RayExecutor:
             # carries up to `slots` requests (1: one request per call, as before slots existed).
             for actor_index, actor in enumerate(self.actors):
                 while pending and load[actor_index] < IN_FLIGHT_PER_ACTOR:
-                    group = take_admitted(pending, admit, self.slots)
+                    size = call_size(pending, self.slots)  # same-prompt requests stay together
+                    group = take_admitted(pending, admit, size)
                     if group:
                         call = actor.generate.remote(ref, [request for _, request in group], entry)
                         in_flight[call] = (actor_index, [index for index, _ in group])
                         load[actor_index] += 1
-                    if pending and len(group) < self.slots:
+                    if pending and len(group) < size:
                         return  # refused: ask again when something in flight has arrived
 
         submit()

@@ -146,6 +146,15 @@ def test_batched_generation():
 
 
 @pytest.mark.model
+def test_prefix_sharing():
+    out = run_bench("prefix_sharing.py", "--stories", "1", "--story-tokens", "16", "--max-tokens", "4", "--slots", "2",
+                    "--threads", "1", "--repeats", "1")
+    assert number_after(out, r"ratio shared / today prefill tokens:") < 0.34, out  # 3 reviewers, 1 prefill
+    number_after(out, r"ratio shared / today wall time:")
+    assert "texts identical, shared vs today: 3/3" in out, out
+
+
+@pytest.mark.model
 def test_openai_throughput():
     out = run_bench("openai_throughput.py", "--requests", "1", "--concurrency", "1", "--max-tokens", "8",
                     "--server-threads", "1")
@@ -179,7 +188,7 @@ def test_paraphrase_contamination():
 
 SMOKED = {"sandbox_throughput.py", "near_dedup.py", "near_dedup_ray.py", "semantic_dedup.py", "stats_1m.py", "driver_rss.py", "curation_rss.py",
           "training_throughput.py", "generation_throughput.py", "openai_throughput.py", "vllm_throughput.py",
-          "likelihood_cost.py", "paraphrase_contamination.py", "batched_generation.py",
+          "likelihood_cost.py", "paraphrase_contamination.py", "batched_generation.py", "prefix_sharing.py",
           "distributed_training.py"}
 
 
