@@ -13,13 +13,15 @@ if TYPE_CHECKING:
 
 def check_likelihood(spec: JobSpec) -> None:
     """A job that asks for the likelihood signal (min_likelihood or likelihood_model) needs
-    a reference model whose backend can score texts: refused here, before anything is written."""
+    a reference model whose backend can score texts: refused here, before anything is written.
+    An openai reference model is accepted with its endpoint: whether its server returns prompt
+    logprobs is known only from its first answer (one line then, factory/steps/likelihood.py)."""
     from factory.backends import registered
-    from factory.backends.base import score_unsupported
-    from factory.steps.likelihood import can_score, reference_model
+    from factory.backends.base import SERVER_SCORING_BACKENDS, score_unsupported
+    from factory.steps.likelihood import asks_for_likelihood, can_score, reference_model
 
     rule = spec.decision
-    if rule.min_likelihood is None and rule.likelihood_model is None:
+    if not asks_for_likelihood(spec):
         return  # not asked: the signal is stored where the model can give it, skipped elsewhere
     field = "decision.likelihood_model" if rule.likelihood_model is not None else "decision.min_likelihood"
     ref = reference_model(spec)
@@ -30,6 +32,12 @@ def check_likelihood(spec: JobSpec) -> None:
         registered(ref.backend, spec.base_dir)
     except ValueError as err:
         raise JobError(f"decision.likelihood_model.backend: {err}") from None
+    if ref.backend in SERVER_SCORING_BACKENDS:
+        if ref.endpoint is None:
+            raise JobError(f"{field}: backend {ref.backend} needs endpoint.base_url (its server gives the prompt "
+                           "logprobs), e.g. {backend: openai, model: NAME, endpoint: {base_url: "
+                           "http://127.0.0.1:8000/v1}}")
+        return
     if not can_score(ref.backend, spec.base_dir):
         raise JobError(f"{field}: {score_unsupported(ref.backend)}")
 

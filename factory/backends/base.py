@@ -62,13 +62,19 @@ class ScoreUnsupported(RuntimeError):
 
 def score_unsupported(backend: str) -> str:
     return (f"backend {backend} cannot give the likelihood signal; use a llamacpp reference model "
-            f"(decision.likelihood_model: {{backend: llamacpp, model: smollm2-135m-instruct-q4_1}})")
+            f"(decision.likelihood_model: {{backend: llamacpp, model: smollm2-135m-instruct-q4_1}}), a vllm "
+            f"one, or an openai one whose server returns prompt logprobs (vLLM's)")
 
 
 # Backends whose engines implement `score`, by registered name. A backend class (plugin,
 # module:Class) is asked directly (hasattr score); a backend registered with a function
 # declares it with declare_scoring(name).
-SCORING_BACKENDS: set[str] = {"llamacpp"}
+SCORING_BACKENDS: set[str] = {"llamacpp", "vllm"}
+# Backends whose `score` works only where their server offers it (openai: prompt logprobs
+# through the legacy completions endpoint), known from its first answer: accepted at load,
+# and used only by a job that asks for the likelihood (a job that does not is never stopped
+# by a server without them).
+SERVER_SCORING_BACKENDS: set[str] = {"openai"}
 
 
 def declare_scoring(name: str) -> None:

@@ -124,6 +124,48 @@ class VLLMBackend:
             ))
         return completions
 
+    def score_tokens(self, tokenizer, text: str) -> list[int]:
+        """The text's token ids with the tokenizer's BOS in front (as the llamacpp backend
+        scores it: the first token is scored too, conditioned on the start of a document),
+        cut to the context less the one token max_tokens=1 makes."""
+        ids = list(tokenizer.encode(text, add_special_tokens=False))
+        bos = getattr(tokenizer, "bos_token_id", None)
+        if bos is not None and (not ids or ids[0] != bos):
+            ids = [bos, *ids]
+        return ids[:MAX_MODEL_LEN - 1]
+
+    def score(self, texts: list[str]) -> list[tuple[float, int]]:
+        """The likelihood signal: (mean natural-log probability of the text's tokens, tokens
+        scored) from one prefill per text, all submitted together: prompt_logprobs=0 gives each
+        prompt token's own logprob (position 0, with nothing before it, is None and left out);
+        max_tokens=1 because vLLM samples at least one token. vLLM V1 does not read the prefix
+        cache for a request with prompt_logprobs, so every position is computed. A tokenizer
+        without BOS leaves the text's first token unscored."""
+        if not texts:
+            return []
+        tokenizer = self.llm.get_tokenizer()
+        ids = [self.score_tokens(tokenizer, t) for t in texts]
+        asked = [i for i, toks in enumerate(ids) if len(toks) >= 2]  # fewer: nothing to score
+        out: list[tuple[float, int]] = [(0.0, 0)] * len(texts)
+        if not asked:
+            return out
+        params = self._vllm.SamplingParams(prompt_logprobs=0, max_tokens=1, temperature=0.0)
+        results = self.llm.generate([{"prompt_token_ids": ids[i]} for i in asked], sampling_params=params,
+                                    use_tqdm=False)
+        for i, result in zip(asked, results, strict=True):
+            out[i] = mean_prompt_logprob(ids[i], result.prompt_logprobs)
+        return out
+
+
+def mean_prompt_logprob(ids: list[int], prompt_logprobs) -> tuple[float, int]:
+    """(mean logprob, count) over the positions that have one: entry j maps token ids to
+    Logprob objects and holds the prompt's own token ids[j]."""
+    if prompt_logprobs is None or len(prompt_logprobs) != len(ids):
+        raise RuntimeError(f"vllm returned prompt_logprobs for {0 if prompt_logprobs is None else len(prompt_logprobs)}"
+                           f" of {len(ids)} prompt tokens")
+    values = [entry[token].logprob for token, entry in zip(ids, prompt_logprobs) if entry is not None]
+    return (sum(values) / len(values), len(values)) if values else (0.0, 0)
+
 
 def _request_seconds(out, call_seconds: float) -> float:
     """Queue-to-last-token time where the engine kept stats, else the whole call's (all of

@@ -16,14 +16,14 @@ import time
 
 def likelihood(ctx, texts: list[str]) -> list[float] | None:
     try:
-        from factory.steps.likelihood import can_score, reference_model, score_key
+        from factory.steps.likelihood import reference_model, score_key, scores_in
         from stores.signals import cached_likelihoods, put_likelihoods
     except ImportError:  # a version without the likelihood signal
         return None
     from factory.backends import model_identity
 
     ref = reference_model(ctx.spec)
-    if ref is None or not can_score(ref.backend, ctx.spec.base_dir):
+    if ref is None or not scores_in(ctx.spec):  # an openai model: only where the job asks for it
         return None
     identity = model_identity(ref).as_dict()
     keys = [score_key(identity, t) for t in texts]

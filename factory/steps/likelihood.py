@@ -6,15 +6,21 @@ each; with decision.min_likelihood set, a sample below it is rejected (stage `li
 before any review is paid for.
 
 Scores are cached by (model identity with its file hash, text): a rerun, or another job
-with the same text, computes nothing. A reference backend that cannot score is refused at
-load when the job asks for the signal (factory/spec.py), and skipped when it does not.
+with the same text, computes nothing. An openai reference model's identity is its model
+name and base_url, so two models behind one endpoint never share a score. A reference
+backend that cannot score is refused at load when the job asks for the signal
+(factory/job_checks.py), and skipped when it does not. An openai one can score only where its
+server returns prompt logprobs, known from its first answer: it scores only when the job
+asks (min_likelihood or likelihood_model), and a server without them stops the run at the
+first batch with one line naming the endpoint (ScoreUnsupported, a RuntimeError: `factory
+run` prints it, exit 1; the batch's completions stay cached).
 """
 from __future__ import annotations
 
 import time
 
 from factory.backends import model_identity
-from factory.backends.base import SCORING_BACKENDS
+from factory.backends.base import SCORING_BACKENDS, SERVER_SCORING_BACKENDS
 from factory.calls import library_versions
 from factory.keys import digest
 from factory.steps.context import NO_LINEAGE, Context, add_verdict
@@ -40,15 +46,30 @@ def can_score(backend: str, base_dir: str | None = None) -> bool:
     return backend in SCORING_BACKENDS or class_offers(backend, "score", base_dir)
 
 
+def asks_for_likelihood(spec) -> bool:
+    return spec.decision.min_likelihood is not None or spec.decision.likelihood_model is not None
+
+
+def scores_in(spec) -> bool:
+    """Whether this job's likelihood step (and probe) scores: a reference backend that always
+    can, or one whose server may (openai) when the job asks for the signal."""
+    ref = reference_model(spec)
+    if ref is None:
+        return False
+    if ref.backend in SERVER_SCORING_BACKENDS:
+        return asks_for_likelihood(spec)
+    return can_score(ref.backend, spec.base_dir)
+
+
 def score_key(identity: dict, text: str) -> str:
     return digest("likelihood", identity, text, length=32)
 
 
 class ScoreLikelihood:
     def run(self, ctx: Context, state: BatchState) -> None:
-        ref = reference_model(ctx.spec)
-        if ref is None or not state.samples or not can_score(ref.backend, ctx.spec.base_dir):
+        if not state.samples or not scores_in(ctx.spec):
             return
+        ref = reference_model(ctx.spec)
         identity = model_identity(ref).as_dict()
         keys = {i: score_key(identity, row["text"]) for i, row in state.samples.items()}
         scores = cached_likelihoods(ctx.store.con, list(keys.values()))

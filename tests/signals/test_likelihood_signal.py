@@ -123,12 +123,11 @@ def test_a_backend_without_score_is_refused_at_load_in_one_line(tmp_path):
     assert load_job(path).decision.min_likelihood is None
 
 
-def test_openai_reference_is_refused_with_its_name():
+def test_openai_reference_is_accepted_at_load():
+    # whether its server returns prompt logprobs is known at the first call: tests/backends/test_openai_likelihood.py
     job = fake_job(decision={"likelihood_model": {"backend": "openai", "model": "m",
                                                   "endpoint": {"base_url": "http://127.0.0.1:9/v1"}}})
-    with pytest.raises(JobError, match=r"decision.likelihood_model: backend openai cannot give the likelihood "
-                                       r"signal; use a llamacpp reference model"):
-        parse_job(job)
+    assert parse_job(job).decision.likelihood_model.backend == "openai"
 
 
 def test_demo_keeps_its_old_fingerprints():
