@@ -62,7 +62,8 @@ def story_losses(student, texts: list[str], max_length: int, batch_size: int = 1
 def teacher_ref(job_spec: dict) -> ModelRef:
     """The model that wrote the source job's stories, as the likelihood signal picks it:
     decision.likelihood_model, else the generator's (first pool) model; the embedded
-    SmolLM2 when that backend cannot score (openai, vllm)."""
+    SmolLM2 when that backend cannot score (can_score: llamacpp and vllm can; an
+    OpenAI-compatible server only says so at run time, so it is not taken here)."""
     from factory.steps.likelihood import can_score
 
     chosen = (job_spec.get("decision") or {}).get("likelihood_model")
