@@ -140,7 +140,7 @@ class Budget:
     role_caps: dict[str, int]
     spent: dict[str, int] = field(default_factory=dict)
     reserved: dict[str, int] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _lock: threading.Condition = field(default_factory=threading.Condition)  # notified when a reservation ends
 
     @staticmethod
     def need(request: Request) -> int:
@@ -151,19 +151,27 @@ class Budget:
             prompt += len(json.dumps(request.json_schema).encode())
         return prompt + PER_REQUEST_TOKENS + int(request.sampling["max_tokens"])
 
-    def _refusing_cap(self, role: str, tokens: int) -> str | None:
-        """Which cap `tokens` more would pass, counting reservations: "job", "role" or None."""
-        if self.job_cap is not None and sum(self.spent.values()) + sum(self.reserved.values()) + tokens > self.job_cap:
+    def _refusing_cap(self, role: str, tokens: int, reserved: bool = True) -> str | None:
+        """Which cap `tokens` more would pass, counting reservations (reserved=False: as if
+        every request in flight settled at no cost): "job", "role" or None."""
+        held = self.reserved if reserved else {}
+        if self.job_cap is not None and sum(self.spent.values()) + sum(held.values()) + tokens > self.job_cap:
             return "job"
         cap = self.role_caps.get(role)
-        if cap is not None and self.spent.get(role, 0) + self.reserved.get(role, 0) + tokens > cap:
+        if cap is not None and self.spent.get(role, 0) + held.get(role, 0) + tokens > cap:
             return "role"
         return None
 
-    def reserve(self, role: str, tokens: int) -> bool:
+    def reserve(self, role: str, tokens: int, wait: bool = False) -> bool:
+        """wait: the asker has nothing in flight (it would stop on a refusal); while other
+        callers' requests hold reservations that could make room (batches in flight,
+        factory/streaming.py), wait for them to settle and ask again. Only a refusal with
+        nothing reserved that could free room is final, as with one caller at a time."""
         with self._lock:
-            if self._refusing_cap(role, tokens):
-                return False
+            while self._refusing_cap(role, tokens) is not None:
+                if not wait or self._refusing_cap(role, tokens, reserved=False) is not None:
+                    return False  # no settling could make room (none in flight: it does not fit)
+                self._lock.wait()
             self.reserved[role] = self.reserved.get(role, 0) + tokens
             return True
 
@@ -173,6 +181,7 @@ class Budget:
         with self._lock:
             self.reserved[role] = self.reserved.get(role, 0) - reserved
             self.spent[role] = self.spent.get(role, 0) + used
+            self._lock.notify_all()
 
     def release(self, role: str, reserved: int) -> None:
         """A reserved request that never arrived (its call failed): nothing was spent."""
@@ -203,7 +212,9 @@ class Admission:
 
     def admit(self, request: Request) -> bool:
         need = Budget.need(request)
-        if not self.budget.reserve(self.role, need):
+        with self._lock:
+            idle = not self._held  # nothing of this call in flight: a refusal would end it
+        if not self.budget.reserve(self.role, need, wait=idle):
             self.refused_need = need
             return False
         with self._lock:

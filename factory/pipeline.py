@@ -12,6 +12,7 @@ from factory.keys import digest
 from factory.recipes.base import Recipe
 from factory.spec import JobError, JobSpec
 from factory.steps import BatchState, Context
+from factory.streaming import SerialProgress, run_in_flight
 from roles.templates import load_template
 from stores import BatchRows, Store
 from stores.snapshot import SnapshotWriter
@@ -89,11 +90,14 @@ def job_id(store: Store, spec: JobSpec) -> str:
     return store.existing_job([spec.fingerprint, *spec.legacy_fingerprints()]) or spec.fingerprint
 
 
-def run_batch(ctx: Context, indices: list[int]) -> BatchRows:
-    """The recipe's steps, in order, over one batch of seed indices."""
+def run_batch(ctx: Context, indices: list[int], between=None) -> BatchRows:
+    """The recipe's steps, in order, over one batch of seed indices; between(state) after
+    each step (batches in flight: factory/streaming.py)."""
     state = BatchState(BatchRows(batch_id=digest("batch", ctx.job, indices), job=ctx.job, seed_indices=indices))
     for step in ctx.recipe.steps():
         step.run(ctx, state)
+        if between is not None:
+            between(state)
     return state.batch
 
 
@@ -129,23 +133,38 @@ def run_job(spec: JobSpec, db: str | Path | None = None, limit: int | None = Non
         ex = spec.execution
         executor = make_executor(ex.executor, ex.engines, ex.threads_per_engine, address, ex.gpus_per_engine,
                                  ex.slots_per_engine)
-        caller = Caller(store, executor, on_completion=lambda c: progress.tokens(c.completion_tokens),
-                        budget=make_budget(spec, store, job))
-        ctx = Context(spec=spec, job=job, bound=bound, caller=caller, recipe=recipe, store=store)
+        if ex.batches_in_flight > 1:
+            progress = SerialProgress(progress)  # tokens() comes from every batch's thread
+        budget = make_budget(spec, store, job)
+        callers: list[Caller] = []
+
+        def context(batch_store: Store) -> Context:
+            caller = Caller(batch_store, executor, on_completion=lambda c: progress.tokens(c.completion_tokens),
+                            budget=budget)
+            callers.append(caller)
+            return Context(spec=spec, job=job, bound=bound, caller=caller, recipe=recipe, store=batch_store)
+
         snapshot = SnapshotWriter(store.con, db)  # what factory stats / sql read while this run holds db
+
+        def commit(batch: BatchRows) -> None:
+            store.write_batch(batch)
+            snapshot.refresh()  # rate-limited: under 5 % of the run's time (stores/snapshot.py)
+            result.seeds_processed += len(batch.seed_indices)
+            progress.batch(len(batch.seed_indices), outcomes_of(batch))
+
         progress.start(total=target, done=result.seeds_done_before)
         try:
             snapshot.refresh(force=True)  # watchers see the job before its first batch ends
-            for start in range(0, len(todo), ex.batch_size):
-                indices = todo[start:start + ex.batch_size]
-                batch = run_batch(ctx, indices)
-                store.write_batch(batch)
-                snapshot.refresh()  # rate-limited: under 5 % of the run's time (stores/snapshot.py)
-                result.seeds_processed += len(indices)
-                progress.batch(len(indices), outcomes_of(batch))
+            batches = [todo[start:start + ex.batch_size] for start in range(0, len(todo), ex.batch_size)]
+            if ex.batches_in_flight > 1:
+                run_in_flight(store, batches, ex.batches_in_flight, context, run_batch, commit)
+            else:
+                ctx = context(store)
+                for indices in batches:
+                    commit(run_batch(ctx, indices))
         finally:
             snapshot.close()  # removed: once this run ends, readers read db itself
             progress.stop()
-            result.model_calls = caller.model_calls
+            result.model_calls = sum(caller.model_calls for caller in callers)
             executor.close()
     return result

@@ -133,6 +133,9 @@ class ExecutionSpec(Strict):
     slots_per_engine: int = Field(
         1, ge=1, le=64, description="requests a llamacpp engine decodes together (llama.cpp batch API); "
         "1 = one at a time. >1: a text may depend on which requests shared its batch (the cache keeps exactly-once)")
+    batches_in_flight: int = Field(
+        1, ge=1, le=64, description="batches whose steps run at once (driver threads; rows still commit a batch "
+        "at a time, in order): an engine has requests queued while a batch is written. 1 = one batch at a time")
 
     @model_validator(mode="after")
     def _engines(self) -> "ExecutionSpec":

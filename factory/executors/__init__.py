@@ -3,6 +3,7 @@ remote backends (HTTP servers) from the driver with bounded concurrency. The Dis
 routes each role to the right one."""
 from __future__ import annotations
 
+import threading
 from typing import Callable, Protocol
 
 from factory.backends import Completion, Request, registered
@@ -31,6 +32,7 @@ class Dispatcher:
         self._slots = slots  # execution.slots_per_engine
         self._local: Executor | None = None
         self._remote: Executor | None = None
+        self._starting = threading.Lock()  # batches in flight: one pool started, not one per thread
 
     def _engine_pool(self) -> Executor:
         # Started on first use: a job whose roles are all remote starts no engines.
@@ -49,13 +51,15 @@ class Dispatcher:
     def _for(self, entry) -> Executor:
         """The one dispatch path: remote backends to the driver's thread pool, local ones to
         the engine pool (generate and score alike)."""
-        if entry.remote:
-            if self._remote is None:
-                from factory.executors.remote import RemoteExecutor
+        with self._starting:
+            return self._remote_pool() if entry.remote else self._engine_pool()
 
-                self._remote = RemoteExecutor()
-            return self._remote
-        return self._engine_pool()
+    def _remote_pool(self) -> Executor:
+        if self._remote is None:
+            from factory.executors.remote import RemoteExecutor
+
+            self._remote = RemoteExecutor()
+        return self._remote
 
     def generate(self, ref, requests: list[Request], on_completion: OnCompletion | None = None,
                  admit: Admit | None = None) -> list[Completion]:

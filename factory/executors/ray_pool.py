@@ -9,6 +9,7 @@ carries up to `slots` requests, which the engine decodes together.
 from __future__ import annotations
 
 import os
+import threading
 from collections import deque
 
 import sys
@@ -23,11 +24,21 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 import ray  # noqa: E402
 
 IN_FLIGHT_PER_ACTOR = 2
+# Batches in flight (factory/streaming.py) call generate from several driver threads: Ray's
+# submission (.remote, wait, get) is thread-safe, cloudpickle's by-value registry is a plain
+# set, so registering is serialized. Each call keeps its own in-flight count, so an actor
+# may hold up to 2 calls per batch thread: it runs them one at a time (a sync actor).
+_PICKLE_LOCK = threading.Lock()
 
 
 def _pickle_by_value(entry) -> None:
     """Modules outside installed packages (a test's fakes, a backend file next to a job)
     travel by value: Ray workers import by name from their own sys.path."""
+    with _PICKLE_LOCK:
+        _register_by_value(entry)
+
+
+def _register_by_value(entry) -> None:
     for fn in (entry.identity, entry.build):
         module = sys.modules.get(getattr(fn, "__module__", ""))
         file = getattr(module, "__file__", None) or ""

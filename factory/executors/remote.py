@@ -8,12 +8,14 @@ what is in flight is always reserved (a pool given every request at once would h
 max_concurrency requests past a cap before the first answer)."""
 from __future__ import annotations
 
+import threading
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
 from factory.backends import Completion, Request
 from factory.executors.admission import Admit, take_admitted
 from factory.executors.engines import EngineCache
+from factory.keys import digest
 
 
 class RemoteExecutor:
@@ -21,19 +23,26 @@ class RemoteExecutor:
 
     def __init__(self):
         self._cache = EngineCache()
+        # Batches in flight (factory/streaming.py) call generate from several threads: the
+        # endpoint's max_concurrency bounds them all together, not each call.
+        self._lock = threading.Lock()
+        self._bounds: dict[str, threading.BoundedSemaphore] = {}
 
     def generate(self, ref, requests: list[Request], on_completion=None, entry=None,
                  admit: Admit | None = None) -> list[Completion]:
-        backend = self._cache.engine(ref, entry)
+        limit = ref.endpoint.max_concurrency if ref.endpoint else 4
+        with self._lock:
+            backend = self._cache.engine(ref, entry)
+            bound = self._bounds.setdefault(digest(ref.model_dump(mode="json")), threading.BoundedSemaphore(limit))
         results: list[Completion | None] = [None] * len(requests)
 
         def one(index: int) -> None:
-            completion = backend.generate([requests[index]])[0]
+            with bound:
+                completion = backend.generate([requests[index]])[0]
             results[index] = completion
             if on_completion:  # settles the budget before this future is done
                 on_completion(completion)
 
-        limit = ref.endpoint.max_concurrency if ref.endpoint else 4
         pending = deque(enumerate(requests))
         in_flight: set = set()
         # Leaving the with block waits for the requests in flight (a failure or a budget

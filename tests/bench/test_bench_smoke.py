@@ -186,10 +186,17 @@ def test_paraphrase_contamination():
     assert re.search(r"^\| 0\.80 \| \d+/30", out, re.M), out
 
 
+def test_streaming_pipeline():
+    out = run_bench("streaming_pipeline.py", "--seeds", "16", "--step-ms", "0.2", "--slots", "4", "--batch-size", "4",
+                    "--in-flight", "1,3")
+    number_after(out, r"ratio busy/wall 3 / 1:")
+    assert "same rows: True" in out, out
+
+
 SMOKED = {"sandbox_throughput.py", "near_dedup.py", "near_dedup_ray.py", "semantic_dedup.py", "stats_1m.py", "driver_rss.py", "curation_rss.py",
           "training_throughput.py", "generation_throughput.py", "openai_throughput.py", "vllm_throughput.py",
           "likelihood_cost.py", "paraphrase_contamination.py", "batched_generation.py", "prefix_sharing.py",
-          "distributed_training.py"}
+          "distributed_training.py", "streaming_pipeline.py"}
 
 
 def test_every_bench_has_a_smoke_test():

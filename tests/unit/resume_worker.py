@@ -1,6 +1,6 @@
 """Run a fake-backend job in its own process, so a test can SIGKILL it at a known point.
 
-argv: DB N [BATCH_SIZE]. Stdout tells the test what happened, one line per event, so it
+argv: DB N [BATCH_SIZE [BATCHES_IN_FLIGHT]]. Stdout tells the test what happened, one line per event, so it
 kills on an event, never after a guessed sleep: `call` after each completion that reached
 a model (cache hits print nothing), `saved` after each committed write of the completions
 cache, `batch` after each committed batch, `finished` at the end."""
@@ -40,9 +40,10 @@ def put_and_say(self, rows):
 Store.put_completions = put_and_say
 
 batch_size = int(sys.argv[3]) if len(sys.argv) > 3 else 3
+in_flight = int(sys.argv[4]) if len(sys.argv) > 4 else 1
 spec = parse_job(fake_job(num_samples=int(sys.argv[2]), roles={
     role: {"backend": "fake", "model": "fake-slow", "template": f"tinystories/{role}@1"}
     for role in ("generator", "reviewer", "adjudicator")
-}, execution={"executor": "local", "batch_size": batch_size}))
+}, execution={"executor": "local", "batch_size": batch_size, "batches_in_flight": in_flight}))
 run_job(spec, db=sys.argv[1], progress=PrintBatches())
 print("finished", flush=True)

@@ -1,0 +1,192 @@
+"""execution.batches_in_flight > 1: up to N batches run their steps at once, each on its own
+driver thread with its own BatchState, so an engine has another batch's requests queued
+while one batch's rows are written, its programs run in the sandbox or its driver-side
+steps (dedup, rules, decide) run. With 1 batch in flight a batching engine idles for all
+of those (issue 13: on a GPU that is most of the card).
+
+What stays as with one batch at a time, and why it holds here:
+- The driver is DuckDB's only writer and a batch's rows commit with its done-marks in one
+  transaction, from this (the main) thread, in batch order: the done seeds of a killed run
+  are a prefix of its batches, as before, and a rerun starts at the first uncommitted one.
+- Each batch thread reads and writes through its own cursor (a DuckDB connection's last
+  result and open transaction belong to the connection: two threads on one read each
+  other's results). Every write transaction (completions cache, likelihood cache, a batch's
+  rows, the snapshot copy) holds one lock, so no two overlap: two concurrent inserts of the
+  same key would conflict under DuckDB's optimistic concurrency.
+- Exact dedup gives the same rows: a batch's look-up of earlier samples waits until every
+  earlier batch has passed its own look-up step (they run at about the same time, so it
+  waits little), then sees the committed samples plus those earlier batches' kept samples
+  (DedupLedger), the first by seed index winning as in the store's query.
+- The budget is one (locked) Budget; an admission refused while other batches' requests
+  hold reservations waits for them to settle instead of stopping the job (factory/calls.py).
+- Progress calls are serialized (SerialProgress); engines are guarded by their executors
+  (a lock per local engine; Ray actors run one call at a time).
+"""
+from __future__ import annotations
+
+import threading
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable
+
+from stores.connection import Connection
+from stores.store import Store
+
+
+class Stopped(RuntimeError):
+    """Another batch failed: this one ends after its current step (what it cached stays)."""
+
+
+class WriteLocked(Connection):
+    """A batch thread's cursor whose transactions hold the store's write lock from begin()
+    to commit() or rollback() (stores/transaction.py is the one way the store writes)."""
+
+    def __init__(self, con, path, lock: threading.Lock):
+        super().__init__(con, path)
+        self._lock, self._held = lock, False
+
+    def begin(self):
+        self._lock.acquire()
+        self._held = True
+        try:
+            return self._checked(self._con.begin)
+        except BaseException:
+            self._unlock()
+            raise
+
+    def commit(self):
+        done = self._checked(self._con.commit)
+        self._unlock()  # a failed commit keeps it: transaction() rolls back next, and that unlocks
+        return done
+
+    def rollback(self):
+        try:
+            return self._checked(self._con.rollback)
+        finally:
+            self._unlock()
+
+    def _unlock(self) -> None:
+        if self._held:
+            self._held = False
+            self._lock.release()
+
+
+class DedupLedger:
+    """The kept (not duplicate) samples of this run's batches that have passed their dedup
+    look-up, by batch position; a look-up waits for every earlier position."""
+
+    def __init__(self):
+        self._cond = threading.Condition()
+        self._published: set[int] = set()
+        self._first: dict[str, tuple[int, str]] = {}  # content hash -> (seed index, sample id), smallest
+
+    def earlier(self, position: int, stop: threading.Event) -> dict[str, tuple[int, str]]:
+        with self._cond:
+            while not all(p in self._published for p in range(position)):
+                if stop.is_set():
+                    raise Stopped("another batch failed")
+                self._cond.wait(timeout=1.0)  # stop is set without notifying this condition
+            return dict(self._first)
+
+    def publish(self, position: int, samples: list[dict]) -> None:
+        with self._cond:
+            if position in self._published:
+                return
+            for row in samples:
+                if row.get("duplicate_of") is None:
+                    key, mine = row["content_hash"], (row["seed_index"], row["sample_id"])
+                    self._first[key] = min(self._first.get(key, mine), mine)
+            self._published.add(position)
+            self._cond.notify_all()
+
+
+class BatchStore(Store):
+    """The store as one batch thread sees it: the same database through the thread's own
+    cursor; samples_by_hash also sees earlier in-flight batches (DedupLedger)."""
+
+    def __init__(self, store: Store, lock: threading.Lock, ledger: DedupLedger, position: int,
+                 stop: threading.Event):
+        # Not Store.__init__: no new database connection, no migration.
+        self.__dict__.update(store.__dict__)
+        self.con = WriteLocked(store.con.cursor(), store.path, lock)  # made on the main thread
+        self.ledger, self.position, self.stop = ledger, position, stop
+        self.looked_up = False
+
+    def samples_by_hash(self, job: str, hashes: list[str]) -> dict[str, str]:
+        self.looked_up = True
+        earlier = self.ledger.earlier(self.position, self.stop)
+        if not hashes:
+            return {}
+        rows = self.con.execute(
+            """SELECT content_hash, seed_index, sample_id FROM samples
+               WHERE job = ? AND duplicate_of IS NULL AND content_hash IN (SELECT unnest(?))""",
+            [job, list(hashes)],
+        ).fetchall()
+        best: dict[str, tuple[int, str]] = {}
+        for key, index, sample in [*rows, *((h, *earlier[h]) for h in set(hashes) if h in earlier)]:
+            best[key] = min(best.get(key, (index, sample)), (index, sample))
+        return {key: sample for key, (_, sample) in best.items()}
+
+    def close(self) -> None:
+        self.con.close()  # the cursor only; the run's connection stays open
+
+
+class SerialProgress:
+    """A progress reporter called from several threads, one call at a time."""
+
+    def __init__(self, progress):
+        self._progress, self._lock = progress, threading.Lock()
+
+    def __getattr__(self, name: str):
+        method = getattr(self._progress, name)
+
+        def serial(*args, **kwargs):
+            with self._lock:
+                return method(*args, **kwargs)
+
+        return serial
+
+
+def run_in_flight(store: Store, batches: list[list[int]], in_flight: int, make_context: Callable,
+                  run_batch: Callable, commit: Callable) -> None:
+    """Run `batches` (lists of seed indices), up to `in_flight` at once, committing each in
+    order on this thread. make_context(store_view) -> a Context for one batch;
+    run_batch(ctx, indices, between) -> BatchRows, calling between(state) after each step;
+    commit(batch) writes it (under the write lock)."""
+    lock, ledger, stop = threading.Lock(), DedupLedger(), threading.Event()
+
+    def one(position: int, indices: list[int], view: BatchStore):
+        ctx = make_context(view)
+        rows: list[dict] = []
+
+        def between(state) -> None:
+            rows[:] = state.batch.rows["samples"]
+            if view.looked_up:  # the step that asked for earlier samples has made this batch's
+                ledger.publish(position, rows)
+            if stop.is_set():
+                raise Stopped("another batch failed")
+
+        try:
+            return run_batch(ctx, indices, between)
+        finally:
+            ledger.publish(position, rows)  # no look-up (or a failure): later batches need not wait on it
+            view.close()
+
+    pending: deque = deque()
+    with ThreadPoolExecutor(in_flight, thread_name_prefix="factory-batch") as pool:
+        try:
+            started = 0
+            while started < len(batches) or pending:
+                while started < len(batches) and len(pending) < in_flight:
+                    view = BatchStore(store, lock, ledger, started, stop)
+                    pending.append((pool.submit(one, started, batches[started], view), view))
+                    started += 1
+                batch = pending.popleft()[0].result()  # the oldest: commits stay in batch order
+                with lock:
+                    commit(batch)
+        except BaseException:
+            stop.set()  # running batches end after their current step; queued ones never start
+            for future, view in pending:
+                if future.cancel():
+                    view.close()
+            raise
