@@ -19,6 +19,7 @@ from factory.recipes.registry import find_recipe
 from factory.spec import CurationSpec
 from stores.curation import (cached_benchmark_embeddings, contamination_flags, embedding_matrix, last_pass_config,
                              sample_signals, write_curation)
+from stores.memory_limit import bounded_memory
 
 
 def benchmark_list(config: dict) -> tuple:
@@ -60,11 +61,25 @@ def contamination_change(previous: dict | None, config: dict, before: set, after
     return None
 
 
+# DuckDB's memory_limit during a pass (restored after it, also after a failure). Its default,
+# 80% of RAM (18.8 GiB here), let the buffer pool keep ~0.9 GB of the blocks a 1M-sample pass
+# read (the samples' texts, 1.5 GB of cached vectors, then the write's blocks): 5,249 MB peak
+# against 4,327 MB with 1GB (bench/curation_rss.py, docs/benchmarks.md). The pass's own
+# queries are scans and one write transaction, which spill to DB.tmp above the limit instead
+# of failing, so a bigger store still curates. 1GB: what the 1M bench ran with.
+MEMORY_LIMIT = "1GB"
+
+
 def curate(con, job: str, recipe: str, config: CurationSpec, store_with_job: bool = False,
            address: str | None = None) -> dict:
     """store_with_job: `config` is the job YAML's; it becomes the job's stored settings.
     address: a Ray cluster's; MinHash, embeddings and n-gram look-ups run there (on_ray.py),
     with the same result; None (the default): all in this process."""
+    with bounded_memory(con, MEMORY_LIMIT):
+        return _curate(con, job, recipe, config, store_with_job, address)
+
+
+def _curate(con, job: str, recipe: str, config: CurationSpec, store_with_job: bool, address: str | None) -> dict:
     # Benchmarks first: a missing file or field fails before any work or write.
     benchmarks = [(b.name or b.path.rsplit("/", 1)[-1], b.path, *decontaminate.read_benchmark(b.path, b.field))
                   for b in config.decontaminate]
@@ -78,6 +93,10 @@ def curate(con, job: str, recipe: str, config: CurationSpec, store_with_job: boo
     order = {r[0]: r[1] for r in rows}
     candidates = [(r[0], r[2]) for r in rows if r[3] is None]  # exact duplicates are already out
     ids, texts = [c[0] for c in candidates], [c[1] for c in candidates]
+    # The 1M tuples of 9 fields (and the candidates' 1M pairs) go before near dedup, whose
+    # allocations reuse their memory; the summary needs only these two counts of them.
+    samples, exact_duplicates = len(rows), sum(1 for r in rows if r[3] is not None)
+    del rows, candidates
 
     compute = compute_for(address)  # the per-text work: here, or on the Ray cluster at address
     near_pairs = compute.near_duplicate_pairs(ids, texts, config.near_threshold, config.shingle_words,
@@ -112,6 +131,9 @@ def curate(con, job: str, recipe: str, config: CurationSpec, store_with_job: boo
     if semantic_bench and vectors is not None:
         new_bench = _semantic_contamination(con, benchmarks, ids, vectors, config.contamination_similarity, hits,
                                             compute.embed)
+    # Nothing below reads the vectors (1.5 GB at 1M; the embeddings to store are new_vectors'
+    # and outside's own), the texts or the ids: they go before the write builds its frames.
+    del vectors, texts, ids
     settings = config.model_dump(mode="json")
     change = contamination_change(last_pass_config(con, job), settings, contamination_flags(con, job),
                                   {(h["sample_id"], h["benchmark"], h["ngram_size"]) for h in hits})
@@ -126,7 +148,7 @@ def curate(con, job: str, recipe: str, config: CurationSpec, store_with_job: boo
     for h in hits:
         h["job"] = job
     summary = {
-        "samples": len(rows), "exact_duplicates": sum(1 for r in rows if r[3] is not None),
+        "samples": samples, "exact_duplicates": exact_duplicates,
         "near_clusters": len({m["cluster_id"] for m in members if m["method"] == "near"}),
         "near_removed": sum(1 for m in members if m["method"] == "near" and not m["kept"]),
         "semantic_clusters": len({m["cluster_id"] for m in members if m["method"] == "semantic"}),
