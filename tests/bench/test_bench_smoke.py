@@ -193,10 +193,20 @@ def test_streaming_pipeline():
     assert "same rows: True" in out, out
 
 
+@pytest.mark.model
+def test_demo_walltime():
+    # 1 seed, 48 tokens per call (a story needs >= 30 words): A and B through `factory run`, then raw.
+    out = run_bench("demo_walltime.py", "--limit", "1", "--max-tokens", "48", "--repeats", "1",
+                    "--raw-threads", "1")
+    for ratio in ("wall B / A", "tok/s B / A", "tok/s B / raw single stream", "tok/s A / raw single stream"):
+        number_after(out, rf"ratio {ratio}:")
+    assert "same request keys/seeds in A and B: True (1 samples)" in out, out
+
+
 SMOKED = {"sandbox_throughput.py", "near_dedup.py", "near_dedup_ray.py", "semantic_dedup.py", "stats_1m.py", "driver_rss.py", "curation_rss.py",
           "training_throughput.py", "generation_throughput.py", "openai_throughput.py", "vllm_throughput.py",
           "likelihood_cost.py", "paraphrase_contamination.py", "batched_generation.py", "prefix_sharing.py",
-          "distributed_training.py", "streaming_pipeline.py"}
+          "distributed_training.py", "streaming_pipeline.py", "demo_walltime.py"}
 
 
 def test_every_bench_has_a_smoke_test():
