@@ -14,7 +14,7 @@ de-duplication) are those of stores/stats.py, stores/curation_stats.py and store
 """
 from __future__ import annotations
 
-from stores.tokens import MODEL_MADE
+from stores.tokens import MODEL_MADE, calls_union, made_cte
 
 # Tables whose per-job row counts are kept: the read path compares them with count(*) (one
 # zone-map scan each, ~1 ms at 1M rows) and recomputes from rows when a table was written
@@ -35,19 +35,14 @@ WORDS = r"regexp_extract_all(lower(text), '[\pL\pN_]+')"
 
 def counters_sql(t) -> str:
     """(name, key, value) rows of job $job; t(table) names the relation that holds the rows."""
-    made = " UNION ALL ".join(f"""SELECT role, request_key, prompt_tokens, completion_tokens, seconds FROM {t(x)}
-                                   WHERE job = $job AND role IS NOT NULL""" for x in MODEL_MADE)
     backends = " UNION ALL ".join(f"SELECT role, model FROM {t(x)} WHERE job = $job" for x in MODEL_MADE)
     counts = " UNION ALL ".join(f"SELECT 'rows', '{x}', count(*) FROM {t(x)} WHERE job = $job" for x in COUNTED)
     S, R, V, D = t("samples"), t("reviews"), t("verdicts"), t("drops")
     return f"""
-WITH made AS NOT MATERIALIZED ({made}),
+WITH {made_cte(t)},
 tok AS (
   SELECT role, count(*) AS calls, sum(prompt_tokens) AS p, sum(completion_tokens) AS c, sum(seconds) AS sec FROM (
-    SELECT role, prompt_tokens, completion_tokens, seconds FROM made
-    UNION ALL
-    SELECT role, prompt_tokens, completion_tokens, seconds FROM {D} d
-    WHERE job = $job AND request_key IS NOT NULL AND NOT EXISTS (SELECT 1 FROM made m WHERE m.request_key = d.request_key)
+    {calls_union(t)}
   ) GROUP BY role),
 decided AS (SELECT decision, stage FROM {V} WHERE job = $job),
 units AS (SELECT count(*) AS m, var_pop(overall) * count(*) AS ss, max(overall) - min(overall) AS spread,

@@ -19,22 +19,30 @@ MODEL_MADE = ("samples", "reviews", "verdicts", "solutions")
 # inlined, the sums read only the token columns. Measured on the stats_1m bench store (1M
 # samples, 4.3M model-made rows, 143k drops with lineage): 0.19 s materialized, 0.06 s
 # inlined, 0.02 s for the CASE query this replaces (which had no drop de-duplication).
-TOKENS_SQL = f"""
-WITH made AS NOT MATERIALIZED (
-  {' UNION ALL '.join(f'''SELECT role, request_key, prompt_tokens, completion_tokens, seconds FROM {table}
-  WHERE job = $job AND role IS NOT NULL''' for table in MODEL_MADE)}
-), calls AS (
-  SELECT role, prompt_tokens, completion_tokens, seconds FROM made
+def made_cte(t=lambda table: table) -> str:
+    """The `made` CTE: every model-made row's role, request key and tokens. t(table) names
+    the relation holding a table's rows (the summaries read one batch's rows through it)."""
+    rows = " UNION ALL ".join(f"""SELECT role, request_key, prompt_tokens, completion_tokens, seconds FROM {t(table)}
+  WHERE job = $job AND role IS NOT NULL""" for table in MODEL_MADE)
+    return f"made AS NOT MATERIALIZED ({rows})"
+
+
+def calls_union(t=lambda table: table) -> str:
+    """One row per model call (role, prompt and completion tokens, seconds), reading `made`."""
+    return f"""SELECT role, prompt_tokens, completion_tokens, seconds FROM made
   UNION ALL
   -- a usable suggestion (math source: harder) lives in its seed row's payload with its lineage
   SELECT 'suggester', CAST(payload->>'$.suggester.prompt_tokens' AS BIGINT),
          CAST(payload->>'$.suggester.completion_tokens' AS BIGINT), CAST(payload->>'$.suggester.seconds' AS DOUBLE)
-  FROM seeds WHERE job = $job AND payload->>'$.suggester.request_key' IS NOT NULL
+  FROM {t("seeds")} WHERE job = $job AND payload->>'$.suggester.request_key' IS NOT NULL
   UNION ALL
-  SELECT role, prompt_tokens, completion_tokens, seconds FROM drops d
+  SELECT role, prompt_tokens, completion_tokens, seconds FROM {t("drops")} d
   WHERE job = $job AND request_key IS NOT NULL
-    AND NOT EXISTS (SELECT 1 FROM made m WHERE m.request_key = d.request_key)
-)
+    AND NOT EXISTS (SELECT 1 FROM made m WHERE m.request_key = d.request_key)"""
+
+
+TOKENS_SQL = f"""
+WITH {made_cte()}, calls AS ({calls_union()})
 SELECT role, count(*), sum(prompt_tokens), sum(completion_tokens), sum(seconds) FROM calls
 GROUP BY role ORDER BY role
 """

@@ -86,6 +86,11 @@ def test_harder_variants_point_at_their_parents_and_are_solved_and_verified(pare
     assert tokens["calls"] == len(problems)
     assert tokens["completion_tokens"] == sum(s["completion_tokens"] for s in suggested) > 0
     assert tokens["prompt_tokens"] == sum(s["prompt_tokens"] for s in suggested)
+    con = duckdb.connect(str(db), read_only=True)
+    try:  # the per-batch summaries and the rows agree on it
+        assert job_stats(con, result.job, exact=True)["tokens"] == stats_of(db, "harder")["tokens"]
+    finally:
+        con.close()
     samples = query(db, f"""SELECT seed_index, role, template, payload, text FROM samples
                             WHERE job = '{result.job}' ORDER BY seed_index""")
     assert len(samples) == len(problems)
