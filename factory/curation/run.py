@@ -64,10 +64,11 @@ def contamination_change(previous: dict | None, config: dict, before: set, after
 # DuckDB's memory_limit during a pass (restored after it, also after a failure). Its default,
 # 80% of RAM (18.8 GiB here), let the buffer pool keep ~0.9 GB of the blocks a 1M-sample pass
 # read (the samples' texts, 1.5 GB of cached vectors, then the write's blocks): 5,249 MB peak
-# against 4,327 MB with 1GB (bench/curation_rss.py, docs/benchmarks.md). The pass's own
-# queries are scans and one write transaction, which spill to DB.tmp above the limit instead
-# of failing, so a bigger store still curates. 1GB: what the 1M bench ran with.
-MEMORY_LIMIT = "1GB"
+# against 3,914 MiB with 1GB and 3,429 MiB with 512MB, same summary, and no slower (141.6 s
+# on a quiet box; bench/curation_rss.py, docs/benchmarks.md). The pass's own queries are
+# scans and one write transaction, which spill to DB.tmp above the limit instead of failing,
+# so a bigger store still curates.
+MEMORY_LIMIT = "512MB"
 
 
 def curate(con, job: str, recipe: str, config: CurationSpec, store_with_job: bool = False,
