@@ -30,6 +30,19 @@ def query(db, sql: str) -> list[tuple]:
         con.close()
 
 
+def dump(db) -> dict:
+    """Every base table's rows (as sorted reprs): "nothing written" is dump(before) == dump(after)."""
+    import duckdb
+
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        tables = [t for (t,) in con.execute("SELECT table_name FROM information_schema.tables "
+                                            "WHERE table_type = 'BASE TABLE' ORDER BY 1").fetchall()]
+        return {t: sorted(map(repr, con.execute(f'SELECT * FROM "{t}"').fetchall())) for t in tables}
+    finally:
+        con.close()
+
+
 def fake_job(**overrides) -> dict:
     job = {
         "name": "fake-job", "recipe": "tinystories", "num_samples": 12, "seed": 3, "reviewers": 3,

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 import factory
-from conftest import fake_job, query
+from conftest import dump, fake_job, query
 from factory.cli import main
 from factory.curation import against
 from factory.curation.run import curate
@@ -41,16 +41,6 @@ def store(two_jobs, tmp_path):
     copy = tmp_path / "copy.duckdb"
     copy.write_bytes(db.read_bytes())
     return copy, a, b
-
-
-def dump(db) -> dict:
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        tables = [t for (t,) in con.execute("SELECT table_name FROM information_schema.tables "
-                                            "WHERE table_type = 'BASE TABLE' ORDER BY 1").fetchall()]
-        return {t: sorted(map(repr, con.execute(f'SELECT * FROM "{t}"').fetchall())) for t in tables}
-    finally:
-        con.close()
 
 
 def job_file(tmp_path, db, name: str, reviewers: int, curation: dict):

@@ -7,7 +7,7 @@ import duckdb
 import pytest
 import yaml
 
-from conftest import fake_job
+from conftest import dump, fake_job
 from factory.cli import main
 from factory.pipeline import run_job
 from factory.spec import parse_job
@@ -38,16 +38,6 @@ def ran(tmp_path_factory):
     db = tmp / "ran.duckdb"
     run_job(parse_job(fake_job(db=str(db))), db=db)
     return db
-
-
-def dump(db) -> dict:
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        tables = [t for (t,) in con.execute("SELECT table_name FROM information_schema.tables "
-                                            "WHERE table_type = 'BASE TABLE' ORDER BY 1").fetchall()]
-        return {t: sorted(map(repr, con.execute(f'SELECT * FROM "{t}"').fetchall())) for t in tables}
-    finally:
-        con.close()
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
