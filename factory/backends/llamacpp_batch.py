@@ -72,7 +72,7 @@ def common_prefix(a: tuple, b: tuple) -> int:
 class _Slot:
     """One request decoding in one sequence id of the batched context."""
 
-    def __init__(self, index: int, request: Request, sampler, limit: int, n_past: int, prompt_tokens: int):
+    def __init__(self, index, request: Request, sampler, limit: int, n_past: int, prompt_tokens: int):
         self.index, self.request, self.sampler, self.limit = index, request, sampler, limit
         self.n_past, self.prompt_tokens = n_past, prompt_tokens
         self.tokens: list[int] = []
@@ -216,7 +216,7 @@ class BatchedDecoder:
             b.seq_id[i][0] = seq
         b.n_tokens = len(items)
 
-    def _start(self, index: int, request: Request, prompt: tuple, seq: int, shared: int, logits) -> _Slot:
+    def _start(self, index, request: Request, prompt: tuple, seq: int, shared: int, logits) -> _Slot:
         from factory.backends.llamacpp import CONTEXT_TOKENS
 
         # create_completion's cap: max_tokens no further than the context's end
@@ -258,47 +258,104 @@ class BatchedDecoder:
                           finish_reason=slot.finish or "stop")
 
     def run(self, requests: list[Request]) -> list[Completion]:
+        """The requests of one call, decoded together; returns when all are done."""
+        prompts = [prompt_tokens(self.backend, r) for r in requests]
+        feed = ListFeed(requests, prompts)
+        self.serve(feed)
+        return feed.results
+
+    def serve(self, feed) -> None:
+        """Decode what `feed` hands out until it has nothing left and no sequence is live.
+        feed.take() gives the next (ticket, request, prompt tokens) or None (never blocks);
+        feed.upcoming() the prompts still waiting; feed.deliver(ticket, completion) gets each
+        result as its sequence ends. A feed that is given more requests while this runs (the
+        engine's queue, llamacpp_queue.py) puts them in the slots as they free. On an error,
+        feed.fail(tickets, error) names the requests it stopped (live or being placed)
+        before it propagates."""
         import llama_cpp
 
-        from factory.backends.llamacpp import CONTEXT_TOKENS
-
-        prompts = [tuple(self.backend._prompt_tokens(r.messages)) for r in requests]
-        for request, prompt in zip(requests, prompts):
-            if len(prompt) >= CONTEXT_TOKENS:
-                raise ValueError(f"llamacpp: prompt of request {request.key} is {len(prompt)} tokens; "
-                                 f"the context holds {CONTEXT_TOKENS}")
         memory = llama_cpp.llama_get_memory(self.ctx.ctx)
-        pending, free = deque(range(len(requests))), list(range(self.slots - 1, -1, -1))
+        free = list(range(self.slots - 1, -1, -1))
         live: dict[int, _Slot] = {}
-        results: list[Completion | None] = [None] * len(requests)
+        starting = None  # the ticket being placed, not yet live
         llama_cpp.llama_memory_clear(memory, True)
         self.held.clear()
         try:
-            while pending or live:
-                while pending and free:
-                    index = pending.popleft()
-                    upcoming = {prompts[i] for i in pending} if self.share else set()
-                    seq, shared, logits = self._place(prompts[index], free, live, upcoming)
-                    live[seq] = self._start(index, requests[index], prompts[index], seq, shared, logits)
+            while True:
+                while free:
+                    item = feed.take()
+                    if item is None:
+                        break
+                    starting, request, prompt = item
+                    upcoming = feed.upcoming() if self.share else set()
+                    seq, shared, logits = self._place(prompt, free, live, upcoming)
+                    live[seq] = self._start(starting, request, prompt, seq, shared, logits)
+                    starting = None
                 for seq in [q for q, slot in live.items() if slot.finish]:
                     slot = live.pop(seq)
-                    results[slot.index] = self._done(slot)
                     slot.sampler.close()
+                    feed.deliver(slot.index, self._done(slot))
                     if not self.share:
                         llama_cpp.llama_memory_seq_rm(memory, seq, -1, -1)  # the slot's KV cells go
                         self.held.pop(seq, None)
                     free.append(seq)  # with sharing its cells stay until the seq id is reused (_place)
-                if not live or (pending and free):
+                if not live:
+                    if feed.empty():
+                        return
                     continue  # fill the freed slots before the next step
+                if free and not feed.empty():
+                    continue
                 order = sorted(live)
                 self._fill([(live[q].tokens[-1], live[q].n_past, q, True) for q in order])
                 self.ctx.decode(self.batch)
+                stats = self.backend.decode_stats
+                stats["steps"] += 1
+                stats["sequences"] += len(order)
+                stats["widest"] = max(stats["widest"], len(order))
                 for i, q in enumerate(order):
                     live[q].n_past += 1
                     self._take(live[q], live[q].sampler.sample(self.ctx, i))
+        except BaseException as exc:
+            feed.fail([slot.index for slot in live.values()] + ([starting] if starting is not None else []), exc)
+            raise
         finally:
             for slot in live.values():
                 slot.sampler.close()
             llama_cpp.llama_memory_clear(memory, True)
             self.held.clear()
-        return results  # type: ignore[return-value]
+
+
+def prompt_tokens(backend, request: Request) -> tuple:
+    """The request's rendered prompt as tokens; a prompt the context cannot hold is refused
+    before anything is decoded."""
+    from factory.backends.llamacpp import CONTEXT_TOKENS
+
+    prompt = tuple(backend._prompt_tokens(request.messages))
+    if len(prompt) >= CONTEXT_TOKENS:
+        raise ValueError(f"llamacpp: prompt of request {request.key} is {len(prompt)} tokens; "
+                         f"the context holds {CONTEXT_TOKENS}")
+    return prompt
+
+
+class ListFeed:
+    """One call's requests as a feed (BatchedDecoder.serve): handed out in order, results
+    kept by position."""
+
+    def __init__(self, requests: list[Request], prompts: list[tuple]):
+        self.pending = deque(zip(range(len(requests)), requests, prompts))
+        self.results: list[Completion | None] = [None] * len(requests)
+
+    def take(self):
+        return self.pending.popleft() if self.pending else None
+
+    def upcoming(self) -> set:
+        return {prompt for _, _, prompt in self.pending}
+
+    def empty(self) -> bool:
+        return not self.pending
+
+    def deliver(self, index: int, completion: Completion) -> None:
+        self.results[index] = completion
+
+    def fail(self, indices: list, error: BaseException) -> None:
+        """Nothing to mark: the error ends the one call this feed serves."""

@@ -5,28 +5,21 @@ Each request is admitted by the budget before it runs; a call of several is admi
 request by request and sent with those that fit."""
 from __future__ import annotations
 
-import threading
 from collections import deque
 
 from factory.backends import Completion, Request
 from factory.executors.admission import Admit, take_admitted
 from factory.executors.engines import EngineCache
 from factory.executors.grouping import call_size
-from factory.keys import digest
 
 
 class LocalExecutor:
     def __init__(self, threads: int = 1, slots: int = 1):
         self.engines, self.slots = 1, slots
+        # Batches in flight (factory/streaming.py) call from several threads: the cache
+        # builds each engine once and serializes calls on it, but for batched decoding,
+        # where the threads' requests share the engine's slots (executors/engines.py).
         self._cache = EngineCache(threads, slots)
-        # Batches in flight (factory/streaming.py) call from several threads; an engine
-        # (llama.cpp) is not re-entrant: one call at a time per engine, built once.
-        self._locks: dict[str, threading.Lock] = {}
-        self._locks_lock = threading.Lock()
-
-    def _engine_lock(self, ref) -> threading.Lock:
-        with self._locks_lock:
-            return self._locks.setdefault(digest(ref.model_dump(mode="json")), threading.Lock())
 
     def generate(self, ref, requests: list[Request], on_completion=None, entry=None,
                  admit: Admit | None = None) -> list[Completion]:
@@ -38,8 +31,7 @@ class LocalExecutor:
             group = take_admitted(pending, admit, len(pending) if batching else call_size(pending, self.slots))
             if not group:
                 break
-            with self._engine_lock(ref):  # taken after admission: a refused caller holds no engine
-                completions = self._cache.generate(ref, group, entry)
+            completions = self._cache.generate(ref, group, entry)  # after admission: a refused caller holds no engine
             for completion in completions:
                 if on_completion:
                     on_completion(completion)
@@ -47,12 +39,10 @@ class LocalExecutor:
         return out
 
     def score(self, ref, texts: list[str], entry=None) -> list[tuple[float, int]]:
-        with self._engine_lock(ref):
-            return self._cache.score(ref, texts, entry)
+        return self._cache.score(ref, texts, entry)
 
     def expected_scores(self, ref, items: list, fields: dict, entry=None) -> list[dict]:
-        with self._engine_lock(ref):
-            return self._cache.expected_scores(ref, items, fields, entry)
+        return self._cache.expected_scores(ref, items, fields, entry)
 
     def close(self) -> None:
         self._cache.clear()

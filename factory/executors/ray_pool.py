@@ -24,10 +24,12 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 import ray  # noqa: E402
 
 IN_FLIGHT_PER_ACTOR = 2
+ACTOR_CONCURRENCY = 32
 # Batches in flight (factory/streaming.py) call generate from several driver threads: Ray's
 # submission (.remote, wait, get) is thread-safe, cloudpickle's by-value registry is a plain
 # set, so registering is serialized. Each call keeps its own in-flight count, so an actor
-# may hold up to 2 calls per batch thread: it runs them one at a time (a sync actor).
+# may hold up to 2 calls per batch thread: it runs them at once (a threaded actor), a
+# batched engine in the same slots, any other one at a time (executors/engines.py).
 _PICKLE_LOCK = threading.Lock()
 
 
@@ -83,7 +85,12 @@ class RayExecutor:
         self.engines = max(1, min(by_cpu, by_gpu)) if engines == "auto" else int(engines)
         # A crashed actor is restarted and its call retried: generation is idempotent
         # (same request, same seed, same text) and the driver writes nothing until it returns.
-        actor_cls = ray.remote(num_cpus=threads, num_gpus=gpus, max_restarts=2, max_task_retries=2)(EngineActor)
+        # Threaded actors (max_concurrency): calls from several driver threads (batches in
+        # flight) run at once, so a batched engine's slots take requests from all of them
+        # (backends/llamacpp_queue.py); every other call still holds the engine's lock
+        # (executors/engines.py). 2 calls per actor per driver thread, with room to spare.
+        actor_cls = ray.remote(num_cpus=threads, num_gpus=gpus, max_restarts=2, max_task_retries=2,
+                               max_concurrency=ACTOR_CONCURRENCY)(EngineActor)
         self.actors = [actor_cls.remote(threads, slots) for _ in range(self.engines)]
 
     def generate(self, ref, requests: list[Request], on_completion=None, entry=None,
