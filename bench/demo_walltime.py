@@ -44,12 +44,15 @@ from generation_throughput import MODEL, raw_call, requests_for  # noqa: E402
 from factory.backends.llamacpp import CONTEXT_TOKENS, model_path  # noqa: E402
 
 FACTORY = Path(sys.executable).with_name("factory")
-# A's layout (two 1-thread engines) with batched decoding (8 slots: a batch's 6 stories or
-# 18 reviews in one or two calls per engine) and 3 batches in flight. One 2-thread engine x
-# 16 slots (the best on a quiet box, docs/benchmarks.md "Batched decoding") was tried first
-# and stalled: on the 2 shared cores (a training job holding one) llama.cpp's 2 threads wait
-# on each other every step; it had not committed a batch of 12 seeds after 7 minutes.
-TUNED = {"executor": "ray", "engines": 2, "threads_per_engine": 1, "slots_per_engine": 8, "batches_in_flight": 3}
+# A's layout (two 1-thread engines) with batched decoding (8 slots), batches of 12 and 3
+# batches in flight, whose requests share each engine's slots (backends/llamacpp_queue.py).
+# Chosen on the full demo on a quiet box (30 seeds, one run each, docs/benchmarks.md): A 145 s;
+# slots 1 + 3 in flight 134 s; slots 4 + 3 in flight 128 s; this 113 s; one local 2-thread
+# engine x 16 slots, batches of 16, 2 in flight 108 s (not Ray: the demo shows Ray workers).
+# At 1 thread llama.cpp decodes 16 sequences no faster than 1 (92 vs 89 tok/s): the gain is
+# shared reviewer prefills and engines kept busy, not batched decoding.
+TUNED = {"executor": "ray", "engines": 2, "threads_per_engine": 1, "slots_per_engine": 8, "batch_size": 12,
+         "batches_in_flight": 3}
 
 
 def write_jobs(job: str, folder: Path, tuned: dict, max_tokens: int | None) -> tuple[Path, Path]:

@@ -3,6 +3,7 @@ k reviewers of a sample in one call, so the engine can prefill their prompt once
 (factory/executors/grouping.py). Fake backend, no model."""
 from __future__ import annotations
 
+import dataclasses
 from collections import deque
 
 from factory.backends import Completion, Request
@@ -105,3 +106,39 @@ def test_ray_engines_get_each_samples_reviewers_in_one_call(monkeypatch):
     assert sorted(calls) == sorted(r.key for r in requests)
     for p in "abcde":  # a sample's three reviewers were answered by one call
         assert len({tuple(calls[f"{p}-{k}"]) for k in range(3)}) == 1, calls
+
+
+class PidEcho(CallEcho):
+    """CallEcho that also names the process (the Ray engine actor) that answered."""
+
+    def generate(self, requests):
+        import os
+
+        return [dataclasses.replace(c, text=f"{os.getpid()}:{c.text}") for c in super().generate(requests)]
+
+
+def test_ray_deals_a_batch_evenly_over_the_engines_when_slots_exceed_it(monkeypatch):
+    """6 stories, 2 engines, 8 slots: dealt actor by actor, all 6 went to the first engine in
+    one call and the second idled; now each engine gets an even share (3 in one call)."""
+    import ray
+
+    from factory import backends
+    from factory.backends.base import ModelIdentity
+    from factory.executors.ray_pool import RayExecutor
+    from factory.spec import ModelRef
+
+    monkeypatch.setattr(backends, "_REGISTRY", dict(backends._REGISTRY))
+    backends.register("pid-echo", lambda ref: ModelIdentity(backend="pid-echo", model=ref.model, file_sha256="0"),
+                      lambda ref, threads=1: PidEcho(ref, threads))
+    requests = [req(p, 0) for p in "abcdef"]
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    try:
+        ex = RayExecutor(engines=2, threads=1, slots=8)
+        out = ex.generate(ModelRef(backend="pid-echo", model="m"), requests)
+        ex.close()
+    finally:
+        ray.shutdown()
+    assert [c.key for c in out] == [r.key for r in requests]
+    calls = {c.text for c in out}  # "pid:keys of the call"
+    assert len({call.split(":")[0] for call in calls}) == 2, calls  # both engines answered
+    assert sorted(len(call.split(":")[1].split(",")) for call in calls) == [3, 3], calls
