@@ -6,9 +6,10 @@ prompts' tokens/s through raw llama-cpp-python single stream, in one run; prints
 
 (tests/bench/test_bench_smoke.py runs it with --limit 1 --max-tokens 48 --repeats 1 --raw-threads 1.)
 
-A: jobs/tinystories-demo.yaml as it is (executor ray, engines auto, 1 thread each, batch 6,
-slots 1, 1 batch in flight). B: a copy of that YAML with only `execution:` changed (--tuned,
-merged over A's); execution is not fingerprinted, so A and B are the same job, and the bench
+A: jobs/tinystories-demo.yaml with the execution it had before issue 13 (executor ray, engines
+auto, 1 thread each, batch 6, slots 1, 1 batch in flight: BEFORE). B: a copy with `execution:`
+changed to TUNED (--tuned; the demo file now ships it). Only `execution:` differs; it is not
+fingerprinted, so A and B are the same job, and the bench
 checks that both runs' samples carry the same request keys and seeds. Each run is a separate
 `factory run --limit N` subprocess on a fresh DuckDB in a temp dir (nothing cached), timed
 from spawn to exit: Ray start, model loads, likelihood scoring and writes are all in it, as
@@ -51,19 +52,20 @@ FACTORY = Path(sys.executable).with_name("factory")
 # engine x 16 slots, batches of 16, 2 in flight 108 s (not Ray: the demo shows Ray workers).
 # At 1 thread llama.cpp decodes 16 sequences no faster than 1 (92 vs 89 tok/s): the gain is
 # shared reviewer prefills and engines kept busy, not batched decoding.
+BEFORE = {"executor": "ray", "engines": "auto", "threads_per_engine": 1, "batch_size": 6}  # the demo's until issue 13
 TUNED = {"executor": "ray", "engines": 2, "threads_per_engine": 1, "slots_per_engine": 8, "batch_size": 12,
          "batches_in_flight": 3}
 
 
 def write_jobs(job: str, folder: Path, tuned: dict, max_tokens: int | None) -> tuple[Path, Path]:
-    """Copies of `job`: A unchanged (but for --max-tokens, applied to both), B with `execution:` tuned."""
+    """Copies of `job` (with --max-tokens applied to both): A with `execution:` BEFORE, B with it tuned."""
     data = yaml.safe_load(Path(job).read_text())
     if max_tokens is not None:  # smoke sizes only: every role's cap, the same in A and B
         for role in data.get("roles", {}).values():
             role.setdefault("sampling", {})["max_tokens"] = max_tokens
     a, b = folder / "a.yaml", folder / "b.yaml"
-    a.write_text(yaml.safe_dump(data, sort_keys=False))
-    b.write_text(yaml.safe_dump({**data, "execution": {**data.get("execution", {}), **tuned}}, sort_keys=False))
+    a.write_text(yaml.safe_dump({**data, "execution": BEFORE}, sort_keys=False))
+    b.write_text(yaml.safe_dump({**data, "execution": {**BEFORE, **tuned}}, sort_keys=False))
     return a, b
 
 
@@ -108,7 +110,7 @@ def main() -> None:
     ap.add_argument("--job", default="jobs/tinystories-demo.yaml")
     ap.add_argument("--limit", type=int, default=12, help="seeds per run (factory run --limit)")
     ap.add_argument("--repeats", type=int, default=1, help="rounds of A, B, raw")
-    ap.add_argument("--tuned", default=json.dumps(TUNED), help="B's execution settings, JSON, merged over A's")
+    ap.add_argument("--tuned", default=json.dumps(TUNED), help="B's execution settings, JSON, merged over BEFORE")
     ap.add_argument("--max-tokens", type=int, default=None, help="cap every role's max_tokens in A and B (smoke)")
     ap.add_argument("--raw-threads", type=int, default=os.cpu_count() or 1)
     args = ap.parse_args()

@@ -136,6 +136,9 @@ def test_demo_keeps_its_old_fingerprints():
     data = yaml.safe_load((REPO / "jobs/tinystories-demo.yaml").read_text())
     for gate in ("min_likelihood", "truncated", "require_seed_words", "score"):  # score: decision.score
         data["decision"].pop(gate, None)
+    # and its execution then: the oldest fingerprints included execution settings, and the
+    # demo's engines and batch size changed later, for speed (issue 13)
+    data["execution"] = {"executor": "ray", "engines": "auto", "threads_per_engine": 1, "batch_size": 6}
     spec = parse_job(data, base_dir=str(REPO / "jobs"))
     assert {"ed1969e9c33dc075", "fcb6797c62c34e4d"} <= set(spec.legacy_fingerprints())
     # A gate moved off its default is a new job: no legacy fingerprint of the old rule matches it.
