@@ -115,13 +115,14 @@ def _distill_spec(spec) -> DistillSpec:
     raise TypeError(f"distill spec: expected a YAML path, a dict or a DistillSpec (got {type(spec).__name__})")
 
 
-def distill(spec, db: str | Path | None = None, progress=None) -> list[RunSummary]:
+def distill(spec, db: str | Path | None = None, progress=None, address: str | None = None) -> list[RunSummary]:
     """Train and evaluate a student per mixture (resumable; finished runs are not trained
-    again). spec: a distill YAML path, a dict or a DistillSpec; db defaults to spec.db.
+    again). spec: a distill YAML path, a dict or a DistillSpec; db defaults to spec.db;
+    address: the Ray cluster whose workers train when training.workers > 1.
     Warns (UncuratedWarning) when source.use is accepted and the source job was never curated."""
     from factory.distill.run import run_distill
 
-    return run_distill(_distill_spec(spec), db=db, progress=progress)
+    return run_distill(_distill_spec(spec), db=db, progress=progress, address=address)
 
 
 def runs(db: str | Path, distill: str | None = None) -> list[dict]:

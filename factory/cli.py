@@ -70,6 +70,8 @@ def _parser() -> argparse.ArgumentParser:
     distill.add_argument("spec", help="distillation YAML file")
     distill.add_argument("--db", help="DuckDB file (default: the spec's db field)")
     distill.add_argument("--quiet", action="store_true", help="no progress lines")
+    distill.add_argument("--address", help="Ray cluster address: training.workers > 1 train there "
+                         "(default: the cluster RAY_ADDRESS names, else a local Ray)")
     runs = sub.add_parser("runs", help="compare the distillation runs (which mixture trained the best student)")
     runs.add_argument("distill", nargs="?", help="a distillation name (default: all)")
     runs.add_argument("--db", default=DEFAULT_DB)
@@ -243,7 +245,8 @@ def _distill(args, out: Console, err: Console) -> int:
     spec = load_distill(args.spec)  # JobError -> exit 2, nothing written
     db = args.db or spec.db
     with _warnings_as_lines():
-        summaries = distill(spec, db=db, progress=None if args.quiet else RichDistillProgress(err))
+        summaries = distill(spec, db=db, progress=None if args.quiet else RichDistillProgress(err),
+                            address=args.address)
     for s in summaries:
         err.print(f"{s.mixture}: {s.status}, {s.rows} rows, {s.metric} "
                   f"{'-' if s.value is None else f'{s.value:.3f}'} (run {s.run_id[:10]})", soft_wrap=True)

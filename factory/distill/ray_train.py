@@ -1,6 +1,7 @@
 """training.workers > 1: train.py's loop (run_loop) in N Ray Train workers (TorchTrainer, DDP:
-gloo on CPU, nccl on GPU) on the Ray cluster this process has joined, else RAY_ADDRESS or
-the cluster `ray start` made here, else a local Ray (ray.init's own rules).
+gloo on CPU, nccl on GPU) on the Ray cluster this process has joined, else the one at
+`factory distill --address`, else RAY_ADDRESS or the cluster `ray start` made here, else a
+local Ray (ray.init's own rules).
 
 The driver (train()) encodes the rows, computes KD targets, finds the checkpoint to resume
 from and writes run_dir/final; rank 0 writes the checkpoints a single process writes (same
@@ -25,17 +26,19 @@ LAST = "last"
 POLL_S = 0.25  # how often the driver forwards rank 0's steps to on_step
 
 
-def ensure_ray() -> None:
+def ensure_ray(address: str | None = None) -> None:
+    """Join the cluster at `address` (factory distill --address), else ray.init's own rules."""
     if not ray.is_initialized():
-        ray.init(include_dashboard=False, log_to_driver=False, logging_level="ERROR", configure_logging=True)
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="ERROR",
+                 configure_logging=True)
 
 
-def check_workers(workers: int, device: str) -> None:
+def check_workers(workers: int, device: str, address: str | None = None) -> None:
     """Bad input (exit 2, nothing written): more workers than the cluster has CPUs (and GPUs
     when the student trains on cuda: one each per worker)."""
     if workers <= 1:
         return
-    ensure_ray()
+    ensure_ray(address)
     resources = ray.cluster_resources()
     cpus, gpus = int(resources.get("CPU", 0)), int(resources.get("GPU", 0))
     if workers > cpus or (device == "cuda" and workers > gpus):

@@ -14,6 +14,7 @@ from pathlib import Path
 from factory.distill.plan import Plan, plan_math, plan_stories
 from factory.distill.spec import DistillSpec
 from factory.keys import digest
+from factory.spec import JobError
 from stores import Store, StoreError
 from stores.distill import finished_run, record_mixture, record_run
 from stores.jobs import job_spec
@@ -154,7 +155,9 @@ def _train_and_evaluate(spec: DistillSpec, plan: Plan, db: Path, mixture, run_id
     return RunSummary(mixture.name, run_id, len(mixture.rows), "trained", metric, value, low, high)
 
 
-def run_distill(spec: DistillSpec, db: str | Path | None = None, progress=None) -> list[RunSummary]:
+def run_distill(spec: DistillSpec, db: str | Path | None = None, progress=None,
+                address: str | None = None) -> list[RunSummary]:
+    """address: a Ray cluster for training.workers > 1 (Ray Train's workers go there)."""
     from factory.distill.student import check_student
 
     progress = progress or NullProgress()
@@ -166,10 +169,13 @@ def run_distill(spec: DistillSpec, db: str | Path | None = None, progress=None) 
         from factory.distill.kd import check_same_tokenizer
 
         check_same_tokenizer(spec.student, spec.training.kd.teacher, cache_dir())
+    if address is not None and spec.training.workers <= 1:  # it would train here, not on that cluster
+        raise JobError(f"--address: only Ray Train workers run on a cluster, and training.workers is "
+                       f"{spec.training.workers}; set training.workers to 2 or more, or leave --address out")
     if spec.training.workers > 1:  # more workers than the Ray cluster's CPUs/GPUs: one line, nothing written
         from factory.distill.ray_train import check_workers
 
-        check_workers(spec.training.workers, device_of(spec))
+        check_workers(spec.training.workers, device_of(spec), address)
     with Store(db) as store:
         plan = (plan_math if spec.task == "math" else plan_stories)(store.con, spec)
         _record_plan(store, spec, plan)
