@@ -78,17 +78,22 @@ def _worker(config: dict) -> None:
     device = get_device()
     wrapped = prepare_model(model)  # to this worker's device, inside DDP
     on_step = (lambda *step: ray.get(channel.report.remote(*step))) if rank == 0 else None
-    progress, resumed_from, seconds, tokens_here = run_loop(model, loop, device, rank, world, wrapped, on_step)
+    # KD: the CE and KL of rank 0's share of the last step (a share, not the whole batch)
+    kd_last = {} if loop.config.method == "kd" else None
+    progress, resumed_from, seconds, tokens_here = run_loop(model, loop, device, rank, world, wrapped, on_step,
+                                                            kd_stats=kd_last)
     if rank == 0 and progress["step"] == loop.total:
         state = {"key": loop.resume_key, "progress": progress, "resumed_from": resumed_from, "seconds": seconds,
-                 "tokens_here": tokens_here,
+                 "tokens_here": tokens_here, "kd_last": kd_last or {},
                  "trainable": {n: p.detach().cpu() for n, p in model.named_parameters() if p.requires_grad}}
         write_dir_atomically(Path(config["last"]), lambda tmp: torch.save(state, tmp / "state.pt"))
 
 
-def train_on_ray(student: Student, loop, run_dir: Path, on_step=None) -> tuple[dict, int, float, int]:
+def train_on_ray(student: Student, loop, run_dir: Path, on_step=None,
+                 kd_stats: dict | None = None) -> tuple[dict, int, float, int]:
     """run_loop's (progress, resumed_from, seconds, tokens_here) from loop.config.workers
-    workers; student.model ends up with the trained weights, as after run_loop in-process."""
+    workers; student.model ends up with the trained weights, as after run_loop in-process;
+    kd_stats gets last_ce and last_kl (rank 0's share of the last step) as run_loop's would."""
     from ray.train import RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
@@ -146,4 +151,6 @@ def train_on_ray(student: Student, loop, run_dir: Path, on_step=None) -> tuple[d
         for name, tensor in state["trainable"].items():
             trainable[name].copy_(tensor)
     shutil.rmtree(work, ignore_errors=True)
+    if kd_stats is not None:
+        kd_stats.update(state.get("kd_last") or {})
     return state["progress"], state["resumed_from"], state["seconds"], state["tokens_here"]

@@ -173,7 +173,7 @@ def train(student: Student, rows: list[tuple[str, str]], config: TrainingSpec, r
     if config.workers > 1:
         from factory.distill.ray_train import train_on_ray
 
-        progress, resumed_from, seconds, tokens_here = train_on_ray(student, loop, run_dir, on_step)
+        progress, resumed_from, seconds, tokens_here = train_on_ray(student, loop, run_dir, on_step, kd_stats)
     else:
         device = next(model.parameters()).device
         # The caller's on_step reports; only the Ray driver's stop request ends a loop early.

@@ -16,6 +16,7 @@ from factory.spec import JobError
 
 from .conftest import SMALL
 from .test_distill_cli import write_spec
+from .test_kd import KD, _teacher, teacher_dir  # noqa: F401 - teacher_dir is a fixture
 from .test_train import FAST, ROWS
 
 # 8 rows of 20-70 answer tokens, batch 4 (2 rows per worker): 2 steps an epoch, 8 steps,
@@ -112,3 +113,19 @@ def test_cli_more_workers_than_cpus_exits_2_and_writes_nothing(ray_cluster, tmp_
                    "use at most 2"]
     assert query(math_db, "SELECT (SELECT count(*) FROM mixtures), (SELECT count(*) FROM runs)") == before
     assert not (tmp_path / "runs").exists()
+
+
+def test_kd_with_two_workers_follows_one_process_and_keeps_the_last_ce_and_kl(ray_cluster, teacher_dir, student_cache,
+                                                                            tmp_path):
+    # Logit KD through Ray Train: the teacher's top-k targets travel in the batches each
+    # worker shards; the loss curve is the one process's, and the run records last_ce and
+    # last_kl (rank 0's share of the last step) as a one-process run does.
+    config = TrainingSpec(epochs=1, max_steps=2, **KD, **FAST)
+    one = train(load_student(SMALL, student_cache), ROWS, config, tmp_path / "one",
+                teacher=_teacher(teacher_dir, student_cache, tmp_path / "cache"))
+    two = train(load_student(SMALL, student_cache), ROWS, config.model_copy(update={"workers": 2}), tmp_path / "two",
+                teacher=_teacher(teacher_dir, student_cache, tmp_path / "cache"))
+    assert len(two.losses) == len(one.losses) == 2
+    assert max(abs(a - b) for a, b in zip(one.losses, two.losses)) < 1e-4
+    for run in (one, two):
+        assert run.kd["last_ce"] > 0 and run.kd["last_kl"] >= 0
