@@ -82,26 +82,32 @@ class CallEcho:
                 for r in requests]
 
 
-def test_ray_engines_get_each_samples_reviewers_in_one_call(monkeypatch):
+def generate_on_ray(monkeypatch, backend_class, requests, slots: int):
+    """The requests through a RayExecutor of 2 one-thread engines on a backend registered
+    for this test (answering with backend_class)."""
     import ray
 
     from factory import backends
     from factory.backends.base import ModelIdentity
     from factory.executors.ray_pool import RayExecutor
+    from factory.spec import ModelRef
 
     monkeypatch.setattr(backends, "_REGISTRY", dict(backends._REGISTRY))
-    backends.register("call-echo", lambda ref: ModelIdentity(backend="call-echo", model=ref.model, file_sha256="0"),
-                      lambda ref, threads=1: CallEcho(ref, threads))
-    requests = [req(p, k) for p in "abcde" for k in range(3)]
+    backends.register("echo", lambda ref: ModelIdentity(backend="echo", model=ref.model, file_sha256="0"),
+                      lambda ref, threads=1: backend_class(ref, threads))
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
     try:
-        ex = RayExecutor(engines=2, threads=1, slots=4)
-        from factory.spec import ModelRef
-
-        out = ex.generate(ModelRef(backend="call-echo", model="m"), requests)
+        ex = RayExecutor(engines=2, threads=1, slots=slots)
+        out = ex.generate(ModelRef(backend="echo", model="m"), requests)
         ex.close()
     finally:
         ray.shutdown()
+    return out
+
+
+def test_ray_engines_get_each_samples_reviewers_in_one_call(monkeypatch):
+    requests = [req(p, k) for p in "abcde" for k in range(3)]
+    out = generate_on_ray(monkeypatch, CallEcho, requests, slots=4)
     calls = {c.key: c.text.split(",") for c in out}
     assert sorted(calls) == sorted(r.key for r in requests)
     for p in "abcde":  # a sample's three reviewers were answered by one call
@@ -120,24 +126,8 @@ class PidEcho(CallEcho):
 def test_ray_deals_a_batch_evenly_over_the_engines_when_slots_exceed_it(monkeypatch):
     """6 stories, 2 engines, 8 slots: dealt actor by actor, all 6 went to the first engine in
     one call and the second idled; now each engine gets an even share (3 in one call)."""
-    import ray
-
-    from factory import backends
-    from factory.backends.base import ModelIdentity
-    from factory.executors.ray_pool import RayExecutor
-    from factory.spec import ModelRef
-
-    monkeypatch.setattr(backends, "_REGISTRY", dict(backends._REGISTRY))
-    backends.register("pid-echo", lambda ref: ModelIdentity(backend="pid-echo", model=ref.model, file_sha256="0"),
-                      lambda ref, threads=1: PidEcho(ref, threads))
     requests = [req(p, 0) for p in "abcdef"]
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
-    try:
-        ex = RayExecutor(engines=2, threads=1, slots=8)
-        out = ex.generate(ModelRef(backend="pid-echo", model="m"), requests)
-        ex.close()
-    finally:
-        ray.shutdown()
+    out = generate_on_ray(monkeypatch, PidEcho, requests, slots=8)
     assert [c.key for c in out] == [r.key for r in requests]
     calls = {c.text for c in out}  # "pid:keys of the call"
     assert len({call.split(":")[0] for call in calls}) == 2, calls  # both engines answered
