@@ -85,7 +85,9 @@ class LlamaCppBackend:
 
     def generate_batched(self, requests: list[Request], slots: int, share_prefixes: bool = True) -> list[Completion]:
         """Up to `slots` requests decoded together (execution.slots_per_engine > 1), with
-        continuous batching: a finished sequence frees its slot for the next request.
+        continuous batching: a finished sequence frees its slot for the next request, which
+        may be another caller's (calls from several threads share the engine's one queue,
+        llamacpp_queue.py); returns when this call's requests are done.
         Measured on 2 threads (bench/batched_generation.py, docs/benchmarks.md).
 
         Determinism: a sequence's logits come out of matrix products over the whole batch,

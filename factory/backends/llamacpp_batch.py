@@ -24,7 +24,6 @@ from __future__ import annotations
 import ctypes
 import json
 import time
-from collections import deque
 
 from factory.backends.base import Completion, Request
 
@@ -257,13 +256,6 @@ class BatchedDecoder:
                           completion_tokens=len(slot.tokens), seconds=time.perf_counter() - slot.started,
                           finish_reason=slot.finish or "stop")
 
-    def run(self, requests: list[Request]) -> list[Completion]:
-        """The requests of one call, decoded together; returns when all are done."""
-        prompts = [prompt_tokens(self.backend, r) for r in requests]
-        feed = ListFeed(requests, prompts)
-        self.serve(feed)
-        return feed.results
-
     def serve(self, feed) -> None:
         """Decode what `feed` hands out until it has nothing left and no sequence is live.
         feed.take() gives the next (ticket, request, prompt tokens) or None (never blocks);
@@ -335,27 +327,3 @@ def prompt_tokens(backend, request: Request) -> tuple:
         raise ValueError(f"llamacpp: prompt of request {request.key} is {len(prompt)} tokens; "
                          f"the context holds {CONTEXT_TOKENS}")
     return prompt
-
-
-class ListFeed:
-    """One call's requests as a feed (BatchedDecoder.serve): handed out in order, results
-    kept by position."""
-
-    def __init__(self, requests: list[Request], prompts: list[tuple]):
-        self.pending = deque(zip(range(len(requests)), requests, prompts))
-        self.results: list[Completion | None] = [None] * len(requests)
-
-    def take(self):
-        return self.pending.popleft() if self.pending else None
-
-    def upcoming(self) -> set:
-        return {prompt for _, _, prompt in self.pending}
-
-    def empty(self) -> bool:
-        return not self.pending
-
-    def deliver(self, index: int, completion: Completion) -> None:
-        self.results[index] = completion
-
-    def fail(self, indices: list, error: BaseException) -> None:
-        """Nothing to mark: the error ends the one call this feed serves."""

@@ -74,8 +74,6 @@ class SlotQueue:
         if ticket.left == 0 and ticket.error is None:
             ticket.done.set()
 
-    # -- the worker --------------------------------------------------------------------------
-
     def fail(self, where: list[tuple[_Ticket, int]], error: BaseException) -> None:
         """The calls whose requests the decoder was holding when `error` stopped it get the
         error (their callers retry or stop); their requests still waiting are dropped (take),
@@ -84,6 +82,8 @@ class SlotQueue:
             if ticket.error is None:
                 ticket.error = error
                 ticket.done.set()
+
+    # -- the worker --------------------------------------------------------------------------
 
     def _serve(self) -> None:
         while True:
