@@ -71,8 +71,9 @@ def common_prefix(a: tuple, b: tuple) -> int:
 class _Slot:
     """One request decoding in one sequence id of the batched context."""
 
-    def __init__(self, index, request: Request, sampler, limit: int, n_past: int, prompt_tokens: int):
-        self.index, self.request, self.sampler, self.limit = index, request, sampler, limit
+    def __init__(self, ticket, request: Request, sampler, limit: int, n_past: int, prompt_tokens: int):
+        # ticket: what the feed gave with the request, handed back with its completion
+        self.ticket, self.request, self.sampler, self.limit = ticket, request, sampler, limit
         self.n_past, self.prompt_tokens = n_past, prompt_tokens
         self.tokens: list[int] = []
         self.started = time.perf_counter()
@@ -215,12 +216,12 @@ class BatchedDecoder:
             b.seq_id[i][0] = seq
         b.n_tokens = len(items)
 
-    def _start(self, index, request: Request, prompt: tuple, seq: int, shared: int, logits) -> _Slot:
+    def _start(self, ticket, request: Request, prompt: tuple, seq: int, shared: int, logits) -> _Slot:
         from factory.backends.llamacpp import CONTEXT_TOKENS
 
         # create_completion's cap: max_tokens no further than the context's end
         limit = min(request.sampling["max_tokens"], CONTEXT_TOKENS - len(prompt))
-        slot = _Slot(index, request, self._sampler(request), limit, len(prompt), len(prompt))
+        slot = _Slot(ticket, request, self._sampler(request), limit, len(prompt), len(prompt))
         stats = self.backend.prefill_stats
         stats["prompt_tokens"] += len(prompt)
         stats["computed"] += len(prompt) - shared
@@ -286,7 +287,7 @@ class BatchedDecoder:
                 for seq in [q for q, slot in live.items() if slot.finish]:
                     slot = live.pop(seq)
                     slot.sampler.close()
-                    feed.deliver(slot.index, self._done(slot))
+                    feed.deliver(slot.ticket, self._done(slot))
                     if not self.share:
                         llama_cpp.llama_memory_seq_rm(memory, seq, -1, -1)  # the slot's KV cells go
                         self.held.pop(seq, None)
@@ -308,7 +309,7 @@ class BatchedDecoder:
                     live[q].n_past += 1
                     self._take(live[q], live[q].sampler.sample(self.ctx, i))
         except BaseException as exc:
-            feed.fail([slot.index for slot in live.values()] + ([starting] if starting is not None else []), exc)
+            feed.fail([slot.ticket for slot in live.values()] + ([starting] if starting is not None else []), exc)
             raise
         finally:
             for slot in live.values():
