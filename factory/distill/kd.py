@@ -12,8 +12,8 @@ inequality it is a lower bound of the full KL, equal to it when the teacher's ma
 the top k is spread over those tokens in the student's proportions, and exact when k covers
 the vocabulary (or k = V - 1). Measured numbers: docs/design-notes.md (Distillation).
 
-On-policy distillation (GKD: the student samples, the teacher scores) is not here: it needs
-the teacher at every step, which the cache exists to avoid."""
+On-policy distillation (GKD: the student samples, the teacher scores) is gkd.py: it needs
+the teacher at every step, which this cache exists to avoid."""
 from __future__ import annotations
 
 import hashlib
@@ -49,7 +49,7 @@ def teacher_files(spec: TeacherSpec) -> list[Path]:
     if spec.kind == "smollm2-gguf":
         return [smollm2_gguf_path()]
     path = Path(spec.path)
-    check_hf_dir(path, "training.kd.teacher.path")
+    check_hf_dir(path, "teacher.path")
     return sorted([path / "config.json", *path.glob("*.safetensors"), *path.glob("pytorch_model*.bin")])
 
 
@@ -76,16 +76,18 @@ def _tokenizer_of(kind: str, path: str | None, cache_dir: Path):
         raise StudentError(f"{path}: no usable tokenizer ({' '.join(str(err).split())[:200]})") from None
 
 
-def check_same_tokenizer(student: StudentSpec, teacher: TeacherSpec, cache_dir: Path) -> None:
-    """Before anything is written: the teacher's top-k ids index the student's vocabulary, so
-    both must be one tokenizer (same token -> id map)."""
+def check_same_tokenizer(student: StudentSpec, teacher: TeacherSpec, cache_dir: Path,
+                         field: str = "training.kd") -> None:
+    """Before anything is written: the teacher's top-k ids (kd) or logits (gkd) index the
+    student's vocabulary, so both must be one tokenizer (same token -> id map)."""
     if teacher.kind == "hf":
-        check_hf_dir(Path(teacher.path), "training.kd.teacher.path")
+        check_hf_dir(Path(teacher.path), f"{field}.teacher.path")
     s_tok, s_name = _tokenizer_of(student.kind, student.path, cache_dir)
     t_tok, t_name = _tokenizer_of(teacher.kind, teacher.path, cache_dir)
     if s_tok.get_vocab() != t_tok.get_vocab():
-        raise StudentError(f"training.kd.teacher: the teacher's tokenizer {t_name} ({len(t_tok)} tokens) differs "
-                           f"from the student's tokenizer {s_name} ({len(s_tok)} tokens); KD needs one tokenizer")
+        raise StudentError(f"{field}.teacher: the teacher's tokenizer {t_name} ({len(t_tok)} tokens) differs "
+                           f"from the student's tokenizer {s_name} ({len(s_tok)} tokens); {field.split('.')[-1].upper()} "
+                           "needs one tokenizer")
 
 
 @dataclass
@@ -110,7 +112,7 @@ class Teacher:
             if self.spec.kind == "smollm2-gguf":
                 model = _smollm2_fp32(Path(self.model_cache_dir))
             else:
-                model, _ = _load_hf_dir(Path(self.spec.path), "training.kd.teacher.path")
+                model, _ = _load_hf_dir(Path(self.spec.path), "teacher.path")
             self._model = model.to(self.device).eval()
         return self._model
 

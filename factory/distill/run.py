@@ -74,12 +74,14 @@ def _seeded(spec: DistillSpec) -> list[tuple[int | None, DistillSpec]]:
 
 
 def _teacher(spec: DistillSpec, db: Path, device: str):
-    if spec.training.method != "kd":
+    if spec.training.method not in ("kd", "gkd"):
         return None
     from factory.distill.kd import Teacher
     from factory.distill.kd_cache import TopKCache, cache_root_for
 
-    return Teacher(spec.training.kd.teacher, cache_dir(), TopKCache(cache_root_for(db)), device)
+    # gkd scores new samples at every step and never reads the top-k cache
+    return Teacher(getattr(spec.training, spec.training.method).teacher, cache_dir(),
+                   TopKCache(cache_root_for(db)), device)
 
 
 def _record_plan(store: Store, spec: DistillSpec, plan: Plan) -> None:
@@ -165,10 +167,11 @@ def run_distill(spec: DistillSpec, db: str | Path | None = None, progress=None,
     check_student(spec.student)  # a student path that is not a model: one line, nothing written
     if not db.exists():
         raise StoreError(f"no database at {db}: run the source job first (factory run JOB.yaml), or pass --db")
-    if spec.training.method == "kd":  # a teacher of another tokenizer: one line naming both, nothing written
+    if spec.training.method in ("kd", "gkd"):  # a teacher of another tokenizer: one line naming both, nothing written
         from factory.distill.kd import check_same_tokenizer
 
-        check_same_tokenizer(spec.student, spec.training.kd.teacher, cache_dir())
+        method = spec.training.method
+        check_same_tokenizer(spec.student, getattr(spec.training, method).teacher, cache_dir(), f"training.{method}")
     if address is not None and spec.training.workers <= 1:  # it would train here, not on that cluster
         raise JobError(f"--address: only Ray Train workers run on a cluster, and training.workers is "
                        f"{spec.training.workers}; set training.workers to 2 or more, or leave --address out")

@@ -121,9 +121,26 @@ class KDSpec(Strict):
     top_k: int = Field(20, ge=1, le=1024, description="teacher log-probabilities kept (cached) per position")
 
 
+class GKDSpec(Strict):
+    """On-policy distillation (GKD): on a share of the micro-batches the student writes the
+    continuations of the rows' prompts and the teacher scores them; the loss is the generalized
+    Jensen-Shannon divergence between the two next-token distributions (factory/distill/gkd.py)."""
+
+    teacher: TeacherSpec = TeacherSpec()
+    beta: float = Field(0.5, ge=0, le=1, description="JSD interpolation: 0 = KL(teacher || student), 1 = "
+                        "KL(student || teacher), between = generalized JSD with mixture beta*teacher + (1-beta)*student")
+    on_policy: float = Field(0.5, ge=0, le=1, description="share of micro-batches the student writes (GKD's "
+                             "lambda); the rest train on the rows' own text, scored by the teacher")
+    temperature: float = Field(1.0, gt=0, le=20, description="the student's sampling temperature and the "
+                               "softening of both distributions in the divergence")
+    max_new_tokens: int = Field(64, ge=1, le=4096, description="tokens the student writes per on-policy row")
+    prompt_tokens: int = Field(16, ge=1, le=4096, description="rows without a prompt (stories): the student "
+                               "continues the row's first prompt_tokens tokens")
+
+
 # Fields whose default must not enter ids or keys: every run id, resume key and fingerprint
 # made before they existed stays what it was.
-TRAINING_DEFAULTS = {"method": "sft", "kd": None, "precision": "fp32", "grad_accumulation": 1}
+TRAINING_DEFAULTS = {"method": "sft", "kd": None, "gkd": None, "precision": "fp32", "grad_accumulation": 1}
 # How a run is executed, not what it computes: never in ids or keys. workers N splits every
 # batch across N DDP processes whose averaged gradients are the one process's (same global
 # batch), so a run keeps its id and checkpoints whatever N is (tests/distill/test_ray_train.py).
@@ -131,9 +148,11 @@ TRAINING_EXECUTION = {"workers"}
 
 
 class TrainingSpec(Strict):
-    method: Literal["sft", "kd"] = Field("sft", description="sft: cross-entropy on the rows' answers; kd: "
-                                         "+ KL to a teacher's distribution (training.kd)")
+    method: Literal["sft", "kd", "gkd"] = Field("sft", description="sft: cross-entropy on the rows' answers; kd: "
+                                                "+ KL to a teacher's distribution (training.kd); gkd: on-policy "
+                                                "distillation, the student's samples scored by a teacher (training.gkd)")
     kd: KDSpec | None = Field(None, description="method kd: teacher, alpha, temperature, top_k")
+    gkd: GKDSpec | None = Field(None, description="method gkd: teacher, beta, on_policy, temperature, max_new_tokens")
     epochs: int = Field(3, ge=1, le=1000)
     max_steps: int | None = Field(None, ge=1, description="stop after this many optimizer steps")
     batch_size: int = Field(8, ge=1, le=4096)
@@ -156,21 +175,26 @@ class TrainingSpec(Strict):
     @model_validator(mode="before")
     @classmethod
     def _kd_defaults(cls, data):
-        if isinstance(data, dict) and data.get("method") == "kd" and data.get("kd") is None:
-            data = {**data, "kd": {}}
+        if isinstance(data, dict) and data.get("method") in ("kd", "gkd") and data.get(data["method"]) is None:
+            data = {**data, data["method"]: {}}
         return data
 
     @model_validator(mode="after")
     def _kd_only_for_kd(self) -> "TrainingSpec":
         if self.kd is not None and self.method != "kd":
             raise ValueError(f"kd is read only when method is 'kd' (method is {self.method!r})")
+        if self.gkd is not None and self.method != "gkd":
+            raise ValueError(f"gkd is read only when method is 'gkd' (method is {self.method!r})")
+        if self.method == "gkd" and self.workers > 1:
+            raise ValueError("method gkd trains in one process (workers: 1): the teacher scores the student's "
+                             "samples at every step, and that is not built for Ray Train workers")
         if self.workers > self.batch_size:
             raise ValueError(f"workers ({self.workers}) must be <= batch_size ({self.batch_size}): "
                              "each worker takes a share of every batch")
         return self
 
     def identity(self, exclude: set[str] = frozenset()) -> dict:
-        """The settings as JSON, without method/kd/precision/grad_accumulation at their default
+        """The settings as JSON, without method/kd/gkd/precision/grad_accumulation at their default
         and never with workers (TRAINING_EXECUTION)."""
         out = self.model_dump(mode="json", exclude=set(exclude) | TRAINING_EXECUTION)
         for key, default in TRAINING_DEFAULTS.items():

@@ -28,6 +28,7 @@ from typing import Callable
 
 import torch
 
+from factory.distill.gkd import gkd_loss, is_on_policy, on_policy_batch, teacher_logits
 from factory.distill.kd import kd_loss, teacher_targets
 from factory.distill.spec import TrainingSpec
 from factory.distill.student import Student, write_dir_atomically
@@ -59,7 +60,8 @@ class TrainResult:
     checkpoint: str  # the final model dir (merged weights + tokenizer)
     resumed_from_step: int  # 0 when fresh
     rows_without_target: int = 0  # dropped: the prompt filled max_length, no target token fit
-    kd: dict | None = None  # method kd: teacher hash, top-k cache hits/misses, teacher passes, last CE/KL
+    kd: dict | None = None  # method kd: teacher hash, top-k cache hits/misses, teacher passes, last CE/KL;
+    # method gkd: teacher hash, on-policy micro-batches of this process, the last divergence
 
 
 def encode_row(tokenizer, prompt: str, target: str, max_length: int) -> dict:
@@ -125,17 +127,19 @@ def train(student: Student, rows: list[tuple[str, str]], config: TrainingSpec, r
     tokenizer). Resumes from the newest complete checkpoint in run_dir/checkpoints; when
     run_dir/final is already complete, returns its recorded result without training.
     config.method kd needs teacher (a kd.Teacher): its top-k targets are read from its cache
-    (or computed once) before the first step."""
+    (or computed once) before the first step. config.method gkd needs one too: it scores
+    every step's tokens (gkd.py)."""
     run_dir = Path(run_dir)
     final_dir = run_dir / "final"
     model, tokenizer = student.model, student.tokenizer
     kd = config.kd if config.method == "kd" else None
-    if kd is not None and teacher is None:
-        raise TrainError("training.method: kd needs a teacher (training.kd.teacher)")
+    if config.method in ("kd", "gkd") and teacher is None:
+        raise TrainError(f"training.method: {config.method} needs a teacher (training.{config.method}.teacher)")
     # What decides the weights at step n (max_steps and epochs only decide where to stop).
     # identity() leaves out method/kd at their sft default: SFT keys are what they were.
     settings = config.identity({"max_steps", "epochs", "checkpoint_every", "threads"})
-    resume_key = digest(rows, student.description, settings, *([teacher.identity] if kd else []))
+    resume_key = digest(rows, student.description, settings,
+                        *([teacher.identity] if config.method in ("kd", "gkd") else []))
     final_key = digest(resume_key, config.max_steps, config.epochs)
     if (final_dir / RESULT_FILE).is_file():
         return _finished(final_dir, final_key)
@@ -158,6 +162,9 @@ def train(student: Student, rows: list[tuple[str, str]], config: TrainingSpec, r
         kd_stats = {"teacher": teacher.identity, "teacher_kind": teacher.spec.kind, "top_k": kd.top_k,
                     "cache_hits": teacher.cache.hits - hits, "cache_misses": teacher.cache.misses - misses,
                     "teacher_forward_passes": teacher.forward_passes - passes}
+    elif config.method == "gkd":
+        kd_stats = {"method": "gkd", "teacher": teacher.identity, "teacher_kind": teacher.spec.kind,
+                    "on_policy_batches": 0, "last_divergence": None}
 
     # grad_accumulation k: an optimizer step takes k micro-batches of batch_size, the same rows
     # as one batch of k x batch_size (make_batches cuts the same order into smaller pieces).
@@ -169,7 +176,7 @@ def train(student: Student, rows: list[tuple[str, str]], config: TrainingSpec, r
     checkpoints = run_dir / "checkpoints"
     loop = Loop(usable=usable, config=config, per_epoch=per_epoch, micro_per_epoch=micro_per_epoch, total=total,
                 checkpoints=checkpoints, resume_key=resume_key, latest=_latest_checkpoint(checkpoints),
-                pad_id=tokenizer.pad_token_id)
+                pad_id=tokenizer.pad_token_id, eos_id=tokenizer.eos_token_id)
     if config.workers > 1:
         from factory.distill.ray_train import train_on_ray
 
@@ -178,7 +185,9 @@ def train(student: Student, rows: list[tuple[str, str]], config: TrainingSpec, r
         device = next(model.parameters()).device
         # The caller's on_step reports; only the Ray driver's stop request ends a loop early.
         report = None if on_step is None else (lambda *a: on_step(*a) and False)
-        progress, resumed_from, seconds, tokens_here = run_loop(model, loop, device, on_step=report, kd_stats=kd_stats)
+        scorer = teacher.model() if config.method == "gkd" else None
+        progress, resumed_from, seconds, tokens_here = run_loop(model, loop, device, on_step=report, kd_stats=kd_stats,
+                                                                teacher_model=scorer)
     model.eval()
 
     losses = progress["losses"]
@@ -215,6 +224,7 @@ class Loop:
     resume_key: str
     latest: Path | None  # the checkpoint to resume from (found by the driver)
     pad_id: int
+    eos_id: int | None = None  # method gkd: where a student's sample ends
 
 
 def _shard(batch: dict, rank: int, world: int) -> tuple[dict, bool]:
@@ -239,14 +249,17 @@ def _predicted(batch: dict) -> int:
 
 
 def run_loop(model, loop: Loop, device, rank: int = 0, world: int = 1, wrapped=None, on_step=None,
-             kd_stats: dict | None = None) -> tuple[dict, int, float, int]:
+             kd_stats: dict | None = None, teacher_model=None) -> tuple[dict, int, float, int]:
     """The optimizer steps of one run, in this process: (progress, resumed_from, seconds,
     tokens seen here). world > 1: this is rank `rank` of a DDP group (wrapped is the DDP
     module around model); every rank builds the same batches and takes its share of each;
     the loss on each share is its sum over the global step's labelled tokens, times world
     (DDP averages gradients), so the averaged gradient is the one process's. Only rank 0
-    writes checkpoints; on_step(step, total, loss) returning True stops every rank."""
+    writes checkpoints; on_step(step, total, loss) returning True stops every rank. Method gkd
+    (one process only) needs teacher_model; its on-policy micro-batches are the student's
+    samples, and the tokens counted are the ones trained on."""
     config, kd = loop.config, (loop.config.kd if loop.config.method == "kd" else None)
+    gkd = config.gkd if config.method == "gkd" else None
     wrapped = wrapped or model
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
@@ -279,6 +292,12 @@ def run_loop(model, loop: Loop, device, rank: int = 0, world: int = 1, wrapped=N
                                        config.max_length, loop.pad_id)
                 batches_epoch = epoch
             group = batches[index * k:min(index * k + k, loop.micro_per_epoch)]
+            if gkd is not None:  # a micro-batch the student writes replaces the rows' targets
+                sampled = [is_on_policy(gkd, config.seed, step, i) for i in range(len(group))]
+                group = [on_policy_batch(model, b, gkd, config.seed, step, i, loop.pad_id, loop.eos_id)
+                         if on else b for i, (b, on) in enumerate(zip(group, sampled))]
+                if kd_stats is not None:
+                    kd_stats["on_policy_batches"] += sum(sampled)
             predicted = sum(_predicted(b) for b in group)  # the global step's labelled tokens
             step_loss = 0.0
             for i, full in enumerate(group):
@@ -288,7 +307,14 @@ def run_loop(model, loop: Loop, device, rank: int = 0, world: int = 1, wrapped=N
                 sync = (contextlib.nullcontext() if world == 1 or i == len(group) - 1 else wrapped.no_sync())
                 with sync:
                     with autocast():
-                        if kd is None:
+                        if gkd is not None:
+                            logits = wrapped(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+                            loss = gkd_loss(logits, teacher_logits(teacher_model, batch), batch["labels"], gkd)
+                            if kd_stats is not None:
+                                kd_stats["last_divergence"] = float(loss.detach())
+                            if len(group) > 1:  # the mean over the step's labelled tokens
+                                loss = loss * (_predicted(batch) / max(predicted, 1))
+                        elif kd is None:
                             # A sum over the labelled tokens / the step's count: the mean, and 0 (not
                             # NaN) for a packed batch whose only labels sit on unpredicted first positions.
                             loss = wrapped(**batch, num_items_in_batch=max(predicted, 1)).loss
