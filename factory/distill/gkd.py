@@ -80,7 +80,7 @@ def on_policy_batch(model, batch: dict, gkd: GKDSpec, seed: int, step: int, micr
     """The batch with each row's target replaced by the student's sample (right-padded, labels
     on the sampled tokens up to and including the first EOS). Samples are drawn in eval mode
     from a generator of their own: the caller's RNG state and train mode are untouched."""
-    device = batch["input_ids"].device
+    device = next(model.parameters()).device  # the loop moves batches to the device after this
     prompts = [row[:n].tolist() for row, n in zip(batch["input_ids"], prompt_lengths(batch, gkd))]
     width = max(len(p) for p in prompts)
     ids = torch.tensor([[pad_id] * (width - len(p)) + p for p in prompts], device=device)
