@@ -18,6 +18,7 @@ from rich.console import Console
 
 from factory.backends import MissingPackage
 from factory.calls import BudgetExceeded
+from factory.literal_console import LiteralConsole
 from factory.plugins import PluginError
 from factory.spec import JobError, load_job
 from roles.templates import TemplateError
@@ -312,7 +313,9 @@ def _error(message: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    out, err = Console(), Console(stderr=True)
+    # stored text (query rows, sample texts, names) is printed as stored: no markup, no
+    # terminal escapes (issue 23 B); the CLI's own emphasis is rich styles, not markup
+    out, err = LiteralConsole(), LiteralConsole(stderr=True)
     handlers = {"run": _run, "stats": _stats, "sql": _sql, "curate": _curate, "explain": _explain, "export": _export,
                 "report": _report, "distill": _distill, "runs": _runs, "recipes": _recipes, "jobs": _jobs, "init": _init,
                 "probe": _probe}

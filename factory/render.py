@@ -113,14 +113,24 @@ def _pct(v) -> str:
     return "-" if v is None else f"{v:.1%}"
 
 
+def _styled(*parts):
+    """A tree label from plain parts and (text, style) parts: the CLI's own emphasis as
+    rich styles, never markup, so the stored text in it is shown literally."""
+    from rich.text import Text
+
+    from factory.literal_console import visible
+
+    return Text.assemble(*((visible(p), "") if isinstance(p, str) else (visible(p[0]), p[1]) for p in parts))
+
+
 def explain_view(story: dict):
     """A readable tree of one sample's story."""
     import json
 
     from rich.tree import Tree
 
-    tree = Tree(f"[bold]sample {story['sample_id']}[/] of job {story['job']['name']} ({story['job']['fingerprint']}), "
-                f"recipe {story['job']['recipe']}")
+    tree = Tree(_styled((f"sample {story['sample_id']}", "bold"),
+                        f" of job {story['job']['name']} ({story['job']['fingerprint']}), recipe {story['job']['recipe']}"))
     tree.add(f"seed #{story['seed']['seed_index']}: {json.dumps(story['seed']['payload'])}")
     g = story["generation"]
     if g["template"]:
@@ -138,7 +148,7 @@ def explain_view(story: dict):
         shown = {k: v for k, v in gate.items() if k not in ("gate", "result") and v is not None}
         tree.add(f"gate {gate['gate']}: {gate['result']}" + (f" {json.dumps(shown)}" if shown else ""))
     if story["exact_duplicate_of"]:
-        tree.add(f"[red]exact duplicate of {story['exact_duplicate_of']}[/]")
+        tree.add(_styled((f"exact duplicate of {story['exact_duplicate_of']}", "red")))
     if story["solutions"]:
         sol = tree.add("solutions")
         for s in story["solutions"]:
@@ -151,22 +161,22 @@ def explain_view(story: dict):
     for r in story["reviews"]:
         reviews.add(f"#{r['reviewer_index']}: overall {r['overall']} {json.dumps(r['scores'])} {r['critique']!r}")
     for d in story["dropped_outputs"]:
-        tree.add(f"[yellow]dropped {d['role']} output[/]: {d['reason']}")
+        tree.add(_styled((f"dropped {d['role']} output", "yellow"), f": {d['reason']}"))
     if story["verdict"]:
         v = story["verdict"]
-        tree.add(f"verdict: [bold]{v['decision']}[/] by {v['stage']}: {v['reason']}")
+        tree.add(_styled("verdict: ", (str(v["decision"]), "bold"), f" by {v['stage']}: {v['reason']}"))
     for d in story["dedup"]:
         tree.add(f"{d['method']} duplicate cluster {d['cluster_id']}: {'kept' if d['kept'] else 'removed'} "
                  f"(similarity {d['similarity']})")
     for c in story["contamination"]:
         match = (f"paraphrase (cosine {c['similarity']:.2f}) of" if c.get("method") == "semantic"
                  else f"{c['ngram_size']}-gram {c['ngram']!r} in")
-        tree.add(f"[red]contaminated[/]: {match} {c['benchmark']} row {c['benchmark_row']}")
+        tree.add(_styled(("contaminated", "red"), f": {match} {c['benchmark']} row {c['benchmark_row']}"))
     if story.get("outside_duplicate"):
         o = story["outside_duplicate"]
         where = f"sample {o['other_sample_id']}" if o["kind"] == "job" else f"row {o['other_row']}"
-        tree.add(f"[yellow]removed[/]: {o['method']} duplicate (similarity {o['similarity']}) of {o['kind']} "
-                 f"{o['against_name']} ({o['against']}) {where}: {o['snippet']!r}")
+        tree.add(_styled(("removed", "yellow"), f": {o['method']} duplicate (similarity {o['similarity']}) of "
+                         f"{o['kind']} {o['against_name']} ({o['against']}) {where}: {o['snippet']!r}"))
     if story["quality"]:
         tree.add(f"quality score {story['quality']['score']}: {json.dumps(story['quality']['components'])}")
     tree.add(f"in the accepted view: {'yes' if story['in_accepted_view'] else 'no'}")
