@@ -30,6 +30,30 @@ class ValueTooLong(Exception):
     pass
 
 
+def _encode(nonce: str, status, value, reason) -> bytes:
+    line = {"nonce": nonce, "status": status, "value": value, "reason": reason[:500]}
+    return (json.dumps(line) + "\n").encode()
+
+
+def _sealed_lines(nonce: str, memory_mb: int):
+    """A generator that turns (status, value, reason) into the signed result line.
+
+    The nonce lives only in this suspended frame's locals. Anything stored on an object or
+    in a closure cell is reachable from the program by a format-string walk
+    ("{0.__globals__[__builtins__][__import__].__closure__[1].cell_contents...}".format(f)
+    read the old Reporter.nonce, issue 23 C); a frame is reachable only through gi_frame,
+    tb_frame or sys._getframe, which the audit hook denies."""
+    # Pre-encoded so it can still be sent when the heap is exhausted.
+    oom_line = _encode(nonce, "limit", None, f"memory limit {memory_mb} MB exceeded")
+    request = yield
+    while True:
+        try:
+            data = _encode(nonce, *request)
+        except BaseException:  # no memory, or no request (see Reporter.send)
+            data = oom_line
+        request = yield data
+
+
 class Reporter:
     """Writes exactly one JSON line carrying the parent's nonce, then exits.
 
@@ -37,13 +61,8 @@ class Reporter:
     result; the nonce additionally ties the line to this job."""
 
     def __init__(self, nonce: str, memory_mb: int):
-        self.nonce = nonce
-        # Pre-encoded so it can still be sent when the heap is exhausted.
-        self.oom_line = self._encode("limit", None, f"memory limit {memory_mb} MB exceeded")
-
-    def _encode(self, status, value, reason) -> bytes:
-        line = {"nonce": self.nonce, "status": status, "value": value, "reason": reason[:500]}
-        return (json.dumps(line) + "\n").encode()
+        self._lines = _sealed_lines(nonce, memory_mb)
+        next(self._lines)
 
     def send(self, status, value=None, reason=""):
         try:
@@ -51,10 +70,10 @@ class Reporter:
         except BaseException:
             pass
         try:
-            data = self._encode(status, value, reason)
-        except BaseException:
-            data = self.oom_line
-        try:
+            try:
+                data = self._lines.send((status, value, reason))
+            except BaseException:  # the tuple itself could not be built
+                data = self._lines.send(None)
             while data:
                 data = data[os.write(RESULT_FD, data):]
         finally:
@@ -126,6 +145,9 @@ def run(job, reporter: Reporter) -> None:
     guard.preimport(allowed)
     read_roots = tuple(os.path.realpath(p) for p in sys.path if p)
     sys.stdout.reconfigure(encoding="utf-8", errors="backslashreplace")
+    # The parent passes env={}, but Python adds LC_CTYPE (locale coercion); a format-string
+    # walk reaches os.environ through any real module's globals, so leave nothing in it.
+    os.environ.clear()
     set_rlimits(job)
     drop_privileges()
     seccomp_filter.install()
@@ -179,7 +201,7 @@ def main() -> None:
     with open("job.json", encoding="utf-8") as fh:
         job = json.load(fh)
     os.unlink("job.json")  # the program may read its cwd; not the nonce
-    reporter = Reporter(job["nonce"], job["memory_mb"])
+    reporter = Reporter(job.pop("nonce"), job["memory_mb"])  # from here on only in the sealed frame
     try:
         run(job, reporter)
     except MemoryError:

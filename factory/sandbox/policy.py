@@ -6,6 +6,7 @@ in the isolated (-I -S) child interpreter, where `factory` is not importable.
 from __future__ import annotations
 
 import ast
+import _string  # the parser str.format and string.Formatter use
 
 # Builtins exposed to generated code. Left out on purpose: getattr/setattr/
 # delattr/hasattr/vars/dir/globals/locals (string-keyed attribute and
@@ -64,6 +65,27 @@ def _bad_attr(attr: str) -> bool:
     return attr in BANNED_ATTRS or (_is_dunder(attr) and attr not in ALLOWED_DUNDER_ATTRS)
 
 
+def _format_walks(text: str, depth: int = 0):
+    """Attribute names a format string walks: "{0.__globals__[x].y:{1.z}}" -> __globals__, y, z.
+    Nothing for text that is not a valid format string (it cannot be used as one)."""
+    if "{" not in text or depth > 2:  # format specs nest fields at most two levels deep
+        return
+    try:
+        fields = list(_string.formatter_parser(text))
+    except ValueError:
+        return
+    for _, name, spec, _ in fields:
+        if name:
+            try:
+                _, rest = _string.formatter_field_name_split(name)
+                walk = list(rest)
+            except ValueError:
+                walk = []
+            yield from (key for is_attr, key in walk if is_attr)
+        if spec:
+            yield from _format_walks(spec, depth + 1)
+
+
 def _check_import(name: str, allowed: frozenset[str], line: int) -> None:
     if name not in allowed:
         raise PolicyViolation(f"import of {name!r} is not allowed (line {line})")
@@ -88,6 +110,14 @@ def check_source(tree: ast.AST, allowed_imports: frozenset[str]) -> None:
             if _bad_attr(node.attr):
                 raise PolicyViolation(
                     f"access to attribute {node.attr!r} is not allowed (line {line})")
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            # "{0.__globals__}".format(f) walks attributes by name at run time, out of
+            # reach of the Attribute check above (issue 23 C). A string built at run time
+            # escapes this check; what such a walk can reach holds no secret (child.py).
+            for attr in _format_walks(node.value):
+                if _bad_attr(attr):
+                    raise PolicyViolation(
+                        f"format string walks to attribute {attr!r}, which is not allowed (line {line})")
         elif isinstance(node, ast.Name):
             if node.id in BANNED_NAMES or (
                     _is_dunder(node.id) and node.id not in ALLOWED_DUNDER_NAMES):
