@@ -124,7 +124,10 @@ _HELPERS = {"datetime": ("_strptime",)}
 def preimport(allowed: frozenset[str]) -> None:
     """Import allowed modules while still privileged: after the privilege
     drop the stdlib may be unreadable (e.g. under /root/.pyenv, mode 0700)."""
-    names = set(allowed)
+    # The parser imports unicodedata to NFKC-normalize a non-ASCII identifier (π, é, 价格);
+    # imported after the drop it is "No module named 'unicodedata'" (issue 23 D). Imported
+    # here it is only in sys.modules: the guarded import still refuses it to the program.
+    names = set(allowed) | {"unicodedata"}
     for name in allowed:
         names.update(_HELPERS.get(name, ()))
     for name in sorted(names):

@@ -158,3 +158,21 @@ def test_limits_and_result_are_frozen_and_validated():
     with pytest.raises(ValueError):
         run_program("x = 1", entry="not an identifier")
     assert SandboxLimits(allowed_imports={"math"}).allowed_imports == frozenset({"math"})
+
+
+@pytest.mark.parametrize("body, value", [
+    ("π = 3\nreturn π * 2", "6"),
+    ("prix_é = 4\nreturn prix_é + 1", "5"),
+    ("价格 = 5\n数量 = 3\nreturn 价格 * 数量", "15"),
+    ("ｆｕｌｌ = 2\nreturn full", "2"),  # NFKC: the fullwidth name is the ASCII one, as in Python
+])
+def test_non_ascii_identifiers(body, value):
+    # the parser imports unicodedata for a non-ASCII name; before issue 23 D that failed
+    # after the privilege drop: "sandbox setup failed: ... No module named 'unicodedata'"
+    res = run("def simple_math_problem():\n" + textwrap.indent(body, "    "))
+    assert (res.status, res.value) == ("ok", value), res
+
+
+def test_unicodedata_stays_out_of_the_programs_reach():
+    res = run("import unicodedata\ndef simple_math_problem():\n    return 1")
+    assert res.status == "denied" and "unicodedata" in res.reason, res
