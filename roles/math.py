@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from roles.answers import extract_final_answer
 from roles.base import Drop, Role, parse_json_model, text_problem
+from roles.solver_json import json_answer
 
 ENTRY = "simple_math_problem"
 _FENCE = re.compile(r"```(?:python|py)?\s*\n(.*?)```", re.S)
@@ -69,7 +70,11 @@ class Solver(Role):
         problem = text_problem(text)
         if problem:
             return Drop(problem, text)
-        answer = extract_final_answer(text)
+        answer, wrong_shape = json_answer(text)  # JSON: its answer field or a drop, no number mining
+        if wrong_shape:
+            return Drop(wrong_shape, text)
+        if answer is None:
+            answer = extract_final_answer(text)
         if answer is None:
             return Drop("no final answer in the solution", text)
         return Solution(text.strip(), answer)
