@@ -53,10 +53,19 @@ class ModelRef(Strict):
     model: str = Field("smollm2-135m-instruct-q4_1", description="model name the backend knows")
     endpoint: EndpointSpec | None = Field(None, description="for remote backends")
     tensor_parallel_size: int = Field(1, ge=1, le=64, description="vllm: GPUs one engine spans")
+    wrong_rate: float = Field(0.0, ge=0, le=1, description="reference backend, solver roles: the share of problems "
+                              "whose solutions carry one deliberate arithmetic slip (to measure what verification "
+                              "buys); 0 (default) is always right")
+
+    @model_validator(mode="after")
+    def _wrong_rate_only_for_reference(self) -> "ModelRef":
+        if self.wrong_rate and self.backend != "reference":
+            raise ValueError(f"wrong_rate is read only by backend reference (the scripted teacher), not {self.backend!r}")
+        return self
 
     def model_ref(self) -> "ModelRef":
         return ModelRef(backend=self.backend, model=self.model, endpoint=self.endpoint,
-                        tensor_parallel_size=self.tensor_parallel_size)
+                        tensor_parallel_size=self.tensor_parallel_size, wrong_rate=self.wrong_rate)
 
 
 class RoleSpec(ModelRef):
@@ -239,8 +248,11 @@ class JobSpec(Strict):
         for role in data["roles"].values():
             role.pop("max_tokens_budget", None)
             role.pop("endpoint", None)
-            for ref in role.get("pool") or []:
+            for ref in [role, *(role.get("pool") or [])]:
                 ref.pop("endpoint", None)
+                # wrong_rate 0 writes what jobs wrote before the field existed: same fingerprint
+                if ref.get("wrong_rate", 0) == 0:
+                    ref.pop("wrong_rate", None)
         for key, default in ABSENT_AT_DEFAULT_DECISION_KEYS.items():
             if data["decision"].get(key) == default:
                 data["decision"].pop(key)

@@ -4,8 +4,9 @@ MathProblem.worked). It serves three roles of the `math` recipe, with their buil
 templates: long_solver (every step in words, each intermediate result, a check that works
 back from the answer to a number the problem gives, then "Final answer: N"), short_solver
 (the equations, then "Final answer: N") and generator (a TinyGSM `simple_math_problem()`).
-It is never wrong on a built-in problem, so a distillation can study mixtures of long and
-short solutions where the embedded 135M model cannot solve the problems (issue 12).
+At wrong_rate 0 (the default) it is never wrong on a built-in problem, so a distillation
+can study mixtures of long and short solutions where the embedded 135M model cannot solve
+the problems (issue 12).
 
 How it knows the problem: a request carries only rendered messages. The math recipe, in the
 driver, registers each built-in seed it makes (`remember`: the question's sha256 -> (job
@@ -21,6 +22,11 @@ question cut out of it. The load-time `check` admits only those roles, those tem
 Token counts are 0: no model read or wrote tokens (stats' per-role token columns measure
 model work). Lineage records backend `reference`, model `math-worked-steps`, the writer's
 version and the sha256 of this file, so a changed writer never reuses cached completions.
+
+`wrong_rate` (solver roles only, default 0): on that seeded share of problems the long and
+short solutions carry one arithmetic slip, propagated to the final answer
+(reference_slip.py); the identity, and so every row's lineage and request key, then carries
+wrong_rate and the slip writer's sha256. At 0 the identity is what it was before the field.
 """
 from __future__ import annotations
 
@@ -33,6 +39,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from factory.backends.base import Completion, ModelIdentity, Request, file_sha256
+from factory.backends.reference_slip import slipped, slips
 
 BACKEND = "reference"
 MODEL = "math-worked-steps"
@@ -40,6 +47,7 @@ WRITER_VERSION = 1
 RECIPE = "math"
 # role -> the built-in template whose wording the writer matches
 ROLES = {"long_solver": "math/long_cot@1", "short_solver": "math/short_cot@1", "generator": "math/program@1"}
+SOLVERS = ("long_solver", "short_solver")  # the roles whose solutions wrong_rate may slip
 _MARK = "\x00REFERENCE-QUESTION\x00"
 
 _registry: dict[str, tuple[int, int, str, int]] = {}
@@ -58,6 +66,12 @@ def remember(question: str, seed: int, index: int, family: str, steps: int) -> N
 
 def problem_for(question: str):
     """The registered built-in problem whose question this is, or None."""
+    found = registered_problem(question)
+    return None if found is None else found[0]
+
+
+def registered_problem(question: str):
+    """(problem, job seed, seed index) of the registered built-in problem, or None."""
     from factory.recipes.math_problems import generate_problem
 
     found = _registry.get(_key(question))
@@ -65,7 +79,7 @@ def problem_for(question: str):
         return None
     seed, index, family, steps = found
     p = generate_problem(seed, index, family=family, steps=steps)
-    return p if p.question == question else None
+    return (p, seed, index) if p.question == question else None
 
 
 # --- the writer -----------------------------------------------------------------------
@@ -89,7 +103,9 @@ def _origin(value: str, source: int | None, question: str) -> str:
     return f"{value} (from the problem)"
 
 
-def long_solution(p) -> str:
+def long_solution(p, slip: int | None = None) -> str:
+    """slip: the step a slipped problem got wrong (reference_slip.slipped); its check repeats
+    that step's slip backwards, as a solver who trusts its own equation would."""
     lines = [f"We need to find: {p.asks}", ""]
     last_sentence = None
     for i, s in enumerate(p.worked):
@@ -105,7 +121,7 @@ def long_solution(p) -> str:
         lines.append(f"So we {verb}: {s.a} {s.op} {s.b} = {s.result}.")
         lines.append(f"After step {i + 1} we have {s.result}.")
         lines.append("")
-    lines.append(f"Check: {_check(p)}")
+    lines.append(f"Check: {_check(p, slip)}")
     lines.append(f"So the answer is {p.answer}.")
     lines.append(f"Final answer: {p.answer}")
     return "\n".join(lines)
@@ -126,7 +142,7 @@ def _undo(op: str, side: str, c: Fraction, other: Fraction) -> tuple[str, Fracti
     return f"{_text(other)} {op} {_text(c)} = {_text(value)}", value
 
 
-def _check(p) -> str:
+def _check(p, slip: int | None = None) -> str:
     steps = p.worked
     i, value, parts = len(steps) - 1, Fraction(p.answer), []
     while True:
@@ -134,6 +150,9 @@ def _check(p) -> str:
         side = "a" if s.a_from is not None or s.b_from is None else "b"
         other = Fraction(s.b if side == "a" else s.a)
         equation, value = _undo(s.op, side, value, other)
+        if i == slip:  # undoing the slipped equation lands back on its written operand
+            value = Fraction(s.a if side == "a" else s.b)
+            equation = f"{equation.rsplit(' = ', 1)[0]} = {_text(value)}"
         parts.append(equation)
         source = s.a_from if side == "a" else s.b_from
         if source is None:
@@ -191,8 +210,11 @@ def role_and_question(messages) -> tuple[str, str] | None:
 def identity_for(ref) -> ModelIdentity:
     if ref.model != MODEL:
         raise ValueError(f"the reference backend has one model, {MODEL!r} (got {ref.model!r})")
-    return ModelIdentity(backend=BACKEND, model=MODEL, file_sha256=file_sha256(Path(__file__)),
-                         extra={"writer_version": WRITER_VERSION, "scripted": True})
+    extra = {"writer_version": WRITER_VERSION, "scripted": True}
+    rate = getattr(ref, "wrong_rate", 0.0)
+    if rate:  # absent at 0: request keys and lineage of always-right jobs stay what they were
+        extra |= {"wrong_rate": rate, "slip_sha256": file_sha256(Path(__file__).with_name("reference_slip.py"))}
+    return ModelIdentity(backend=BACKEND, model=MODEL, file_sha256=file_sha256(Path(__file__)), extra=extra)
 
 
 class UnknownProblem(RuntimeError):
@@ -204,6 +226,7 @@ class ReferenceBackend:
 
     def __init__(self, ref, threads: int = 1):
         self.identity = identity_for(ref)
+        self.wrong_rate = getattr(ref, "wrong_rate", 0.0)
 
     @classmethod
     def check(cls, role_name: str, spec, recipe) -> None:
@@ -221,6 +244,9 @@ class ReferenceBackend:
             raise ValueError(f"the reference backend writes for the template {ROLES[role_name]} of role {role_name}, "
                              f"got {template!r}")
         identity_for(spec.roles[role_name])
+        if any(ref.wrong_rate for ref in spec.roles[role_name].models()) and role_name not in SOLVERS:
+            raise ValueError(f"wrong_rate is read only on the solver roles {', '.join(SOLVERS)} (a slip is a wrong "
+                             f"step in a written solution), not on {role_name!r}")
 
     def generate(self, requests: list[Request]) -> list[Completion]:
         return [self._one(r) for r in requests]
@@ -232,9 +258,14 @@ class ReferenceBackend:
             raise UnknownProblem("reference backend: the request is not one of the math templates "
                                  f"{', '.join(ROLES.values())}")
         role, question = found
-        p = problem_for(question)
-        if p is None:
+        registered = registered_problem(question)
+        if registered is None:
             raise UnknownProblem(f"reference backend: no registered built-in problem for the question "
                                  f"{question[:80]!r} (the math recipe registers its built-in seeds in the driver)")
-        text = WRITERS[role](p)
+        p, seed, index = registered
+        if role in SOLVERS and slips(self.wrong_rate, seed, index):
+            p, step = slipped(p, seed, index)
+            text = long_solution(p, step) if role == "long_solver" else short_solution(p)
+        else:
+            text = WRITERS[role](p)
         return Completion(request.key, text, 0, 0, time.perf_counter() - start)
