@@ -26,6 +26,9 @@ from stores import StoreError, open_database
 from stores.stats import UnknownJob, job_stats
 
 DEFAULT_DB = "factory.duckdb"
+# What an invalid job, plugin or template raises: exit 2, one line, nothing written (a test
+# makes each of them and checks that no database file appears).
+INVALID_INPUT = (JobError, PluginError, TemplateError)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -321,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
                 "probe": _probe}
     try:
         return handlers[args.command](args, out, err)
-    except (JobError, PluginError, TemplateError) as e:  # an invalid job, plugin or template: nothing written
+    except INVALID_INPUT as e:  # an invalid job, plugin or template: nothing written
         _error(str(e))
         return 2
     except BudgetExceeded as e:

@@ -18,7 +18,7 @@ from importlib import resources
 from pathlib import Path
 
 import jinja2
-from jinja2 import meta
+from jinja2 import meta, nodes
 
 _NAME = re.compile(r"^(?P<name>[a-z0-9_]+(?:/[a-z0-9_]+)*)@(?P<version>[0-9]+)$")
 _VERSIONED_FILE = re.compile(r"^(?P<stem>.+)\.v(?P<version>[0-9]+)$")
@@ -72,9 +72,19 @@ def data_file(relative: str) -> str:
 
 def _from_source(name: str, version: int, source: str, origin: str) -> PromptTemplate:
     try:
-        _ENV.parse(source)
+        tree = _ENV.parse(source)
     except jinja2.TemplateSyntaxError as err:
         raise TemplateError(f"{origin}:{err.lineno}: template syntax error: {err.message}") from None
+    # Checked here, when the job is loaded: found at the first render, the job had already
+    # created its database (issue 23 E). Whether the block renders non-empty for given
+    # variables is still render()'s check.
+    blocks = {b.name: b for b in tree.find_all(nodes.Block)}
+    user = blocks.get("user")
+    if user is None or all(isinstance(n, nodes.Output) and all(isinstance(c, nodes.TemplateData) and not c.data.strip()
+                                                               for c in n.nodes) for n in user.body):
+        raise TemplateError(f"{origin}: template {name}@{version} must define a non-empty `user` block "
+                            "({% block user %}...{% endblock %}); blocks found: "
+                            f"{', '.join(sorted(blocks)) or 'none'}")
     return PromptTemplate(name, version, hashlib.sha256(source.encode()).hexdigest()[:16], source, origin)
 
 
