@@ -55,18 +55,45 @@ def device_of(spec: DistillSpec) -> str:
     return spec.student.device
 
 
-def run_id_of(spec: DistillSpec, plan: Plan, mixture_id: str, seed: int | None = None) -> str:
+def run_id_of(spec: DistillSpec, plan: Plan, mixture_id: str, seed: int | None = None,
+              tokenizer: str | None = None) -> str:
     """seed None (a spec without `seeds`): the formula of every run made before seeds existed.
-    With a seed, spec is the seed's spec (with_seed) and the seed enters the id by name too."""
+    With a seed, spec is the seed's spec (with_seed) and the seed enters the id by name too.
+    tokenizer: a trained tokenizer's sha256 (None for SmolLM2's: ids made before stand)."""
+    extra = [{"tokenizer": tokenizer}] if tokenizer else []
     if seed is None:
-        return digest("run", mixture_id, spec.run_settings(), plan.eval_set)
-    return digest("run", mixture_id, spec.run_settings(), plan.eval_set, {"seed": seed})
+        return digest("run", mixture_id, spec.run_settings(), plan.eval_set, *extra)
+    return digest("run", mixture_id, spec.run_settings(), plan.eval_set, {"seed": seed}, *extra)
 
 
-def seed_group_of(spec: DistillSpec, plan: Plan, mixture_id: str) -> str:
+def seed_group_of(spec: DistillSpec, plan: Plan, mixture_id: str, tokenizer: str | None = None) -> str:
     """What the runs of one mixture across `seeds` share (their id without the seed):
     `factory runs` aggregates the runs of a group."""
-    return digest("seed-group", mixture_id, spec.with_seed(0).run_settings(), plan.eval_set, spec.seeds)
+    extra = [{"tokenizer": tokenizer}] if tokenizer else []
+    return digest("seed-group", mixture_id, spec.with_seed(0).run_settings(), plan.eval_set, spec.seeds, *extra)
+
+
+def _trained_tokenizer(spec: DistillSpec, plan: Plan):
+    """student.tokenizer kind trained: the tokenizer of the union of every mixture's rows (all
+    mixtures and seeds of a distillation share it; evaluation items never train it), trained
+    or reloaded from output_dir/tokenizers/. A vocab_size the rows cannot support raises one
+    line before anything is written. None for SmolLM2's tokenizer."""
+    if not spec.student.trained_tokenizer:
+        return None
+    from factory.distill.tokenizer import trained_tokenizer, unknown_chars
+
+    texts = sorted({t for m in plan.mixtures for _, c in m.rows for t in (c.prompt, c.target) if t})
+    trained = trained_tokenizer(texts, spec.student.tokenizer.vocab_size, Path(spec.output_dir) / "tokenizers")
+    # Evaluation prompts may hold characters no training row has: they encode as <unk>, counted here.
+    prompts = [_eval_prompt(spec, i) for i in plan.items]
+    trained.meta["eval_unknown_chars"] = unknown_chars(trained, prompts)
+    return trained
+
+
+def _eval_prompt(spec: DistillSpec, item) -> str:
+    from factory.distill.format import math_prompt, story_prompt
+
+    return math_prompt(item.question) if spec.task == "math" else story_prompt(item.question)
 
 
 def _seeded(spec: DistillSpec) -> list[tuple[int | None, DistillSpec]]:
@@ -119,7 +146,7 @@ def _evaluate(spec: DistillSpec, plan: Plan, db: Path, student):
 
 
 def _train_and_evaluate(spec: DistillSpec, plan: Plan, db: Path, mixture, run_id: str, progress,
-                        teacher=None, seeding: dict | None = None) -> RunSummary:
+                        teacher=None, seeding: dict | None = None, tokenizer=None) -> RunSummary:
     from factory.distill.student import load_student, load_trained
     from factory.distill.train import train
 
@@ -127,7 +154,7 @@ def _train_and_evaluate(spec: DistillSpec, plan: Plan, db: Path, mixture, run_id
     seeded = f" (seed {seeding['seed']})" if seeding else ""
     progress.stage(f"{mixture.name}{seeded}: training on {len(mixture.rows)} rows {dict(mixture.counts)}")
     device = device_of(spec)
-    student = load_student(spec.student, cache_dir(), spec.training.lora)
+    student = load_student(spec.student, cache_dir(), spec.training.lora, tokenizer)
     student.model.to(device)
     result = train(student, [(c.prompt, c.target) for _, c in mixture.rows], spec.training,
                    Path(spec.output_dir) / run_id, on_step=progress.step, teacher=teacher)
@@ -140,7 +167,9 @@ def _train_and_evaluate(spec: DistillSpec, plan: Plan, db: Path, mixture, run_id
     value, low, high = m.get("accuracy" if metric == "accuracy" else "mean_score"), m.get("ci_low"), m.get("ci_high")
     run = {"run_id": run_id, "distill": spec.name, "task": spec.task, "data_fingerprint": plan.data_fingerprint,
            "mixture_id": mixture.mixture_id, "mixture": mixture.name, "eval_set": plan.eval_set,
-           "student": {**spec.student.model_dump(mode="json"), **student.description, "ran_on": device},
+           "student": {**spec.student.model_dump(mode="json"), **student.description, "ran_on": device,
+                       **({"tokenizer_report": {**tokenizer.meta, "path": str(tokenizer.path.resolve()),
+                                                "sha256": tokenizer.sha256}} if tokenizer else {})},
            "hyperparameters": spec.training.model_dump(mode="json"), "training": asdict(result), "metric": metric,
            "value": value, "ci_low": low, "ci_high": high,
            "metrics": {**m, "eval_removed_for_overlap": plan.eval_removed, "evaluation": spec.evaluation.model_dump(mode="json"),
@@ -181,13 +210,20 @@ def run_distill(spec: DistillSpec, db: str | Path | None = None, progress=None,
         check_workers(spec.training.workers, device_of(spec), address)
     with Store(db) as store:
         plan = (plan_math if spec.task == "math" else plan_stories)(store.con, spec)
+        trained = _trained_tokenizer(spec, plan)  # a vocab_size the rows cannot fill: one line, nothing recorded
+        sha = trained.sha256 if trained else None
         _record_plan(store, spec, plan)
-        todo = [(seed, seeded, m, run_id_of(seeded, plan, m.mixture_id, seed))
+        todo = [(seed, seeded, m, run_id_of(seeded, plan, m.mixture_id, seed, sha))
                 for seed, seeded in _seeded(spec) for m in plan.mixtures]
         done = {run_id: finished_run(store.con, run_id) for *_, run_id in todo}
     seeds = f", {len(spec.seeds)} seeds each" if spec.seeds else ""
     progress.stage(f"{len(plan.mixtures)} mixtures of {len(plan.mixtures[0].rows)} rows{seeds}; {len(plan.items)} "
                    f"evaluation items ({plan.eval_removed} removed for sharing an n-gram with training rows)")
+    if trained is not None:
+        m = trained.meta
+        progress.stage(f"tokenizer: {m['vocab_size']} tokens trained on {m['texts']} distinct row texts "
+                       f"({'reloaded from' if m['reloaded'] else 'saved to'} {trained.path}); "
+                       f"{m['eval_unknown_chars']} evaluation characters outside it encode as <unk>")
     summaries = []
     # One teacher for every mixture and seed: its weights load once, on the first cache miss.
     teacher = _teacher(spec, db, device_of(spec))
@@ -199,8 +235,8 @@ def run_distill(spec: DistillSpec, db: str | Path | None = None, progress=None,
                                             old["value"], old["ci_low"], old["ci_high"], seed))
                 continue
             seeding = None if seed is None else {
-                "seed": seed, "seeds": spec.seeds, "seed_group": seed_group_of(spec, plan, mixture.mixture_id)}
-            summary = _train_and_evaluate(seeded, plan, db, mixture, run_id, progress, teacher, seeding)
+                "seed": seed, "seeds": spec.seeds, "seed_group": seed_group_of(spec, plan, mixture.mixture_id, sha)}
+            summary = _train_and_evaluate(seeded, plan, db, mixture, run_id, progress, teacher, seeding, trained)
             summaries.append(RunSummary(**{**asdict(summary), "seed": seed}))
     finally:
         progress.done()

@@ -70,6 +70,36 @@ class TinyStudentSpec(Strict):
         return self
 
 
+class TokenizerSpec(Strict):
+    """The tiny student's tokenizer. smollm2 (default): SmolLM2's 49,152 tokens, needed by
+    KD/GKD (the teacher's tokenizer must match). trained: BPE trained on the distillation's
+    training rows (the union of every mixture's, never evaluation items), digits single tokens
+    (factory/distill/tokenizer.py): a 512-wide output layer instead of 49,152."""
+
+    kind: Literal["smollm2", "trained"] = Field("smollm2", description="smollm2: SmolLM2's tokenizer; trained: "
+                                                "BPE trained on the training rows")
+    vocab_size: int | None = Field(None, ge=8, le=1_000_000, description="trained: tokens, special ones included "
+                                   "(default 512); at least the rows' distinct characters + digits + 2, at most "
+                                   "what the rows can fill")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_size(cls, data):
+        if isinstance(data, dict) and data.get("kind") == "trained" and data.get("vocab_size") is None:
+            data = {**data, "vocab_size": 512}  # ~410 distinct word/digit tokens in 3,000 problems (issue 22)
+        return data
+
+    @model_validator(mode="after")
+    def _size_only_when_trained(self) -> "TokenizerSpec":
+        if self.kind != "trained" and self.vocab_size is not None:
+            raise ValueError(f"vocab_size is read only when kind is 'trained' (kind is {self.kind!r})")
+        return self
+
+
+# A student dumped for an id leaves the tokenizer out at its default: ids made before it stand.
+DEFAULT_TOKENIZER = {"kind": "smollm2", "vocab_size": None}
+
+
 class StudentSpec(Strict):
     kind: Literal["tiny", "smollm2-gguf", "hf"] = Field(
         "tiny", description="tiny: built from a config (CPU default); smollm2-gguf: SmolLM2-135M-Instruct "
@@ -78,6 +108,8 @@ class StudentSpec(Strict):
     tiny: TinyStudentSpec = TinyStudentSpec()
     init_seed: int = Field(0, ge=0, description="seed of the tiny student's initial weights")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: cuda when torch sees a GPU, else cpu")
+    tokenizer: TokenizerSpec = Field(TokenizerSpec(), description="tiny: smollm2 (default) or a tokenizer trained "
+                                     "on the rows ({kind: trained, vocab_size: 512})")
 
     @model_validator(mode="after")
     def _path(self) -> "StudentSpec":
@@ -85,7 +117,21 @@ class StudentSpec(Strict):
             raise ValueError("kind 'hf' needs path (a Hugging Face checkpoint directory)")
         if self.kind != "hf" and self.path:
             raise ValueError(f"path is read only when kind is 'hf' (kind is {self.kind!r})")
+        if self.trained_tokenizer and self.kind != "tiny":
+            raise ValueError(f"tokenizer kind 'trained' is for kind 'tiny' (a {self.kind} student's embedding "
+                             "is sized for its own tokenizer)")
         return self
+
+    @property
+    def trained_tokenizer(self) -> bool:
+        return self.tokenizer.kind == "trained"
+
+    def identity(self) -> dict:
+        """The student as JSON for ids: the tokenizer left out at its default (smollm2)."""
+        out = self.model_dump(mode="json")
+        if out.get("tokenizer") == DEFAULT_TOKENIZER:
+            out.pop("tokenizer")
+        return out
 
 
 class LoraSpec(Strict):
@@ -263,6 +309,10 @@ class DistillSpec(Strict):
             if self.student.tiny.max_positions < longest:
                 raise ValueError(f"student.tiny.max_positions ({self.student.tiny.max_positions}) must cover "
                                  f"training.max_length and evaluation.max_new_tokens ({longest})")
+        if self.student.trained_tokenizer and self.training.method in ("kd", "gkd"):
+            raise ValueError(f"student.tokenizer: a trained tokenizer cannot train with method "
+                             f"{self.training.method} (the teacher scores the student's tokens, so both need one "
+                             "tokenizer); use tokenizer kind smollm2 or method sft")
         if self.seeds is not None and len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"seeds must be unique (got {self.seeds})")
         if isinstance(self.rows, int) and self.rows < 1:
@@ -303,8 +353,8 @@ class DistillSpec(Strict):
     def run_settings(self) -> dict:
         """What, besides the data, decides a run's result: part of its id. New training fields
         at their default are left out, so the ids of runs made before they existed hold."""
-        out = self.model_dump(mode="json", include={"task", "student", "evaluation"})
-        return {**out, "training": self.training.identity()}
+        out = self.model_dump(mode="json", include={"task", "evaluation"})
+        return {**out, "student": self.student.identity(), "training": self.training.identity()}
 
     def with_seed(self, seed: int) -> "DistillSpec":
         """The spec one seed of `seeds` trains with: its data order and initial weights."""
@@ -315,6 +365,7 @@ class DistillSpec(Strict):
     def fingerprint(self) -> str:
         out = self.model_dump(mode="json", exclude={"name", "db", "output_dir", "seeds", "training"})
         out["training"] = self.training.identity()
+        out["student"] = self.student.identity()
         if self.seeds is not None:
             out["seeds"] = self.seeds
         return digest(out)

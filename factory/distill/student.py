@@ -79,12 +79,19 @@ def smollm2_tokenizer(cache_dir: Path):
     return _with_pad(AutoTokenizer.from_pretrained(cached))
 
 
-def load_student(spec: StudentSpec, cache_dir: Path, lora: LoraSpec | None = None) -> Student:
+def load_student(spec: StudentSpec, cache_dir: Path, lora: LoraSpec | None = None, trained=None) -> Student:
+    """trained: the TrainedTokenizer (factory/distill/tokenizer.py) of a tiny student whose
+    spec asks for tokenizer kind trained; it is made from the rows, so the caller brings it."""
     cache_dir = Path(cache_dir)
+    if spec.trained_tokenizer and trained is None:
+        raise StudentError("student.tokenizer: kind trained needs the tokenizer trained on the rows "
+                           "(factory/distill/tokenizer.py trained_tokenizer)")
     if spec.kind == "tiny":
-        tokenizer = smollm2_tokenizer(cache_dir)
+        tokenizer = trained.tokenizer if spec.trained_tokenizer else smollm2_tokenizer(cache_dir)
         model = _tiny_model(spec, tokenizer)
         where = {"tiny": spec.tiny.model_dump(), "init_seed": spec.init_seed}
+        if spec.trained_tokenizer:  # enters the resume key: a checkpoint of another tokenizer is refused
+            where["tokenizer"] = trained.describe()
     elif spec.kind == "smollm2-gguf":
         tokenizer = smollm2_tokenizer(cache_dir)
         model = _smollm2_fp32(cache_dir)

@@ -119,6 +119,10 @@ def test_training_throughput():
     number_after(out, r"ratio factory/plain:")
     results = last_json(out)
     assert results["settings"]["batch"] == 2 and results["ratio factory/plain"] > 0, out
+    # both tokenizers side by side (issue 22): SmolLM2's 49,152 tokens and the 512 trained on the rows
+    sizes = {name: r["vocabulary"] for name, r in results["by_tokenizer"].items()}
+    assert sizes == {"smollm2": 49152, "trained": 512}, out
+    assert all(r["step_seconds"]["plain"] > 0 for r in results["by_tokenizer"].values()), out
 
 
 def test_distributed_training():
