@@ -132,13 +132,15 @@ def runs(db: str | Path, distill: str | None = None) -> list[dict]:
     return _reading(db, lambda con: list_runs(con, distill))
 
 
-def sql(query: str, db: str | Path) -> list[dict]:
+def sql(query: str, db: str | Path, timeout: float = 30.0, memory_limit: str | None = None) -> list[dict]:
     """One statement that reads (SELECT, WITH, DESCRIBE, SHOW, EXPLAIN, SUMMARIZE); rows as
     dicts. Anything else, several statements or a file other than the database raise
-    stores.read_only_sql.RefusedStatement (a ValueError) with one line saying why."""
+    stores.read_only_sql.RefusedStatement (a ValueError) with one line saying why. Past
+    `timeout` seconds or `memory_limit` (a DuckDB size such as "2GB"; default a quarter of
+    the machine; never a spill to disk): stores.query_limits.QueryLimit, one line naming it."""
     from stores.read_only_sql import run_read_only
 
-    columns, rows = run_read_only(db, query)
+    columns, rows = run_read_only(db, query, timeout=timeout, memory_limit=memory_limit)
     return [dict(zip(columns, row)) for row in rows]
 
 

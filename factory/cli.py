@@ -10,6 +10,7 @@ import argparse
 import contextlib
 import errno
 import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -91,6 +92,9 @@ def _parser() -> argparse.ArgumentParser:
     sql.add_argument("query")
     sql.add_argument("--db", default=DEFAULT_DB)
     sql.add_argument("--json", action="store_true", help="rows as JSON lines")
+    sql.add_argument("--timeout", default="30", help="seconds before the query is stopped (default 30)")
+    sql.add_argument("--memory-limit", help="DuckDB memory for the query, e.g. 2GB (default a quarter of the "
+                     "machine; nothing spills to disk)")
     return p
 
 
@@ -145,10 +149,23 @@ def _stats(args, out: Console, err: Console) -> int:
 def _sql(args, out: Console, err: Console) -> int:
     import duckdb
 
+    from stores.query_limits import checked_memory_limit, checked_timeout
     from stores.read_only_sql import RefusedStatement, run_read_only
 
     try:
-        columns, rows = run_read_only(args.db, args.query)
+        timeout, memory_limit = checked_timeout(args.timeout), checked_memory_limit(args.memory_limit)
+    except ValueError as e:  # a bad --timeout or --memory-limit: bad input
+        _error(str(e))
+        return 2
+
+    def stuck(line: str) -> None:  # a query that ignores the interrupt: end the process, with the line
+        _error(line)
+        sys.stdout.flush()
+        os._exit(1)
+
+    try:
+        columns, rows = run_read_only(args.db, args.query, timeout=timeout, memory_limit=memory_limit,
+                                      on_stuck=stuck)  # past a limit: QueryLimit, one line, exit 1 (main)
     except RefusedStatement as e:  # a write, several statements, a file other than the database
         _error(str(e))
         return 2

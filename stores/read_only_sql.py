@@ -16,6 +16,8 @@ from pathlib import Path
 
 import duckdb
 
+from stores.query_limits import (DEFAULT_TIMEOUT_S, bounded, checked_memory_limit, checked_timeout,
+                                  settings)
 from stores.snapshot import open_for_reading
 
 ALLOWED = "SELECT, WITH, DESCRIBE, SHOW, EXPLAIN, SUMMARIZE"
@@ -106,25 +108,35 @@ def _refusal(con, query: str, inside_explain: bool = False) -> str | None:
     return f"{REFUSED}; got {_kind(statement)}"
 
 
-def run_read_only(db: str | Path, query: str) -> tuple[list[str], list[tuple]]:
+def run_read_only(db: str | Path, query: str, timeout: float = DEFAULT_TIMEOUT_S, memory_limit: str | None = None,
+                  on_stuck=None) -> tuple[list[str], list[tuple]]:
     """(column names, rows) of one read-only statement on the database file db.
 
     Raises RefusedStatement (a statement that is not a read, several statements, a file
-    other than the database), StoreError (no such file, busy, damaged) or the duckdb.Error
-    of a read that fails (a typo, an unknown table). While a run writes db, the statement
-    reads the run's snapshot (stores/snapshot.py), opened with the same SETTINGS."""
-    con = open_for_reading(db, config=SETTINGS)
+    other than the database), StoreError (no such file, busy, damaged), QueryLimit (past
+    `timeout` seconds or `memory_limit`, default a quarter of the machine; never a spill to
+    disk: stores/query_limits.py) or the duckdb.Error of a read that fails (a typo, an
+    unknown table). ValueError for a timeout or memory limit that is not one. While a run
+    writes db, the statement reads the run's snapshot (stores/snapshot.py), opened with the
+    same SETTINGS."""
+    timeout, memory_limit = checked_timeout(timeout), checked_memory_limit(memory_limit)
+    # DuckDB applies these in order: the limits after the access settings (temp_directory
+    # first is refused, "Modifying the temp_directory has been disabled"), and before
+    # lock_configuration, so that a SET in the query cannot lift them
+    unlocked = {k: v for k, v in SETTINGS.items() if k != "lock_configuration"}
+    con = open_for_reading(db, config={**unlocked, **settings(memory_limit), "lock_configuration": True})
     try:
         why = _refusal(con, query)
         if why is not None:
             raise RefusedStatement(why)
-        try:
-            con.execute(query)
-        except duckdb.PermissionException as err:  # fence 2: a file, ATTACH or extension refused
-            raise RefusedStatement(f"factory sql reads the database only: external file access is off "
-                                   f"({str(err).splitlines()[0]})") from None
-        if con.description is None:
-            return [], []
-        return [d[0] for d in con.description], con.fetchall()
+        with bounded(con, timeout, memory_limit, on_stuck):
+            try:
+                con.execute(query)
+            except duckdb.PermissionException as err:  # fence 2: a file, ATTACH or extension refused
+                raise RefusedStatement(f"factory sql reads the database only: external file access is off "
+                                       f"({str(err).splitlines()[0]})") from None
+            if con.description is None:
+                return [], []
+            return [d[0] for d in con.description], con.fetchall()
     finally:
         con.close()
