@@ -217,9 +217,10 @@ def summarize(texts: list[Scored], kinds: list[str]) -> dict[str, dict[str, dict
                 continue
             base = {t.sample["sample_id"] for t in group}
             pairs = [(originals[t.sample["sample_id"]].scores.get(signal), t.scores.get(signal)) for t in group]
-            acc = metrics.pairwise_accuracy(pairs)
+            ids = [t.sample["sample_id"] for t in group]  # each pair's original: the bootstrap's cluster
+            acc = metrics.pairwise_accuracy(pairs, ids)
             area = metrics.auc([originals[s].scores.get(signal) for s in sorted(base)],
-                               [t.scores.get(signal) for t in group])
+                               [t.scores.get(signal) for t in group], sorted(base), ids)
             out[signal][kind] = {"pairwise_accuracy": _round(acc["value"]),
                                  "pairwise_ci": [_round(acc["ci_low"]), _round(acc["ci_high"])],
                                  "pairs": acc["n"], "ties": acc["ties"], "auc": _round(area["value"]),
@@ -286,8 +287,9 @@ def probe_job(job, db=None, samples: int = DEFAULT_SAMPLES, seed: int = 0, kinds
             "by_kind": {kind: _kind_counts(by_signal[DECISION].get(kind, {"pairs": 0}), skipped.get(kind, 0),
                                            sum(1 for t in texts if t.kind == kind)) for kind in kinds},
             "by_signal": by_signal,
-            "intervals": "95%: pairwise accuracy Wilson score over pairs (ties credit 0.5); AUC percentile "
-                         f"bootstrap, {metrics.BOOTSTRAP} resamples per class, seed {metrics.BOOTSTRAP_SEED}",
+            "intervals": "95%: pairwise accuracy (ties credit 0.5) and AUC by a percentile bootstrap over "
+                         f"originals, each with its corruptions ({metrics.BOOTSTRAP} resamples, seed "
+                         f"{metrics.BOOTSTRAP_SEED}); one kind's pairwise accuracy (one pair per original): Wilson",
             "model_calls": caller.model_calls,
             "seconds": round(time.monotonic() - started, 2),
             "notes": notes,

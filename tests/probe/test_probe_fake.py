@@ -9,6 +9,7 @@ from conftest import fake_job, query
 
 import factory
 from factory.cli import main
+from factory.probing.metrics import wilson
 from factory.probing.run import NothingToProbe
 
 LOW = json.dumps({"grammar": 1, "creativity": 1, "consistency": 1, "plot": 1, "age_group": "3-5", "critique": "bad"})
@@ -50,7 +51,10 @@ def test_a_judge_that_ranks_originals_higher_scores_one(made):
     assert set(summary["by_kind"]) == {"sentence_shuffle", "word_salad", "truncation", "repetition_loop", "splice",
                                        "seed_words_removed"}
     low = summary["pairwise_accuracy_ci"][0]
-    assert 0.9 < low < 1.0  # Wilson at p = 1 over ~70 pairs
+    # Was Wilson at p = 1 over the ~70 pairs (low > 0.9), as if the 6 pairs of one original
+    # were independent (issue 22). Every pair won: every cluster resample gives 1, so the
+    # interval is Wilson over the n originals, the effective size when their pairs move together.
+    assert low == pytest.approx(wilson(n, n)[0], abs=1e-4) and 0.7 < low < 1.0
     # rows: one run, one item per scored text, lineage of each review call
     runs = query(db, "SELECT run_id, job, config, summary FROM probe_runs")
     assert len(runs) == 1 and json.loads(runs[0][3])["pairwise_accuracy"] == 1.0
