@@ -1,7 +1,10 @@
 """`factory runs`: the runs of each distillation side by side, and which mixture trained the
-best student. A winner is named only when a paired test on the same evaluation items clears
-(p < 0.05): McNemar's exact test for accuracy. Runs of a spec with `seeds` are shown one per
-seed plus, per mixture, the mean across seeds with its 95% t-interval."""
+best student. A winner (or a "clear" held-out difference) is named only by the seed-level
+test of factory/distill/seedtest.py: per-seed paired differences on the shared items, a
+t-interval across seeds that must exclude 0, Holm-corrected when several arms are compared;
+with fewer than 3 seeds the line says "not enough seeds to call" and shows the per-seed
+numbers (one seed's McNemar is shown as descriptive only). Runs of a spec with `seeds` are
+shown one per seed plus, per mixture, the mean across seeds with its 95% t-interval."""
 from __future__ import annotations
 
 import math
@@ -9,6 +12,8 @@ from statistics import mean, stdev
 
 from rich import box
 from rich.table import Table
+
+from factory.distill import seedtest
 
 ALPHA = 0.05
 
@@ -61,20 +66,18 @@ def mcnemar_exact(b: int, c: int) -> float:
 
 
 def paired(first: list[dict], second: list[dict]) -> dict:
-    """The two mixtures' runs on the items they share. Per item, each mixture's value averaged
-    over its seeds; b = items where the first is ahead, c = where the second is; ties drop.
-    With one seed each and 0/1 accuracy this is exactly McNemar's test; with several it is
-    the sign test on per-item seed means, which keeps the item (not item x seed, which would
-    count one hard item three times) as the unit of independence."""
-    shared = set.intersection(*(set(r.get("items") or {}) for r in first + second))
-    if not shared:
-        return {"n": 0, "b": 0, "c": 0, "p": None}
-    b = c = 0
-    for item in shared:
-        x = mean(r["items"][item] for r in first)
-        y = mean(r["items"][item] for r in second)
-        b, c = b + (x > y), c + (y > x)
-    return {"n": len(shared), "b": b, "c": c, "p": mcnemar_exact(b, c)}
+    """McNemar on one run of each mixture, over the items both were graded on: b = items only
+    the first got right, c = only the second. Descriptive only: its unit is the item, so it
+    says nothing about another training seed (issue 22), and `verdict` never calls a winner
+    on it. Several runs a side are refused: averaging items over seeds first is the flawed
+    test that treated trained models as fixed."""
+    if len(first) != 1 or len(second) != 1:
+        raise ValueError("paired: McNemar is descriptive for one run a side; compare seeds with seedtest.compare")
+    (a,), (z,) = first, second
+    shared = set(a.get("items") or {}) & set(z.get("items") or {})
+    b = sum(a["items"][i] > z["items"][i] for i in shared)
+    c = sum(z["items"][i] > a["items"][i] for i in shared)
+    return {"n": len(shared), "b": b, "c": c, "p": mcnemar_exact(b, c) if shared else None}
 
 
 def _fmt(v, digits=3) -> str:
@@ -91,20 +94,85 @@ def scripted_note(runs: list[dict]) -> str:
 
 
 def verdict(runs: list[dict]) -> str:
-    """One sentence: the best mixture, and whether it is a win; then, where the rows came from
-    the scripted reference teacher, a clause that says so. Runs that carry their per-item
-    results (`items`, as stores.distill.list_runs gives them) are judged by the paired test;
-    runs without them (older callers) by whether the 95% intervals overlap."""
+    """One sentence: the best mixture, and whether the seed-level test (seedtest) calls it a
+    winner; then, where the rows came from the scripted reference teacher, a clause that says
+    so. Runs that carry their per-item results (`items`, as stores.distill.list_runs gives
+    them) are compared per seed on their shared items; runs without them (older callers) by
+    the per-seed difference of their values."""
     note = scripted_note(runs)
     scored = [r for r in runs if r["value"] is not None]
-    said = _paired_verdict(scored) if scored and all(r.get("items") for r in scored) else _verdict(runs)
+    if not scored:
+        said = "no run has a metric yet"
+    else:
+        said = _verdict(scored, "items" if all(r.get("items") for r in scored) else None)
     return f"{said}; {note}" if note else said
 
 
-def _paired_verdict(scored: list[dict]) -> str:
+def seed_calls(groups: dict[str, list[dict]], best: str, items_key: str | None,
+               higher_is_better: bool = True) -> dict[str, dict]:
+    """best vs each other arm by seedtest.compare (best - other), each with `holm`: its p
+    adjusted over every pairwise comparison of the arms, and `clear`. The family is all
+    m(m-1)/2 pairs, not the m-1 that involve the best, because the best was picked by looking
+    at these same numbers; with 2 arms it is the one comparison, unadjusted."""
+    names = list(groups)
+    tests = {}
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            x, y = (b, a) if b == best else (a, b)  # the best first: its differences read as its lead
+            tests[(x, y)] = seedtest.compare(groups[x], groups[y], items_key)
+    for t, p in zip(tests.values(), seedtest.holm([t["p"] for t in tests.values()])):
+        ahead = t["difference"] is not None and (t["difference"] > 0) == higher_is_better
+        t["holm"], t["family"] = p, len(tests)
+        t["clear"] = t["enough"] and p < ALPHA and ahead
+    return {y: t for (x, y), t in tests.items() if x == best}
+
+
+def _per_seed(t: dict) -> str:
+    return ", ".join(("one run" if s is None else f"seed {s}") + f" {d:+.3f}"
+                     for s, d in zip(t["seeds"], t["per_seed"]))
+
+
+def _comparison(other: str, t: dict) -> str:
+    """`vs other: mean difference (per seed), intervals, Holm p` (per seed only when not enough seeds)."""
+    if not t["per_seed"]:
+        return f"vs {other}: no seed or item measured in both"
+    if not t["enough"]:
+        return f"vs {other}: {_per_seed(t)}"
+    boot = "" if t["boot_low"] is None else f", two-stage bootstrap [{_fmt(t['boot_low'])}, {_fmt(t['boot_high'])}]"
+    return (f"vs {other}: {t['difference']:+.3f} ({_per_seed(t)}), 95% t-interval across seeds "
+            f"[{_fmt(t['low'])}, {_fmt(t['high'])}]{boot}, Holm p={_fmt(t['holm'])}")
+
+
+def _called(head: str, calls: dict[str, dict], descriptive: str = "") -> str:
+    """The sentence for `head` (the best and its numbers) from seed_calls' answer."""
+    said = "; ".join(_comparison(m, t) for m, t in sorted(calls.items()))
+    if not all(t["enough"] for t in calls.values()):
+        fewest = min(len(t["seeds"]) for t in calls.values())
+        return (f"not enough seeds to call ({fewest} paired seed{'s' if fewest != 1 else ''}; the seed-level "
+                f"test needs {seedtest.MIN_SEEDS}): {head}; per-seed differences {said}{descriptive}")
+    first = next(iter(calls.values()))
+    test = f"the seed-level test ({len(first['seeds'])} seeds, Holm over {first['family']} comparisons)"
+    if all(t["clear"] for t in calls.values()):
+        return f"best: {head}; {test} clears every other: {said}"
+    unclear = [m for m, t in sorted(calls.items()) if not t["clear"]]
+    return f"no winner: {head}, but {test} does not clear {', '.join(unclear)}: {said}"
+
+
+def _mcnemar(groups: dict[str, list[dict]], best: str) -> str:
+    """One run per mixture with 0/1 items: McNemar per pair, said as descriptive."""
+    if any(len(rs) != 1 for rs in groups.values()) or not all(v in (0.0, 1.0) for rs in groups.values()
+                                                              for v in rs[0]["items"].values()):
+        return ""
+    tests = {m: paired(groups[best], rs) for m, rs in groups.items() if m != best}
+    said = ", ".join(f"vs {m} p={_fmt(t['p'])} ({t['b']} items better, {t['c']} worse)"
+                     for m, t in sorted(tests.items()))
+    return (f"; McNemar exact on the one seed, descriptive only (its unit is the item, not the training "
+            f"seed): {said}")
+
+
+def _verdict(scored: list[dict], items_key: str | None) -> str:
     groups = by_mixture(scored)
     metric = scored[0]["metric"]
-    test = "McNemar exact" if metric == "accuracy" else "sign test"
     means = {m: seed_interval([r["value"] for r in rs]) for m, rs in groups.items()}
     seeds = max(len(rs) for rs in groups.values())
     over = f" mean of {seeds} seeds" if seeds > 1 else ""
@@ -114,43 +182,18 @@ def _paired_verdict(scored: list[dict]) -> str:
 
     best = max(groups, key=lambda m: (means[m][0], -tokens(m)))
     value, low, high = means[best]
-    ci = f", 95% CI across seeds [{_fmt(low)}, {_fmt(high)}]" if low is not None else ""
+    if seeds > 1:
+        ci = f", 95% CI across seeds [{_fmt(low)}, {_fmt(high)}]" if low is not None else ""
+    else:  # one run: its own interval over items
+        ci = f", 95% CI [{_fmt(groups[best][0].get('ci_low'))}, {_fmt(groups[best][0].get('ci_high'))}]"
     if len(groups) == 1:
         return f"one mixture: {best} ({metric}{over} {_fmt(value)}{ci})"
-    tests = {m: paired(groups[best], groups[m]) for m in groups if m != best}
-    n = max(t["n"] for t in tests.values())
+    calls = seed_calls(groups, best, items_key)
+    n = max(t["n"] for t in calls.values()) if items_key else scored[0]["metrics"].get("n")
     if all(means[m][0] == value for m in groups):
         return f"no mixture is ahead: every mixture has {metric}{over} {_fmt(value)} on the same {n} items"
-    said = ", ".join(f"vs {m} p={_fmt(t['p'])} ({t['b']} items better, {t['c']} worse)"
-                     for m, t in sorted(tests.items()))
     head = f"{best} leads ({metric}{over} {_fmt(value)}{ci}, n={n} items)"
-    if all(t["p"] is not None and t["p"] < ALPHA for t in tests.values()):
-        return f"best: {head}; the paired {test} clears every other mixture at p < {ALPHA}: {said}"
-    unclear = [m for m, t in sorted(tests.items()) if t["p"] is None or t["p"] >= ALPHA]
-    return (f"no winner: {head}, but the paired {test} on the same items does not clear "
-            f"{', '.join(unclear)} (p >= {ALPHA}): {said}")
-
-
-def _verdict(runs: list[dict]) -> str:
-    scored = [r for r in runs if r["value"] is not None]
-    if not scored:
-        return "no run has a metric yet"
-    metric = scored[0]["metric"]
-    n = scored[0]["metrics"].get("n")
-    key = lambda r: (r["value"], r["ci_low"] or 0.0, -(r["metrics"].get("mean_output_tokens") or 0.0))  # noqa: E731
-    best = max(scored, key=key)
-    if len(scored) == 1:
-        return f"one run: {best['mixture']} ({metric} {_fmt(best['value'])})"
-    if all(r["value"] == best["value"] for r in scored):
-        return (f"no mixture is ahead: every student has {metric} {_fmt(best['value'])} on the same {n} items "
-                f"(95% CI [{_fmt(best['ci_low'])}, {_fmt(best['ci_high'])}])")
-    overlapping = [r["mixture"] for r in scored if r is not best and r["ci_high"] is not None
-                   and best["ci_low"] is not None and r["ci_high"] >= best["ci_low"]]
-    head = (f"best: {best['mixture']} ({metric} {_fmt(best['value'])}, 95% CI [{_fmt(best['ci_low'])}, "
-            f"{_fmt(best['ci_high'])}], n={n})")
-    if overlapping:
-        return head + f"; not a clear win: its interval overlaps {', '.join(overlapping)}"
-    return head + "; its interval clears every other mixture's"
+    return _called(head, calls, _mcnemar(groups, best) if items_key else "")
 
 
 def runs_table(distill: str, runs: list[dict]) -> Table:
@@ -237,28 +280,51 @@ def heldout_table(distill: str, runs: list[dict]) -> Table | None:
     return table
 
 
-def paired_bootstrap(first: list[dict], second: list[dict], items_key: str = "heldout_items") -> dict:
-    """Two groups of runs (one or more seeds each) on the items they share: per item each
-    group's (nats, tokens) averaged over its seeds (the item, not item x seed, is the unit,
-    as in `paired`), then bootstrap.paired_ratio_difference: first's ratio - second's with
-    its 95% interval and p. Keys: n, difference, low, high, p."""
+def _one_seed_bootstrap(first: list[dict], second: list[dict], items_key: str) -> str:
+    """One run a side: the paired bootstrap over items (bootstrap.paired_ratio_difference),
+    said as descriptive (its unit is the item, not the training seed); "" otherwise."""
     from factory.distill.bootstrap import paired_ratio_difference
 
-    shared = sorted(set.intersection(*(set(r.get(items_key) or {}) for r in first + second)))
+    if len(first) != 1 or len(second) != 1:
+        return ""
+    (a,), (b,) = first, second
+    shared = sorted(set(a[items_key]) & set(b[items_key]))
+    t = paired_ratio_difference(*(([r[items_key][i][0] for i in shared], [r[items_key][i][1] for i in shared])
+                                  for r in (a, b)))
+    if t["low"] is None:
+        return ""
+    return f" (one seed's bootstrap over items, descriptive only: [{_fmt(t['low'])}, {_fmt(t['high'])}])"
 
-    def side(runs):
-        return ([mean(r[items_key][i][0] for r in runs) for i in shared],
-                [mean(r[items_key][i][1] for r in runs) for i in shared])
 
-    return paired_ratio_difference(side(first), side(second))
+def _heldout_line(have: dict[str, list[dict]], key: str, items_key: str, label: str) -> str:
+    """One measure's line: the best distillation (lowest loss, highest teacher
+    log-likelihood; mean over seeds) against each other by seed_calls."""
+    value = {d: mean(r["metrics"][key] for r in rs) for d, rs in have.items()}
+    lower_is_better = key == "heldout_loss"
+    best = (min if lower_is_better else max)(have, key=value.__getitem__)
+    calls = seed_calls(have, best, items_key, higher_is_better=not lower_is_better)
+    said = []
+    for other, t in sorted(calls.items()):
+        if not t["per_seed"]:
+            said.append(f"vs {other}: no seed and held-out item measured in both")
+        elif not t["enough"]:
+            one = _one_seed_bootstrap(have[best], have[other], items_key)
+            said.append(f"vs {other} ({_fmt(value[other])}): {_per_seed(t)}, not enough seeds to call "
+                        f"(the seed-level test needs {seedtest.MIN_SEEDS}){one}")
+        else:
+            said.append(f"vs {other} ({_fmt(value[other])}): {t['difference']:+.3f} ({_per_seed(t)}), 95% t-interval "
+                        f"across seeds [{_fmt(t['low'])}, {_fmt(t['high'])}], two-stage bootstrap "
+                        f"[{_fmt(t['boot_low'])}, {_fmt(t['boot_high'])}], Holm p={_fmt(t['holm'])} over "
+                        f"{t['family']}, {'clear' if t['clear'] else 'not clear of 0'} (n={t['n']})")
+    return (f"{label} on the same held-out stories, seed-level test: {best} {_fmt(value[best])} "
+            f"{'lowest' if lower_is_better else 'highest'}; " + "; ".join(said))
 
 
 def heldout_comparisons(latest: dict[str, list[dict]]) -> list[str]:
     """latest_per_mixture's answer -> one line per measure for each set of stories
-    distillations measured on the same held-out items (the same eval_set): the best (lowest
-    loss, highest teacher log-likelihood; mean over seeds) against each other one, by a
-    paired bootstrap over the shared items. A difference is called clear only when its 95%
-    interval excludes 0."""
+    distillations measured on the same held-out items (the same eval_set), by the seed-level
+    test: a difference is called clear only when its t-interval across seeds excludes 0
+    (Holm-adjusted over the distillations' pairs), with at least 3 seeds."""
     by_eval: dict[str, dict[str, list[dict]]] = {}
     for distill, runs in latest.items():
         stories = [r for r in runs if r.get("task") == "stories" and r.get("heldout_items")]
@@ -266,25 +332,8 @@ def heldout_comparisons(latest: dict[str, list[dict]]) -> list[str]:
             by_eval.setdefault(stories[0]["eval_set"], {})[distill] = stories
     lines = []
     for groups in by_eval.values():
-        if len(groups) < 2:
-            continue
         for key, items_key, label in HELDOUT:
             have = {d: rs for d, rs in groups.items() if all(r.get(items_key) for r in rs)}
-            if len(have) < 2:
-                continue
-            value = {d: mean(r["metrics"][key] for r in rs) for d, rs in have.items()}
-            lower_is_better = key == "heldout_loss"
-            best = (min if lower_is_better else max)(have, key=value.__getitem__)
-            said = []
-            for other in sorted(d for d in have if d != best):
-                t = paired_bootstrap(have[best], have[other], items_key)
-                if t["difference"] is None:
-                    said.append(f"vs {other}: no held-out item measured in both")
-                    continue
-                clear = t["low"] is not None and (t["high"] < 0 if lower_is_better else t["low"] > 0)
-                said.append(f"vs {other} ({_fmt(value[other])}): {t['difference']:+.3f}, 95% CI "
-                            f"[{_fmt(t['low'])}, {_fmt(t['high'])}], p={_fmt(t['p'])}, "
-                            f"{'clear' if clear else 'not clear of 0'} (n={t['n']})")
-            lines.append(f"{label} on the same held-out stories, paired bootstrap: {best} {_fmt(value[best])} "
-                         f"{'lowest' if lower_is_better else 'highest'}; " + "; ".join(said))
+            if len(have) >= 2:
+                lines.append(_heldout_line(have, key, items_key, label))
     return lines

@@ -1,20 +1,32 @@
-"""`factory runs` names the best mixture only as far as the intervals allow."""
+"""`factory runs` names the best mixture only as far as the seed-level test allows: one run
+per mixture (no items, no seeds) is never a call, whatever its interval over items says."""
 from factory.distill.compare import latest_per_mixture, verdict
 
 
-def run(mixture, value, low, high, distill="d", n=50, tokens=40.0):
+def run(mixture, value, low, high, distill="d", n=50, tokens=40.0, seed=None):
     return {"distill": distill, "mixture": mixture, "metric": "accuracy", "value": value, "ci_low": low,
-            "ci_high": high, "metrics": {"n": n, "mean_output_tokens": tokens}}
+            "ci_high": high, "metrics": {"n": n, "mean_output_tokens": tokens, **({"seed": seed} if seed else {})}}
 
 
 def test_a_lead_inside_the_noise_is_not_a_win():
     line = verdict([run("long", 0.10, 0.04, 0.21), run("short", 0.16, 0.08, 0.29), run("mix-long", 0.12, 0.06, 0.24)])
-    assert line.startswith("best: short (accuracy 0.160") and "not a clear win" in line and "long, mix-long" in line
+    assert line.startswith("not enough seeds to call (1 paired seed; the seed-level test needs 3): short leads "
+                           "(accuracy 0.160")
+    assert "vs long: one run +0.060" in line and "vs mix-long: one run +0.040" in line
 
 
-def test_a_clear_win_says_so():
+def test_a_win_needs_seeds():
+    # Was: one run each with intervals over items that do not overlap was "clears every other".
+    # One trained model per mixture says nothing of another training seed (issue 22): no call.
     line = verdict([run("long", 0.1, 0.04, 0.2), run("mix-long", 0.6, 0.46, 0.72)])
-    assert line.startswith("best: mix-long") and "clears every other" in line
+    assert line.startswith("not enough seeds to call") and "mix-long leads" in line and "clears" not in line
+    # 3 seeds each, mix-long ahead by 0.50, 0.45, 0.55 (runs without items: their values per
+    # seed): mean 0.5, sd 0.05, t = 17.3 with 2 df, p = 0.003
+    seeded = [run("long", v, v - .1, v + .1, seed=s) for s, v in ((1, 0.1), (2, 0.15), (3, 0.05))]
+    seeded += [run("mix-long", 0.6, 0.46, 0.72, seed=s) for s in (1, 2, 3)]
+    line = verdict(seeded)
+    assert line.startswith("best: mix-long leads (accuracy mean of 3 seeds 0.600") and "clears every other" in line
+    assert "vs long: +0.500 (seed 1 +0.500, seed 2 +0.450, seed 3 +0.550)" in line and "Holm p=0.003" in line
 
 
 def test_all_equal_is_a_tie():

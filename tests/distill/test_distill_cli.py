@@ -32,7 +32,7 @@ def test_distill_trains_evaluates_and_records_runs(tmp_path, math_db, student_ca
     assert main(["distill", spec, "--quiet"]) == 0
     out = capsys.readouterr()
     assert "long: trained" in out.err
-    assert "best:" in out.out or "no mixture is ahead" in out.out
+    assert "not enough seeds to call" in out.out or "no mixture is ahead" in out.out  # one seed: never a call
     runs = query(math_db, "SELECT mixture, metric, value, ci_low, ci_high, checkpoint, json_extract(training, '$.steps'),"
                           " json_extract(metrics, '$.n') FROM runs WHERE distill = 'd' ORDER BY mixture")
     assert [r[0] for r in runs] == ["long", "mix-long", "short"]

@@ -1,6 +1,7 @@
 """Stories students measured on text nobody trained on (issue 12 item 4): the held-out split,
 the held-out loss (a hand-computed case and training's own loss), the bootstrap intervals and
-the paired bootstrap (hand-computed small examples), the teacher's likelihood of a
+the paired bootstrap (hand-computed small examples), the seed-level comparison of
+distillations (issue 22), the teacher's likelihood of a
 continuation (the fake backend's score; SmolLM2 in the `model` test), and how runs with and
 without these measures display."""
 import json
@@ -14,7 +15,8 @@ from conftest import fake_job, query
 from rich.console import Console
 
 from factory.distill.bootstrap import paired_ratio_difference, ratio_interval
-from factory.distill.compare import heldout_comparisons, heldout_table, paired_bootstrap
+from factory.distill.compare import heldout_comparisons, heldout_table
+from factory.distill.seedtest import compare
 from factory.distill.eval_sets import EvalItem
 from factory.distill.heldout import EMBEDDED_TEACHER, TeacherScorer, story_losses, teacher_ref
 from factory.distill.spec import DistillSpec, EvaluationSpec
@@ -105,13 +107,18 @@ def story_run(distill, items, seed=None, eval_set="e", teacher=None, **metrics):
             "metrics": {"n": len(items), **({"seed": seed} if seed is not None else {}), **metrics}}
 
 
-def test_paired_bootstrap_of_runs_averages_seeds_per_item_on_shared_items():
-    # kd's two seeds average to 1 and 5 nats on items a, b; sft has 2 and 3 (c only in sft: left out):
-    # differences -1 and +2 -> 0.5, resampled -1, 0.5, 2 with probabilities 1/4, 1/2, 1/4
-    kd = [story_run("kd", {"a": (0.0, 1), "b": (4.0, 1)}, 1), story_run("kd", {"a": (2.0, 1), "b": (6.0, 1)}, 2)]
-    sft = [story_run("sft", {"a": (2.0, 1), "b": (3.0, 1), "c": (9.0, 1)})]
-    t = paired_bootstrap(kd, sft)
-    assert (t["n"], t["difference"], t["low"], t["high"]) == (2, 0.5, -1.0, 2.0)
+def test_seed_comparison_of_runs_pairs_seeds_on_shared_items():
+    # Was: each item averaged over kd's seeds, then items resampled (the trained models as
+    # fixed; issue 22). Now per seed on the items every run has (c only in sft: left out):
+    # seed 1 kd - sft = 4/2 - 5/2 = -0.5, seed 2: 8/2 - 5/2 = +1.5, seed 3: 3/2 - 5/2 = -1.
+    kd = [story_run("kd", {"a": (0.0, 1), "b": (4.0, 1)}, 1), story_run("kd", {"a": (2.0, 1), "b": (6.0, 1)}, 2),
+          story_run("kd", {"a": (1.0, 1), "b": (2.0, 1)}, 3)]
+    sft = [story_run("sft", {"a": (2.0, 1), "b": (3.0, 1), "c": (9.0, 1)}, s) for s in (1, 2, 3)]
+    t = compare(kd, sft, "heldout_items")
+    assert (t["n"], t["seeds"], t["per_seed"]) == (2, [1, 2, 3], [-0.5, 1.5, -1.0])
+    assert t["difference"] == pytest.approx(0.0) and t["low"] < 0 < t["high"] and t["p"] == pytest.approx(1.0)
+    two = compare(kd[:2], sft[:2], "heldout_items")  # 2 seeds: per-seed numbers, no interval
+    assert two["per_seed"] == [-0.5, 1.5] and not two["enough"] and two["low"] is None and two["p"] is None
 
 
 def test_old_stories_runs_show_dashes_and_new_ones_their_measures():
@@ -132,16 +139,31 @@ def test_old_stories_runs_show_dashes_and_new_ones_their_measures():
     assert heldout_table("m", [{**old, "task": "math"}]) is None
 
 
-def test_distillations_on_the_same_held_out_items_are_compared_by_paired_bootstrap():
+def test_distillations_on_the_same_held_out_items_are_compared_seed_by_seed():
     items = {f"i{k}": (2.0 + 0.1 * (k % 3), 1) for k in range(12)}
     worse = {k: (n + 0.5, t) for k, (n, t) in items.items()}
-    latest = {"kd": [story_run("kd", items, heldout_loss=2.1)],
-              "sft": [story_run("sft", worse, heldout_loss=2.6)],
-              "elsewhere": [story_run("elsewhere", items, eval_set="other", heldout_loss=1.0)]}
-    (line,) = heldout_comparisons(latest)  # the teacher has no items here: one line, the loss's
-    assert line.startswith("held-out loss on the same held-out stories, paired bootstrap: kd 2.100 lowest")
-    assert "vs sft (2.600): -0.500, 95% CI [-0.500, -0.500], p=0.000, clear (n=12)" in line
-    assert "elsewhere" not in line
+    # One seed each: kd is 0.5 lower on every story, and an item-level bootstrap's interval is
+    # [-0.5, -0.5]; the old test called that clear. One trained model per arm says nothing of
+    # another training seed: not enough seeds to call, the bootstrap shown as descriptive.
+    one = {"kd": [story_run("kd", items, heldout_loss=2.1)], "sft": [story_run("sft", worse, heldout_loss=2.6)],
+           "elsewhere": [story_run("elsewhere", items, eval_set="other", heldout_loss=1.0)]}
+    (line,) = heldout_comparisons(one)  # the teacher has no items here: one line, the loss's
+    assert line.startswith("held-out loss on the same held-out stories, seed-level test: kd 2.100 lowest")
+    assert "vs sft (2.600): one run -0.500, not enough seeds to call" in line and "descriptive only" in line
+    assert "clear" not in line.replace("not enough seeds to call", "") and "elsewhere" not in line
+    # 3 seeds, kd lower by 0.4, 0.5 and 0.6 nats/token: mean -0.5, sd 0.1, t(0.975, 2) = 4.303:
+    # [-0.5 - 0.248, -0.5 + 0.248], clear of 0
+    seeded = {"kd": [story_run("kd", items, s, heldout_loss=2.1) for s in (1, 2, 3)],
+              "sft": [story_run("sft", {k: (n + gap, t) for k, (n, t) in items.items()}, s, heldout_loss=2.6)
+                      for s, gap in ((1, 0.4), (2, 0.5), (3, 0.6))]}
+    (line,) = heldout_comparisons(seeded)
+    assert "vs sft (2.600): -0.500 (seed 1 -0.400, seed 2 -0.500, seed 3 -0.600), 95% t-interval across " \
+           "seeds [-0.748, -0.252]" in line and line.endswith(", clear (n=12)")
+    # sft 2 of 3 seeds lower, 1 far higher: the mean favours kd but the seeds do not agree
+    mixed = {"kd": seeded["kd"], "sft": [story_run("sft", {k: (n + gap, t) for k, (n, t) in items.items()}, s,
+                                                   heldout_loss=2.6) for s, gap in ((1, -0.1), (2, -0.1), (3, 1.7))]}
+    (line,) = heldout_comparisons(mixed)
+    assert line.endswith("not clear of 0 (n=12)")
 
 
 # --- the teacher's likelihood of a continuation ------------------------------------------
@@ -250,7 +272,7 @@ def test_stories_distill_measures_held_out_accepted_stories_nobody_trained_on(tm
     assert main(["runs", "--db", str(db)]) == 0
     out = capsys.readouterr().out
     assert "held-out accepted stories" in out and "teacher lp" in out
-    assert "held-out loss on the same held-out stories, paired bootstrap" in out
+    assert "held-out loss on the same held-out stories, seed-level test" in out
 
 
 @pytest.mark.model

@@ -1,6 +1,6 @@
-"""Repeated seeds and the paired comparison of `factory runs`: McNemar on known cases, a
-winner named only when the paired test clears, seeds as distinct runs with their mean and
-interval, and the run ids of single-seed specs unchanged."""
+"""Repeated seeds and the paired comparison of `factory runs`: McNemar on known cases (one
+seed, descriptive only), a winner named only when the seed-level test clears, seeds as
+distinct runs with their mean and interval, and the run ids of single-seed specs unchanged."""
 import math
 from types import SimpleNamespace
 
@@ -43,17 +43,30 @@ def test_paired_counts_the_discordant_items():
     assert t["p"] == pytest.approx(_exact(10, 8))
 
 
-def test_a_winner_is_named_only_when_the_paired_test_clears():
-    # 30 items; long right on 0-19, short right on 0-4: 15 discordant, all for long: p = 6e-5.
+def test_paired_refuses_averaging_items_over_seeds():
+    # the old sign test on per-item seed means treated the trained models as fixed (issue 22)
+    with pytest.raises(ValueError, match="descriptive for one run a side"):
+        paired([run("long", [1, 0], seed=1), run("long", [1, 1], seed=2)], [run("short", [0, 0], seed=1)])
+
+
+def test_one_seed_is_never_a_winner_and_mcnemar_is_descriptive():
+    # Was: McNemar p = 6e-5 on one seed named long the winner. One trained model per mixture
+    # says nothing of another training seed: not enough seeds to call; McNemar is shown.
     clear = verdict([run("long", [1] * 20 + [0] * 10), run("short", [1] * 5 + [0] * 25)])
-    assert clear.startswith("best: long leads (accuracy 0.667") and "McNemar exact clears" in clear
-    assert "vs short p=0.000 (15 items better, 0 worse)" in clear
-    # A 4-item lead made of 6 vs 2 discordant items: p = 0.289, no winner.
+    assert clear.startswith("not enough seeds to call (1 paired seed; the seed-level test needs 3): long leads "
+                            "(accuracy 0.667")
+    assert "vs short: one run +0.500" in clear and "McNemar exact on the one seed, descriptive only" in clear
+    assert "vs short p=0.000 (15 items better, 0 worse)" in clear and "best:" not in clear
+    # A 4-item lead made of 6 vs 2 discordant items: p = 0.289, shown the same way.
     close = verdict([run("long", [1] * 6 + [0] * 24), run("short", [0] * 6 + [1] * 2 + [0] * 22)])
-    assert close.startswith("no winner: long leads") and "does not clear short" in close and "p=0.289" in close
+    assert close.startswith("not enough seeds to call") and "p=0.289" in close
+    two = verdict([run("long", [1] * 20 + [0] * 10, seed=s) for s in (1, 2)]
+                  + [run("short", [1] * 5 + [0] * 25, seed=s) for s in (1, 2)])
+    assert two.startswith("not enough seeds to call (2 paired seeds") and "seed 1 +0.500, seed 2 +0.500" in two
+    assert "McNemar" not in two
 
 
-def test_seeds_are_paired_by_item_means_and_shown_with_their_mean_and_interval():
+def test_seeds_are_compared_seed_by_seed_and_shown_with_their_mean_and_interval():
     runs = [run("long", [1] * 20 + [0] * 10, seed=s) for s in (1, 2, 3)]
     runs[1]["value"] = 0.6
     runs += [run("short", [1] * 5 + [0] * 25, seed=s) for s in (1, 2, 3)]
@@ -65,8 +78,11 @@ def test_seeds_are_paired_by_item_means_and_shown_with_their_mean_and_interval()
     assert mean == pytest.approx((4 / 3 + 0.6) / 3) and low < mean < high
     assert high - mean == pytest.approx(4.302653 * 0.0384900 / math.sqrt(3), rel=1e-4)  # t(0.975, 2) * sd / sqrt 3
     line = verdict(latest)
+    # each seed's items: long right on 20, short on 5 of the same 30: +0.5 in every seed
     assert line.startswith(f"best: long leads (accuracy mean of 3 seeds {mean:.3f}, 95% CI across seeds "
-                           f"[{low:.3f}, {high:.3f}], n=30 items)")
+                           f"[{low:.3f}, {high:.3f}], n=30 items); the seed-level test (3 seeds, Holm over 1 "
+                           f"comparisons) clears every other")
+    assert "vs short: +0.500 (seed 1 +0.500, seed 2 +0.500, seed 3 +0.500)" in line
     console = Console(record=True, width=100)
     console.print(runs_table("d", latest))
     text = console.export_text()
@@ -118,4 +134,4 @@ def test_factory_distill_with_seeds_trains_each_mixture_per_seed(tmp_path, math_
     assert [(r[0], int(r[1]), int(r[2])) for r in rows] == [("long", 1, 1), ("long", 2, 2), ("short", 1, 1),
                                                               ("short", 2, 2)]
     assert len({r[3] for r in rows}) == 4
-    assert "mean" in out and ("best:" in out or "no winner" in out or "no mixture is ahead" in out)
+    assert "mean" in out and ("not enough seeds to call (2 paired seeds" in out or "no mixture is ahead" in out)
