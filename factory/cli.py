@@ -19,7 +19,7 @@ from rich.console import Console
 
 from factory.backends import MissingPackage
 from factory.calls import BudgetExceeded
-from factory.literal_console import LiteralConsole
+from factory.literal_console import LiteralConsole, visible
 from factory.plugins import PluginError
 from factory.spec import JobError, load_job
 from roles.templates import TemplateError
@@ -327,8 +327,9 @@ def _init(args, out: Console, err: Console) -> int:
 
 
 def _error(message: str) -> None:
-    # plain print, not rich: an error must stay one line whatever the terminal width
-    print(f"error: {message}", file=sys.stderr)
+    # plain print, not rich: an error must stay one line whatever the terminal width; a
+    # message can quote stored text (a failed cast of a value): its escapes made visible
+    print(f"error: {visible(message)}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -38,6 +38,10 @@ def test_sql_prints_markup_and_escapes_literally(tmp_path, capsys):
     # a column name is stored text too, and duckdb_settings() crashed the same way
     assert main(["sql", "SELECT 1 AS \"[/x]\"", "--db", str(db)]) == 0
     assert "[/x]" in capsys.readouterr().out
+    # an error line quoting a stored value (a failed cast) shows its escape too
+    assert main(["sql", "SELECT (chr(27) || '[2J')::INTEGER", "--db", str(db)]) == 1
+    err = capsys.readouterr().err
+    assert "\\x1b[2J" in err and ESC not in err and len(err.strip().splitlines()) == 1, err
 
 
 def test_explain_prints_the_sample_text_literally(tmp_path, capsys):
