@@ -109,16 +109,24 @@ class DecisionRule(Strict):
     require_seed_words: bool = Field(
         False, description="TinyStories: reject (stage 'seed_words') a story missing any of its three seed words "
         "(on by default for tinystories)")
+    text_gates: Literal["reject", "signal"] = Field(
+        "reject", description="TinyStories: the text gates (unfinished, prompt_echo, meta_narration, "
+        "repeated_sentence, loop) reject, or only record their checks (signal); an unfinished story is kept "
+        "under truncated: keep as well")
+    min_seed_words: int | None = Field(
+        None, ge=0, le=3, description="TinyStories: reject (stage 'seed_words') a story using fewer of its three "
+        "seed words than this; None: require_seed_words decides (all three, or none)")
     review_score: Literal["sampled", "expected"] = Field(
         "sampled", description="what a review's overall score is: sampled (the rubric's overall of the written "
         "scores) or expected (the mean over integer axes of each score's expectation under the reviewer model's "
         "token probabilities, G-Eval; needs a reviewer backend with logprobs: llamacpp; costs a forward pass "
         "per review)")
-    score: Literal["reviewers", "likelihood", "likelihood_rules"] = Field(
+    score: Literal["reviewers", "likelihood", "likelihood_rules", "likelihood_zlib"] = Field(
         "reviewers", description="the decision score (what the rule reads and `factory probe` ranks): reviewers "
         "(the reviewers' mean against accept_mean / reject_mean / max_spread, the Adjudicator between); "
         "likelihood (the mean log-likelihood per token); likelihood_rules (the likelihood + 0.5 x the mean of the "
-        "recipe's rule signals, factory/decide.py). With either likelihood score a sample that passes every gate is "
+        "recipe's rule signals, factory/decide.py); likelihood_zlib (the text's total log-likelihood over its zlib-"
+        "compressed size in nats: repetition is not rewarded). With either likelihood score a sample that passes every gate is "
         "accepted (stage 'gates'), so it needs min_likelihood; reviews are still made and stored but do not decide")
 
     @model_validator(mode="after")
@@ -307,7 +315,8 @@ SIGNAL_DECISION_KEYS = ("min_likelihood", "likelihood_model", "truncated", "requ
 # Decision keys left out of the canonical spec at their default: a job that does not use
 # them keeps the fingerprint it had before they existed (no legacy fingerprint needed, and
 # databases made by any earlier version continue their jobs).
-ABSENT_AT_DEFAULT_DECISION_KEYS = {"review_score": "sampled", "score": "reviewers"}
+ABSENT_AT_DEFAULT_DECISION_KEYS = {"review_score": "sampled", "score": "reviewers", "min_seed_words": None,
+                                   "text_gates": "reject"}
 
 LEGACY_OPTION_KEYS = ("textbook", "math")  # options lived under the recipe's name before `options:`
 

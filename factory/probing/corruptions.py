@@ -14,7 +14,7 @@ import random
 import re
 from dataclasses import dataclass, field
 
-__all__ = ["GENERIC", "CorruptionContext", "changed_number", "corruption_rng", "negated_statement",
+__all__ = ["GENERIC", "HELD_OUT", "CorruptionContext", "changed_number", "corruption_rng", "negated_statement",
            "repetition_loop", "sentence_shuffle", "splice", "truncation", "word_salad"]
 
 # 40% of words swapped: the share the issue's first measurement used (the judge still
@@ -42,6 +42,7 @@ class CorruptionContext:
     seed: dict = field(default_factory=dict)
     pool_words: tuple[str, ...] = ()
     others: tuple[str, ...] = ()
+    prompt: str = ""  # the generator's rendered prompt for this seed, where the recipe can render it
 
 
 def corruption_rng(seed: int, sample_id: str, kind: str) -> random.Random:
@@ -208,3 +209,73 @@ def seed_words_removed(text: str, rng: random.Random, ctx: CorruptionContext) ->
         return new.capitalize() if word[0].isupper() else new
 
     return _different(text, _WORD.sub(swap, text))
+
+
+# Held-out kinds (issue 21): corruptions that no threshold, weight or gate setting is chosen
+# on. `factory probe` runs them beside the declared kinds and reports them apart ("held-out
+# kinds"), so the decision score is seen on failures it was not fitted to.
+REPEAT_COPIES = 3      # the issue's case: one middle sentence said 3 times
+TYPO_SHARE = 0.15      # of the words of 4+ letters, two neighbouring letters swapped
+DROP_SHARE = 0.5       # of the function words below, deleted (telegraphic, ungrammatical text)
+_FUNCTION_WORDS = frozenset("a an the to of and was is were in on at with for his her it".split())
+
+
+def sentence_repeated(text: str, rng: random.Random, ctx: CorruptionContext) -> str | None:
+    """One middle sentence (not the first or last) said REPEAT_COPIES times in a row."""
+    parts = sentences(text)
+    if len(parts) < 3:
+        return None
+    i = rng.randint(1, len(parts) - 2)
+    return _different(text, " ".join(parts[:i] + [parts[i]] * REPEAT_COPIES + parts[i + 1:]))
+
+
+def instruction_echo(text: str, rng: random.Random, ctx: CorruptionContext) -> str | None:
+    """A line of the generator's own prompt (chosen by rng) written before the text, as a
+    small model that restates its instructions does. None without the rendered prompt."""
+    lines = [line.strip() for line in ctx.prompt.splitlines() if len(line.split()) >= 6]
+    if not lines:
+        return None
+    return _different(text, f"{rng.choice(lines)}\n\n{text}")
+
+
+def other_story(text: str, rng: random.Random, ctx: CorruptionContext) -> str | None:
+    """Another probed sample's whole text in place of this one: fluent, finished, but not an
+    answer to this sample's seed (its words, topic or question)."""
+    others = [o for o in ctx.others if o.strip() and o.strip() != text.strip()]
+    return _different(text, rng.choice(others)) if others else None
+
+
+def typos(text: str, rng: random.Random, ctx: CorruptionContext) -> str | None:
+    """TYPO_SHARE of the words of 4+ letters with two neighbouring letters swapped."""
+    spans = [m.span() for m in _WORD.finditer(text) if m.end() - m.start() >= 4]
+    if not spans:
+        return None
+    chars = list(text)
+    for start, end in rng.sample(spans, max(1, round(TYPO_SHARE * len(spans)))):
+        at = rng.randint(start, end - 2)
+        chars[at], chars[at + 1] = chars[at + 1], chars[at]
+    return _different(text, "".join(chars))
+
+
+def dropped_function_words(text: str, rng: random.Random, ctx: CorruptionContext) -> str | None:
+    """DROP_SHARE of the articles, prepositions and auxiliaries deleted ("Tom went park with dog")."""
+    found = [m for m in re.finditer(r"\b[A-Za-z]+\b ?", text) if m.group().strip().lower() in _FUNCTION_WORDS]
+    if len(found) < 2:
+        return None
+    dropped = {id(m) for m in rng.sample(found, max(1, round(DROP_SHARE * len(found))))}
+    out, last = [], 0
+    for m in found:
+        if id(m) in dropped:
+            out.append(text[last:m.start()])
+            last = m.end()
+    out.append(text[last:])
+    return _different(text, "".join(out))
+
+
+HELD_OUT = {
+    "sentence_repeated": sentence_repeated,
+    "instruction_echo": instruction_echo,
+    "other_story": other_story,
+    "typos": typos,
+    "dropped_function_words": dropped_function_words,
+}

@@ -45,7 +45,19 @@ def tables(summary: dict) -> list[Table]:
         matrix.add_column(k, justify="right")
     for signal, cells in by_signal.items():
         matrix.add_row(signal, *[_cell(cells.get(k, {}).get("pairwise_accuracy"), (None, None)) for k in kinds])
-    return [per_kind, per_signal, matrix]
+    out = [per_kind, per_signal, matrix]
+    held = summary.get("held_out")
+    if held:
+        table = Table(title="held-out kinds: the decision score on corruptions nothing was tuned on "
+                            f"(all: {_cell(held.get('pairwise_accuracy'), held.get('pairwise_ci') or (None, None))}, "
+                            f"{held.get('pairs') or 0} pairs)")
+        for col in ("held-out kind", "pairs", "skipped", "pairwise accuracy", "AUC"):
+            table.add_column(col, justify="left" if col == "held-out kind" else "right")
+        for kind, v in held["by_kind"].items():
+            table.add_row(kind, str(v.get("pairs", 0)), str(v.get("skipped", 0)),
+                          _cell(v.get("pairwise_accuracy"), v.get("pairwise_ci")), _cell(v.get("auc"), v.get("auc_ci")))
+        out.append(table)
+    return out
 
 
 def stats_line(p: dict) -> str:

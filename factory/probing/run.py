@@ -37,7 +37,7 @@ from factory.pipeline import bind_roles, make_recipe
 from factory.probing import metrics
 from factory.probing.corruptions import CorruptionContext, corruption_rng
 from factory.probing.job import database, resolve
-from factory.probing.signals import extra_signals
+from factory.probing.signals import extra_signals, likelihood_tokens
 from factory.steps.review import with_expected
 from factory.spec import JobError, spec_of
 from roles import Drop
@@ -71,24 +71,28 @@ def select(samples: list[dict], n: int, seed: int) -> list[dict]:
     return sorted(chosen, key=lambda s: (s["seed_index"], s["sample_id"]))
 
 
-def corruption_kinds(recipe, only: list[str] | None) -> dict:
-    """The recipe's corruptions, or the ones `only` names (--kinds), in the recipe's order."""
-    kinds = recipe.probe_corruptions()
-    unknown = [k for k in only or [] if k not in kinds]
+def corruption_kinds(recipe, only: list[str] | None) -> tuple[dict, dict]:
+    """(declared, held-out): the recipe's corruptions and its held-out kinds, or the ones
+    `only` names (--kinds), each in the recipe's order."""
+    kinds, held_out = recipe.probe_corruptions(), recipe.probe_held_out()
+    unknown = [k for k in only or [] if k not in kinds and k not in held_out]
     if unknown:
         raise JobError(f"--kinds: {unknown[0]!r} is not a corruption of recipe {recipe.name}; its kinds: "
-                       f"{', '.join(kinds)}")
-    return {k: fn for k, fn in kinds.items() if not only or k in only}
+                       f"{', '.join(kinds)}; held-out kinds: {', '.join(held_out)}")
+    return ({k: fn for k, fn in kinds.items() if not only or k in only},
+            {k: fn for k, fn in held_out.items() if (not only or k in only) and k not in kinds})
 
 
-def corrupt(kinds: dict, samples: list[dict], seed: int) -> tuple[list[Scored], dict[str, int]]:
-    """The originals and every corruption that applies; skipped[kind]: samples it could not make."""
+def corrupt(kinds: dict, samples: list[dict], seed: int, recipe=None) -> tuple[list[Scored], dict[str, int]]:
+    """The originals and every corruption that applies; skipped[kind]: samples it could not make.
+    recipe: renders each seed's generator prompt (the instruction_echo kind copies from it)."""
     pool = tuple(sorted({w.lower() for s in samples for w in re.findall(r"[A-Za-z]+", s["text"])}))
     texts, skipped = [], dict.fromkeys(kinds, 0)
     for s in samples:
         texts.append(Scored(s, ORIGINAL, s["text"]))
         others = tuple(o["text"] for o in samples if o["sample_id"] != s["sample_id"])
-        ctx = CorruptionContext(s["sample_id"], s["seed"] or {}, pool, others)
+        prompt = recipe.generator_prompt(s["seed"] or {}) if recipe is not None else ""
+        ctx = CorruptionContext(s["sample_id"], s["seed"] or {}, pool, others, prompt)
         for kind, fn in kinds.items():
             made = fn(s["text"], corruption_rng(seed, s["sample_id"], kind), ctx)
             if made is None:
@@ -175,6 +179,7 @@ def score(ctx, texts: list[Scored], recipe, spec) -> None:
     if spec.decision.review_score == "expected":
         calls, _ = with_expected(ctx, "reviewer", items, authors, calls)
     extra = extra_signals(ctx, [t.text for t in texts])
+    tokens = likelihood_tokens(ctx, [t.text for t in texts]) if "likelihood" in extra else [None] * len(texts)
     rule = spec.decision
     floor = rejected_score(rule.score, recipe.score_range, rule.min_likelihood)
     for n, t in enumerate(texts):
@@ -185,7 +190,8 @@ def score(ctx, texts: list[Scored], recipe, spec) -> None:
         gate = likelihood_gate(spec.decision.min_likelihood, others.get("likelihood"))
         rejected = rule_rejected or gate == 0.0
         value = decision_score(rule.score, scores["reviewers.overall"], others.get("likelihood"),
-                               recipe.rule_signals(recipe.rule_checks(t.sample["seed"] or {}, t.text)))
+                               recipe.rule_signals(recipe.rule_checks(t.sample["seed"] or {}, t.text)),
+                               t.text, tokens[n])
         # Rejected by a gate: below any score a passing text can have, as the pipeline never accepts it.
         t.scores = {DECISION: floor if rejected else value, **scores, **rules, **others,
                     **({} if gate is None else {"likelihood_gate": gate}), "gates": 0.0 if rejected else 1.0}
@@ -258,10 +264,10 @@ def probe_job(job, db=None, samples: int = DEFAULT_SAMPLES, seed: int = 0, kinds
             notes.append(f"job {spec.name} has {len(accepted)} accepted samples (fewer than {FEW_SAMPLES}): "
                          f"probing all {len(accepted)}; the intervals are wide")
             say(notes[-1])
-        corruptions = corruption_kinds(recipe, kinds)
+        corruptions, held_out = corruption_kinds(recipe, kinds)
         chosen = select(accepted, samples, seed)
-        texts, skipped = corrupt(corruptions, chosen, seed)
-        kinds = list(corruptions)
+        texts, skipped = corrupt({**corruptions, **held_out}, chosen, seed, recipe)
+        kinds, held_kinds = list(corruptions), list(held_out)
         say(f"probing {len(chosen)} samples x {len(kinds)} corruption kinds with {spec.reviewers} reviews each: "
             f"{len(texts) * spec.reviewers} review requests (the originals' are the job's own, cached)")
         ex = spec.execution
@@ -273,8 +279,11 @@ def probe_job(job, db=None, samples: int = DEFAULT_SAMPLES, seed: int = 0, kinds
             score(ctx, texts, recipe, spec)
         finally:
             executor.close()
-        by_signal = summarize(texts, kinds)
-        config = {"samples": samples, "seed": seed, "kinds": kinds, "reviewers": spec.reviewers,
+        # The headline and "all" are over the declared kinds; the held-out kinds are summed apart.
+        by_signal = summarize([t for t in texts if t.kind not in held_out], kinds)
+        held = summarize([t for t in texts if t.kind not in corruptions], held_kinds)[DECISION] if held_kinds else {}
+        config = {"samples": samples, "seed": seed, "kinds": kinds, "held_out_kinds": held_kinds,
+                  "reviewers": spec.reviewers,
                   "signals": list(by_signal), "decision_rule": spec.decision.model_dump(mode="json")}
         run_id = digest("probe", fingerprint, config, time.time_ns())
         headline = by_signal[DECISION].get(ALL, {})
@@ -287,6 +296,11 @@ def probe_job(job, db=None, samples: int = DEFAULT_SAMPLES, seed: int = 0, kinds
             "by_kind": {kind: _kind_counts(by_signal[DECISION].get(kind, {"pairs": 0}), skipped.get(kind, 0),
                                            sum(1 for t in texts if t.kind == kind)) for kind in kinds},
             "by_signal": by_signal,
+            "held_out": {**{k: held.get(ALL, {}).get(k) for k in ("pairwise_accuracy", "pairwise_ci", "auc", "auc_ci",
+                                                                  "pairs")},
+                         "by_kind": {kind: _kind_counts(held.get(kind, {"pairs": 0}), skipped.get(kind, 0),
+                                                        sum(1 for t in texts if t.kind == kind))
+                                     for kind in held_kinds}} if held_kinds else None,
             "intervals": "95%: pairwise accuracy (ties credit 0.5) and AUC by a percentile bootstrap over "
                          f"originals, each with its corruptions ({metrics.BOOTSTRAP} resamples, seed "
                          f"{metrics.BOOTSTRAP_SEED}); one kind's pairwise accuracy (one pair per original): Wilson",

@@ -40,6 +40,23 @@ def likelihood(ctx, texts: list[str]) -> list[float] | None:
     return [scores[k][0] for k in keys]
 
 
+def likelihood_tokens(ctx, texts: list[str]) -> list[int | None]:
+    """The token count each text's likelihood was measured over (decision.score:
+    likelihood_zlib needs it), from the cache the `likelihood` provider filled; None where
+    the text has no likelihood."""
+    from factory.backends import model_identity
+    from factory.steps.likelihood import reference_model, score_key
+    from stores.signals import cached_likelihoods
+
+    ref = reference_model(ctx.spec)
+    if ref is None:
+        return [None] * len(texts)
+    identity = model_identity(ref).as_dict()
+    keys = [score_key(identity, t) for t in texts]
+    scores = cached_likelihoods(ctx.store.con, keys)
+    return [scores[k][1] if k in scores else None for k in keys]
+
+
 PROVIDERS: list[tuple[str, object]] = [("likelihood", likelihood)]
 
 

@@ -107,6 +107,10 @@ class Recipe(ABC):
         """Rule checks as scores in [0, 1] (1 = good): the quality score's `rules` part."""
         return []
 
+    def rule_signal_rows(self, checks: dict | None) -> dict[str, tuple[float, dict]]:
+        """Rule checks stored as `signals` rows: name -> (value, details); none by default."""
+        return {}
+
     # probe
     @classmethod
     def probe_corruptions(cls) -> dict:
@@ -116,6 +120,28 @@ class Recipe(ABC):
         from factory.probing.corruptions import GENERIC
 
         return dict(GENERIC)
+
+    @classmethod
+    def probe_held_out(cls) -> dict:
+        """Corruption kinds the probe reports apart as "held-out kinds": no threshold or
+        weight of the recipe is chosen on them (factory/probing/corruptions.py HELD_OUT)."""
+        from factory.probing.corruptions import HELD_OUT
+
+        return dict(HELD_OUT)
+
+    def generator_prompt(self, seed: dict) -> str:
+        """The generator's rendered prompt for a seed (the probe's instruction_echo copies a
+        line of it); "" when there is no generator template this seed alone can render."""
+        from roles.templates import TemplateError, load_template
+
+        role = (self.spec.roles or {}).get("generator")
+        if role is None or not seed:
+            return ""
+        try:
+            template = load_template(role.template, self.spec.base_dir, self.spec.templates_dir)
+            return "\n".join(m["content"] for m in template.render(**seed))
+        except (TemplateError, TypeError, KeyError, ValueError):
+            return ""
 
     # export
     @classmethod

@@ -68,15 +68,17 @@ def accept_on_score(ctx: Context, state: BatchState) -> None:
     on the seed-7 demo the reviewers' mean ranked an original above its corruption in 0.50 of
     45 probe pairs, the likelihood in 0.78 (docs/scores.md)."""
     rule = ctx.spec.decision
-    likelihoods = {row["sample_id"]: row["value"] for row in state.batch.rows["signals"]
-                   if row.get("signal") == "likelihood"}
+    likelihoods = {row["sample_id"]: (row["value"], (row.get("details") or {}).get("n_tokens"))
+                   for row in state.batch.rows["signals"] if row.get("signal") == "likelihood"}
     for i, (sample, _) in state.to_review.items():
         reviews = state.reviews.get(i, [])
         overall = [r.overall for r in reviews]
         mean = sum(overall) / len(overall) if overall else None
         spread = max(overall) - min(overall) if overall else None
         checks = state.samples[i].get("rule_checks") if i in state.samples else None
-        value = decision_score(rule.score, mean, likelihoods.get(sample), ctx.recipe.rule_signals(checks))
+        likelihood, n_tokens = likelihoods.get(sample, (None, None))
+        text = state.samples[i].get("text") if i in state.samples else None
+        value = decision_score(rule.score, mean, likelihood, ctx.recipe.rule_signals(checks), text, n_tokens)
         if value is None:  # the load check makes min_likelihood need a scoring backend: not expected
             add_verdict(ctx, state.batch, sample, "reject", "likelihood",
                         f"no likelihood measured: decision score ({rule.score}) cannot accept it", mean, spread,

@@ -1,14 +1,19 @@
 """Rule checks: a recipe's model-free rules reject a sample before any review is paid for;
-the rest go on to review with the recipe's reviewer variables."""
+the rest go on to review with the recipe's reviewer variables. A recipe may also turn its
+checks into `signals` rows (Recipe.rule_signal_rows: TinyStories' seed_words share), which
+`factory stats` summarizes (mean, range, verdicts decided) and `factory explain` shows."""
 from __future__ import annotations
 
-from factory.steps.context import Context, add_verdict
+from factory.steps.context import NO_LINEAGE, Context, add_verdict
 from factory.steps.state import BatchState
 
 
 class ApplyRules:
     def run(self, ctx: Context, state: BatchState) -> None:
         for i, row in state.samples.items():
+            for name, (value, details) in ctx.recipe.rule_signal_rows(row["rule_checks"]).items():
+                state.batch.add("signals", {"sample_id": row["sample_id"], "job": ctx.job, "signal": name,
+                                            "value": value, "details": details, **NO_LINEAGE, "role": "rules"})
             rejected = ctx.recipe.rule_reject(row["rule_checks"])
             if rejected:
                 add_verdict(ctx, state.batch, row["sample_id"], "reject", *rejected)

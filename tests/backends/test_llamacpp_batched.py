@@ -121,8 +121,8 @@ def test_factory_run_with_four_slots_completes_with_reviews(tmp_path):
     job["roles"]["reviewer"]["sampling"]["max_tokens"] = 80
     job["roles"]["adjudicator"]["sampling"]["max_tokens"] = 60
     # gates off (tests/signals covers them): every story reaches the reviewers
-    job["decision"].update(require_seed_words=False, truncated="keep", max_out_of_vocabulary=None,
-                           min_likelihood=None, score="reviewers")  # a likelihood score needs min_likelihood
+    job["decision"].update(require_seed_words=False, truncated="keep", max_out_of_vocabulary=None, min_seed_words=None,
+                           text_gates="signal", min_likelihood=None, score="reviewers")  # a likelihood score needs min_likelihood
     job["execution"] = {"executor": "local", "threads_per_engine": 2, "slots_per_engine": 4, "batch_size": 4}
     path = tmp_path / "job.yaml"
     path.write_text(yaml.safe_dump(job))

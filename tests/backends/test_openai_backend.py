@@ -59,7 +59,7 @@ def job_file(tmp_path, port, n=3, **endpoint):
            "roles": {r: {"backend": "openai", "model": "smollm2", "endpoint": ep,
                          "sampling": {"max_tokens": 64 if r == "generator" else 80}} for r in ROLES},
            "decision": {"accept_mean": 4.0, "max_spread": 1.0, "reject_mean": 2.5,
-                        "require_seed_words": False, "truncated": "keep"},  # gates: tests/signals
+                        "require_seed_words": False, "truncated": "keep", "text_gates": "signal"},  # gates: tests/signals
            "execution": {"executor": "local", "batch_size": 1}}
     path = tmp_path / "remote.yaml"
     path.write_text(yaml.safe_dump(job))

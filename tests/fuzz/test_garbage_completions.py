@@ -133,7 +133,7 @@ def job_for(recipe: str, target: str, tmp_path) -> tuple[dict, int]:
             "reviewers": REVIEWERS, "roles": roles, "options": options,
             # never accept or reject on the reviews: every reviewed sample goes to the adjudicator
             "decision": {"accept_mean": 10, "max_spread": 0, "reject_mean": 0,
-                         "require_seed_words": False, "truncated": "keep"},  # gates: tests/signals
+                         "require_seed_words": False, "truncated": "keep", "text_gates": "signal"},  # gates: tests/signals
             "execution": {"executor": "local", "batch_size": 32}, "db": str(tmp_path / "fuzz.duckdb")}, seeds
 
 

@@ -29,7 +29,7 @@ JOB = {
     },
     # Thresholds around where this judge's means fall, so every branch gets exercised.
     "decision": {"accept_mean": 4.0, "max_spread": 1.0, "reject_mean": 2.5,
-                 "require_seed_words": False, "truncated": "keep"},  # gates: tests/signals
+                 "require_seed_words": False, "truncated": "keep", "text_gates": "signal"},  # gates: tests/signals
     "execution": {"executor": "ray", "engines": "auto", "batch_size": 2},
 }
 CONTENT = {

@@ -34,7 +34,7 @@ def test_default_keeps_the_fingerprint_and_likelihood_scores_need_a_minimum():
     base = parse_job(fake_job())
     same = parse_job(fake_job(decision={"score": "reviewers"}))
     assert same.fingerprint == base.fingerprint and "score" not in same.canonical()["decision"]
-    assert demo.decision.score in ("reviewers", "likelihood", "likelihood_rules")
+    assert demo.decision.score in ("reviewers", "likelihood", "likelihood_rules", "likelihood_zlib")
     other = parse_job(fake_job(decision={"score": "likelihood", "min_likelihood": MINIMUM}))
     assert other.canonical()["decision"]["score"] == "likelihood"
     assert other.fingerprint != parse_job(fake_job(decision={"min_likelihood": MINIMUM})).fingerprint
@@ -90,3 +90,22 @@ def test_probe_ranks_the_likelihood_rules_score(tmp_path):
     assert max(s["decision"] for s in rejected) < min(s["decision"] for _, s in passing)
     assert summary["by_signal"]["decision"]["all"]["pairs"] > 0
     assert json.loads(query(db, "SELECT config FROM probe_runs")[0][0])["decision_rule"]["score"] == "likelihood_rules"
+
+
+def test_likelihood_zlib_is_the_total_log_likelihood_over_the_zlib_size():
+    import math
+    import zlib
+
+    from factory.decide import ZLIB_FLOOR, zlib_nats
+
+    text = "Tom ran to the park. He saw a dog."
+    assert zlib_nats(text) == pytest.approx(8 * math.log(2) * len(zlib.compress(text.encode(), 9)))
+    assert decision_score("likelihood_zlib", 3.5, -2.0, [1.0], text, 10) == pytest.approx(-20.0 / zlib_nats(text))
+    assert decision_score("likelihood_zlib", 3.5, -2.0, [1.0], None, 10) is None  # needs the text
+    assert decision_score("likelihood_zlib", 3.5, -2.0, [1.0], text, None) is None  # and the token count
+    # a repeat zlib sees through costs the ratio what the model saved: same per-token likelihood,
+    # twice the tokens, nearly the same zlib size -> twice as negative
+    twice = text + " " + text
+    assert decision_score("likelihood_zlib", None, -2.0, [], twice, 20) < decision_score(
+        "likelihood_zlib", None, -2.0, [], text, 10)
+    assert rejected_score("likelihood_zlib", (1, 10), MINIMUM) == ZLIB_FLOOR

@@ -14,6 +14,7 @@ from factory.probing.run import NothingToProbe
 
 LOW = json.dumps({"grammar": 1, "creativity": 1, "consistency": 1, "plot": 1, "age_group": "3-5", "critique": "bad"})
 KINDS = 6  # tinystories: the generic five and seed_words_removed
+HELD_OUT = 5  # the held-out kinds (issue 21), reviewed too and reported apart
 
 
 @pytest.fixture
@@ -40,10 +41,14 @@ def test_a_judge_that_ranks_originals_higher_scores_one(made):
     fakes.CALLS.clear()
     # Only the corruptions reach the model (the originals' reviews are the job's own, cached):
     # every one of them gets the lowest score.
-    fakes.script(*[LOW] * (n * KINDS * 3))
+    fakes.script(*[LOW] * (n * (KINDS + HELD_OUT) * 3))
     summary = factory.probe(path, db, samples=12, seed=5)
     assert summary["samples"] == n and summary["notes"] == []
-    assert summary["model_calls"] == len(fakes.CALLS) == summary["pairs"] * 3
+    held = summary["held_out"]
+    assert summary["model_calls"] == len(fakes.CALLS) == (summary["pairs"] + held["pairs"]) * 3
+    assert set(held["by_kind"]) == {"sentence_repeated", "instruction_echo", "other_story", "typos",
+                                    "dropped_function_words"}
+    assert held["pairwise_accuracy"] == 1.0 and sum(v["pairs"] for v in held["by_kind"].values()) == held["pairs"]
     assert summary["pairwise_accuracy"] == 1.0 and summary["auc"] == 1.0
     assert summary["by_signal"]["reviewers.overall"]["all"]["pairwise_accuracy"] == 1.0
     if "likelihood" in summary["by_signal"]:  # the likelihood signal, where this version has it
@@ -59,7 +64,7 @@ def test_a_judge_that_ranks_originals_higher_scores_one(made):
     runs = query(db, "SELECT run_id, job, config, summary FROM probe_runs")
     assert len(runs) == 1 and json.loads(runs[0][3])["pairwise_accuracy"] == 1.0
     items = query(db, "SELECT kind, text, scores, lineage FROM probe_items")
-    assert len(items) == n + summary["pairs"]
+    assert len(items) == n + summary["pairs"] + held["pairs"]
     assert sum(k == "original" for k, *_ in items) == n
     for kind, text, scores, lineage in items:
         assert json.loads(scores)["decision"] is not None

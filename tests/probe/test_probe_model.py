@@ -25,6 +25,8 @@ def loose_decision() -> dict:
         rule["require_seed_words"] = False
     if "truncated" in fields:
         rule["truncated"] = "keep"
+    if "text_gates" in fields:
+        rule["text_gates"] = "signal"
     return rule
 
 

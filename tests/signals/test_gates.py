@@ -72,7 +72,9 @@ def test_seed_word_gate(fake_spec):
 
 def test_repetition_gate_and_signal(fake_spec):
     recipe = TinyStories(fake_spec())
-    loop = " ".join(["Tom saw a red ball and wanted to jump."] * 6)
+    # each sentence differs in its first word, so the repeated-sentence and loop gates (issue
+    # 21) pass it and the 5-gram share is what rejects it
+    loop = " ".join(f"{w} Tom saw a red ball and wanted to jump." for w in ("Then", "So", "And", "Later", "Soon", "Now"))
     checks = rule_checks(SEED, loop)
     stage, reason = recipe.rule_reject(checks)
     assert stage == "repetition" and reason.endswith("of 5-grams repeat (> 30%)")
@@ -87,3 +89,14 @@ def test_seed_word_gate_in_a_run(tmp_path):
     complete = [all(json.loads(c)[k] for k in ("has_verb", "has_noun", "has_adjective")) for c, _ in rows]
     assert [stage == "seed_words" for _, stage in rows] == [not c for c in complete]
     assert any(complete) and not all(complete), rows  # the fake's shared "play" story lacks the seed words
+
+
+def test_each_storys_seed_word_share_is_a_signal_in_stats(tmp_path):
+    db = run(tmp_path, fake_job(decision={"min_seed_words": 3}))
+    shares = query(db, "SELECT value FROM signals WHERE signal = 'seed_words'")
+    generated = query(db, "SELECT count(*) FROM samples WHERE duplicate_of IS NULL")[0][0]
+    assert len(shares) == generated and {v for (v,) in shares} <= {0.0, 0.3333, 0.6667, 1.0}
+    stats = factory.stats(db)["signals"]["seed_words"]
+    decided = query(db, "SELECT count(*) FROM verdicts WHERE stage = 'seed_words'")[0][0]
+    assert stats["samples"] == generated and stats["verdicts_decided"] == decided > 0
+    assert stats == factory.stats(db, exact=True)["signals"]["seed_words"]  # summaries and rows agree

@@ -37,3 +37,28 @@ def test_score_matches_a_hand_computed_mean_logprob():
     assert salad < mean - 2  # word salad is far less likely than the story
     # Scoring leaves no state behind: the same text scores the same again.
     assert backend.score([TEXT])[0] == pytest.approx((mean, n), abs=1e-9)
+
+
+STORY = ("Tom had a happy dog named Max. Max liked to jump and catch his red ball. One day the ball "
+         "rolled into the pond. Max swam out and brought it back. Tom gave him a big hug.")
+
+
+@pytest.mark.model
+def test_the_zlib_ratio_does_not_reward_a_repeated_sentence_as_the_likelihood_does():
+    """Issue 21: on SmolLM2 a story with a middle sentence said 3 times has the higher mean
+    token log-likelihood (18 of 21 demo pairs); likelihood_zlib ranks the original higher."""
+    from factory.backends.llamacpp import LlamaCppBackend
+    from factory.decide import decision_score
+    from factory.probing.corruptions import sentence_repeated
+
+    class Middle:  # the corruption draws the sentence to repeat: take the second
+        @staticmethod
+        def randint(low, high):
+            return 1
+
+    repeated = sentence_repeated(STORY, Middle(), None)
+    assert repeated.count("Max liked to jump and catch his red ball.") == 3
+    (original, n), (looped, m) = LlamaCppBackend("smollm2-135m-instruct-q4_1").score([STORY, repeated])
+    assert looped > original  # what the likelihood rewards
+    assert decision_score("likelihood_zlib", None, original, [], STORY, n) > \
+        decision_score("likelihood_zlib", None, looped, [], repeated, m)

@@ -32,5 +32,7 @@ def test_rule_check_measures_vocabulary_share_and_seed_words():
     assert checks["out_of_vocabulary_words"] == ["photosynthesis"]
     assert checks["has_verb"] and checks["has_noun"] and not checks["has_adjective"]
     # the recipe's checks are the vocabulary check plus the repeated 5-gram share (issue 11)
-    assert rule_checks({"verb": "jump", "noun": "dog", "adjective": "red"}, text) == {**checks,
-                                                                                     "repeated_5gram_ratio": 0.0}
+    # and the structural checks of issue 21 (ending, repeats, loops, echo, meta narration)
+    assert rule_checks({"verb": "jump", "noun": "dog", "adjective": "red"}, text) == {
+        **checks, "repeated_5gram_ratio": 0.0, "ends_cleanly": True, "repeated_sentences": 0, "longest_loop": 1,
+        "prompt_echo": [], "meta_narration": []}
