@@ -119,52 +119,67 @@ def run_job(spec: JobSpec, db: str | Path | None = None, limit: int | None = Non
     target = spec.num_samples if limit is None else min(spec.num_samples, limit)
     if recipe.capacity() is not None:
         target = min(target, recipe.capacity())  # a seed file of 100 lines gives 100 seeds
-    with Store(db) as store:
-        job = job_id(store, spec)
-        store.register_job(job, spec.name, spec.recipe_reference(), spec.canonical(), spec.decision.model_dump(),
-                           spec.num_samples,
-                           spec.curation.model_dump(mode="json"))
-        done = store.done_indices(job)
-        todo = [i for i in range(target) if i not in done]
-        result = RunResult(job=job, db=str(db), seeds_done_before=target - len(todo), seeds_processed=0,
-                           model_calls=0, target=target)
-        if not todo:
-            return result  # a finished job costs no model call, and starts no engine
-        ex = spec.execution
-        executor = make_executor(ex.executor, ex.engines, ex.threads_per_engine, address, ex.gpus_per_engine,
-                                 ex.slots_per_engine)
-        if ex.batches_in_flight > 1:
-            progress = SerialProgress(progress)  # tokens() comes from every batch's thread
-        budget = make_budget(spec, store, job)
-        callers: list[Caller] = []
-
-        def context(batch_store: Store) -> Context:
-            caller = Caller(batch_store, executor, on_completion=lambda c: progress.tokens(c.completion_tokens),
-                            budget=budget)
-            callers.append(caller)
-            return Context(spec=spec, job=job, bound=bound, caller=caller, recipe=recipe, store=batch_store)
-
-        snapshot = SnapshotWriter(store.con, db)  # what factory stats / sql read while this run holds db
-
-        def commit(batch: BatchRows) -> None:
-            store.write_batch(batch)
-            snapshot.refresh()  # rate-limited: under 5 % of the run's time (stores/snapshot.py)
-            result.seeds_processed += len(batch.seed_indices)
-            progress.batch(len(batch.seed_indices), outcomes_of(batch))
-
-        progress.start(total=target, done=result.seeds_done_before)
-        try:
+    snapshot: SnapshotWriter | None = None
+    try:
+        with Store(db) as store:
+            job = job_id(store, spec)
+            store.register_job(job, spec.name, spec.recipe_reference(), spec.canonical(), spec.decision.model_dump(),
+                               spec.num_samples,
+                               spec.curation.model_dump(mode="json"))
+            done = store.done_indices(job)
+            todo = [i for i in range(target) if i not in done]
+            result = RunResult(job=job, db=str(db), seeds_done_before=target - len(todo), seeds_processed=0,
+                               model_calls=0, target=target)
+            if not todo:
+                return result  # a finished job costs no model call, and starts no engine
+            # What factory stats / sql read while this run holds db, written before the engines
+            # start (a Ray start takes seconds) and removed only once db is closed, after the
+            # engines stop: a reader at any moment finds the snapshot or a free database.
+            snapshot = SnapshotWriter(store.con, db)
             snapshot.refresh(force=True)  # watchers see the job before its first batch ends
+            ex = spec.execution
             batches = [todo[start:start + ex.batch_size] for start in range(0, len(todo), ex.batch_size)]
+            executor = make_executor(ex.executor, ex.engines, ex.threads_per_engine, address, ex.gpus_per_engine,
+                                     ex.slots_per_engine)
             if ex.batches_in_flight > 1:
-                run_in_flight(store, batches, ex.batches_in_flight, context, run_batch, commit)
-            else:
-                ctx = context(store)
-                for indices in batches:
-                    commit(run_batch(ctx, indices))
-        finally:
-            snapshot.close()  # removed: once this run ends, readers read db itself
-            progress.stop()
-            result.model_calls = sum(caller.model_calls for caller in callers)
-            executor.close()
+                progress = SerialProgress(progress)  # tokens() comes from every batch's thread
+            budget = make_budget(spec, store, job)
+            callers: list[Caller] = []
+
+            def context(batch_store: Store) -> Context:
+                caller = Caller(batch_store, executor, on_completion=lambda c: progress.tokens(c.completion_tokens),
+                                budget=budget)
+                callers.append(caller)
+                return Context(spec=spec, job=job, bound=bound, caller=caller, recipe=recipe, store=batch_store)
+
+            committed = 0
+
+            def commit(batch: BatchRows) -> None:
+                nonlocal committed
+                store.write_batch(batch)
+                # The first committed batch of each in-flight group (every batch with one in
+                # flight) and the last are copied whatever the rate limit: batches of a group
+                # commit together, so a watcher sees rows within one batch of their commit
+                # (a 12-seed job in one batch used to show 0 rows for the whole run). Others
+                # are rate-limited: under 5 % of the run's time (stores/snapshot.py).
+                snapshot.refresh(force=committed % ex.batches_in_flight == 0 or committed == len(batches) - 1)
+                committed += 1
+                result.seeds_processed += len(batch.seed_indices)
+                progress.batch(len(batch.seed_indices), outcomes_of(batch))
+
+            progress.start(total=target, done=result.seeds_done_before)
+            try:
+                if ex.batches_in_flight > 1:
+                    run_in_flight(store, batches, ex.batches_in_flight, context, run_batch, commit)
+                else:
+                    ctx = context(store)
+                    for indices in batches:
+                        commit(run_batch(ctx, indices))
+            finally:
+                progress.stop()
+                result.model_calls = sum(caller.model_calls for caller in callers)
+                executor.close()
+    finally:
+        if snapshot is not None:
+            snapshot.close()  # db is closed: readers read it itself from now on
     return result

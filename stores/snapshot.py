@@ -9,14 +9,19 @@ copy is opened by the reader exactly as the database is, with the same settings.
 is DuckDB's own `COPY FROM DATABASE`, one transaction, so it holds whole batches only
 (committed rows), whatever the executor threads write meanwhile; a byte copy of the file
 after a CHECKPOINT is ~20x cheaper but is whole only if nothing writes during the copy.
+Besides the rate-limited refreshes, the run copies after the first committed batch of each
+in-flight group and after its last batch (factory/pipeline.py), so rows show within one
+batch of their commit whatever the layout.
 Measured here (2 shared cores): 0.03 s for an empty job's database, 0.12-0.14 s for 2,600
 samples with 10,600 cached completions (6.8 MB), 0.45 s for 20,600 samples (25 MB).
 
 Written to a temporary name, closed (DETACH checkpoints it: no .wal is left) and renamed
 into place, so a reader opens either the previous snapshot or the new one, never half a
-file. The run removes it when it ends, however it ends: from then on the database itself
-is free to read, and a leftover copy (a run killed with -9) is not taken for a running
-job's, because a reader uses a snapshot only when the process holding the database is
+file. The run writes the first one right after opening the database (before its engines
+start) and removes it when it ends, however it ends, only after its engines have stopped
+and it has closed the database: from then on the database itself is free to read (a
+reader that saw the database held and then no snapshot looks again), and a leftover copy
+(a run killed with -9) is not taken for a running job's, because a reader uses a snapshot only when the process holding the database is
 the one that wrote it.
 """
 from __future__ import annotations
@@ -41,6 +46,9 @@ SHARE = 0.05
 # ... and at least this long, so a job of fast batches does not copy a small file every 0.2 s.
 EVERY_S = 2.0
 _ALIAS = "factory_snapshot_out"
+# A reader looks at db, then at the snapshot, this many times: a run ending between the two
+# looks has released db by the next one.
+ATTEMPTS = 3
 INFO = "factory_snapshot.info"  # one row in the copy: when it was taken and by which process
 
 
@@ -153,12 +161,17 @@ def open_for_reading(db: str | Path, config: dict | None = None) -> Connection:
     """A read-only connection to db; while a run writes db, to the run's latest snapshot
     (con.snapshot says when it was taken, and one line on stderr says so). Without a
     snapshot, the "in use by another process" StoreError as before."""
-    try:
-        return open_database(db, read_only=True, config=config)
-    except DatabaseInUse as busy:
-        con = _open_snapshot(Path(db), busy.pid, config)
-        if con is None:
-            raise
+    for attempt in range(ATTEMPTS):
+        try:
+            return open_database(db, read_only=True, config=config)
+        except DatabaseInUse as busy:
+            con = _open_snapshot(Path(db), busy.pid, config)
+            if con is not None:
+                break
+            if attempt == ATTEMPTS - 1:
+                raise
+            # No snapshot of the holder's: a run that closed db and removed its snapshot
+            # between the two looks (it removes it only after closing db), so db is free now.
     info = con.snapshot
     log.warning("database %s is being written by a running job (PID %s); reading its snapshot from %s",
                 db, info.writer_pid, info.taken_at.astimezone().strftime("%H:%M:%S"))

@@ -179,3 +179,141 @@ def test_a_leftover_snapshot_is_not_read_for_another_writer(tmp_path):
     finally:
         holder.kill()
         holder.wait()
+
+
+# `factory run` (fake backend) that marks each commit with a file (committed-N, written after
+# the commit's snapshot refresh), holds the batch at position `hold` (-1: none) until
+# release-batch exists, and holds its engines' shutdown (a Ray shutdown takes seconds) until
+# release-close exists, marking its start with closing.
+MARKED = """
+import sys, time
+from pathlib import Path
+sys.path.insert(0, {tests!r})
+import fakes
+fakes.install()
+import factory.pipeline as pipeline
+from factory.cli import main
+
+here, deadline, hold = Path(sys.argv[3]), {deadline}, {hold}
+real_batch, real_outcomes, real_executor = pipeline.run_batch, pipeline.outcomes_of, pipeline.make_executor
+commits, started = [], []
+
+def wait_for(name):
+    end = time.monotonic() + deadline
+    while not (here / name).exists() and time.monotonic() < end:
+        time.sleep(0.05)
+
+def held(ctx, indices, *between):
+    started.append(indices)
+    if len(started) - 1 == hold:
+        wait_for("release-batch")
+    return real_batch(ctx, indices, *between)
+
+def marked(batch):  # called by commit() after the snapshot refresh
+    (here / f"committed-{{len(commits)}}").touch()
+    commits.append(batch)
+    return real_outcomes(batch)
+
+def slow_executor(*args, **kwargs):
+    executor = real_executor(*args, **kwargs)
+    close = executor.close
+    def slow_close():
+        (here / "closing").touch()
+        wait_for("release-close")
+        close()
+    executor.close = slow_close
+    return executor
+
+pipeline.run_batch, pipeline.outcomes_of, pipeline.make_executor = held, marked, slow_executor
+sys.exit(main(["run", sys.argv[1], "--db", sys.argv[2], "--quiet"]))
+"""
+
+
+def marked_run(tmp_path, execution: dict, num_samples: int, hold: int = -1):
+    db, job = tmp_path / "watched.duckdb", tmp_path / "job.yaml"
+    job.write_text(yaml.safe_dump(fake_job(num_samples=num_samples, execution={"executor": "local", **execution})))
+    script = MARKED.format(tests=str(TESTS), deadline=DEADLINE_S, hold=hold)
+    return db, subprocess.Popen([sys.executable, "-c", script, job, db, tmp_path], cwd=REPO,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finish(run, tmp_path):
+    (tmp_path / "release-batch").touch()
+    (tmp_path / "release-close").touch()
+    try:
+        _, err = run.communicate(timeout=DEADLINE_S)
+    finally:
+        run.kill()
+    assert run.returncode == 0, err
+
+
+def test_readers_get_data_while_the_run_stops_its_engines(tmp_path):
+    """Issue 23 G: the demo's layout (batches of 12, 3 in flight) on 12 seeds is one commit;
+    the snapshot used to be removed before the engines' (Ray's) shutdown, so stats and sql
+    in that window exited 1 "in use", and a watcher had seen 0 rows the whole run."""
+    db, run = marked_run(tmp_path, {"batch_size": 12, "batches_in_flight": 3}, num_samples=12)
+    try:
+        until(lambda: (tmp_path / "closing").exists() or run.poll() is not None, "the engines' shutdown")
+        assert run.poll() is None, run.communicate()[1]
+        stats = cli("stats", "--db", db, "--json")
+        assert stats.returncode == 0, stats.stderr
+        assert ANNOUNCED.match(stats.stderr.strip()), stats.stderr
+        counted = cli("sql", "SELECT count(*) AS n FROM samples", "--db", db, "--json")
+        assert counted.returncode == 0, counted.stderr
+        seen = json.loads(counted.stdout)["n"]
+        watched = json.loads(stats.stdout)
+        assert run.poll() is None  # read while the run held the database
+    finally:
+        finish(run, tmp_path)
+    assert not snapshot_path(db).exists()
+    assert seen == samples(db) > 0  # the one batch's rows, before the run ended
+    assert watched["funnel"]["seeds"] == 12
+
+
+def test_a_watcher_sees_the_first_batch_of_each_in_flight_group(tmp_path):
+    """Batches of a group commit together and fast ones used to be skipped by the rate
+    limit: the first commit of each group is copied whatever it says."""
+    db, run = marked_run(tmp_path, {"batch_size": 3, "batches_in_flight": 3}, num_samples=9, hold=1)
+    try:
+        until(lambda: (tmp_path / "committed-0").exists() or run.poll() is not None, "the first commit")
+        assert run.poll() is None, run.communicate()[1]
+        counted = cli("sql", "SELECT count(*) AS n, max(seed_index) AS last FROM samples", "--db", db, "--json")
+        assert counted.returncode == 0, counted.stderr
+        seen = json.loads(counted.stdout)
+        assert not (tmp_path / "committed-1").exists()  # batch 1 is held: only batch 0 committed
+    finally:
+        finish(run, tmp_path)
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        first_batch = con.execute("SELECT count(*) FROM samples WHERE seed_index < 3").fetchone()[0]
+    finally:
+        con.close()
+    assert first_batch > 0 and seen["n"] == first_batch and seen["last"] < 3
+
+
+def test_a_reader_looks_again_when_the_run_ends_between_its_looks(tmp_path, monkeypatch):
+    """The database held, then no snapshot: the run closed the database and removed its
+    snapshot in between (in that order), so the database is free at the next look."""
+    import stores.snapshot as snapshot
+
+    db = tmp_path / "f.duckdb"
+    build(db, 2)
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(db)], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    real = snapshot._open_snapshot
+
+    def run_ends(*args):
+        holder.kill()
+        holder.wait()
+        return real(*args)
+
+    monkeypatch.setattr(snapshot, "_open_snapshot", run_ends)
+    try:
+        con = open_for_reading(db)
+        try:
+            assert con.execute("SELECT count(*) FROM samples").fetchone()[0] == 2
+        finally:
+            con.close()
+    finally:
+        holder.kill()
+        holder.wait()
