@@ -84,11 +84,15 @@ class BoundRole:
         """The role's parse; an exception in it (a user's parse, or output no parse expected)
         becomes a drop with the reason: garbage never stops a job."""
         try:
-            return self.role.parse(variables, completion.text)
+            parsed = self.role.parse(variables, completion.text)
         except RecursionError:
-            return Drop("unparseable: nested too deeply", completion.text)
+            parsed = Drop("unparseable: nested too deeply", completion.text)
         except Exception as err:  # noqa: BLE001 - any failure of a parse is a drop row, not a crash
-            return Drop(f"parse failed: {type(err).__name__}: {str(err)[:200]}", completion.text)
+            parsed = Drop(f"parse failed: {type(err).__name__}: {str(err)[:200]}", completion.text)
+        if isinstance(parsed, Drop) and completion.finish_reason == "length" and self.role.json_schema is not None:
+            # JSON stopped at max_tokens is unterminated: say why, not which character broke
+            return Drop(f"cut off at max_tokens ({completion.completion_tokens} tokens)", completion.text)
+        return parsed
 
     def lineage(self, request: Request, completion: Completion) -> dict:
         return {

@@ -5,7 +5,8 @@ recipe or rubric needs no edit here); SCRIPT holds exact answers a test wants se
 (simonw/llm's mock model), CALLS every request seen.
 Model names pick behaviours: "fake" answers well; "fake-garbage" answers schema requests
 with prose (as an unconstrained 135M model does); "fake-slow" sleeps per request;
-"fake-truncated" says every free-text completion stopped at max_tokens (finish_reason length).
+"fake-truncated" says every free-text completion stopped at max_tokens (finish_reason length);
+"fake-cut-json" stops every JSON completion half way, at max_tokens (unterminated JSON).
 score(texts) gives the likelihood signal as a deterministic function of the text
 (fake_likelihood); SCORED records the texts scored.
 expected_scores(items, fields) gives each score field of a JSON completion a known
@@ -55,6 +56,8 @@ class FakeBackend:
                 time.sleep(0.05)
             text = SCRIPT.pop(0) if SCRIPT else self._answer(r)
             finish = "length" if self.model == "fake-truncated" and not r.json_schema else "stop"
+            if self.model == "fake-cut-json" and r.json_schema:
+                text, finish = text[:len(text) // 2], "length"
             out.append(Completion(key=r.key, text=text, prompt_tokens=len(str(r.messages)) // 4,
                                   completion_tokens=len(text) // 4, seconds=0.01, finish_reason=finish))
         return out

@@ -100,3 +100,14 @@ def test_each_storys_seed_word_share_is_a_signal_in_stats(tmp_path):
     decided = query(db, "SELECT count(*) FROM verdicts WHERE stage = 'seed_words'")[0][0]
     assert stats["samples"] == generated and stats["verdicts_decided"] == decided > 0
     assert stats == factory.stats(db, exact=True)["signals"]["seed_words"]  # summaries and rows agree
+
+
+def test_a_json_output_cut_off_at_max_tokens_is_a_drop_saying_so(tmp_path):
+    """issue 24 item 4: unterminated JSON stopped at max_tokens is "cut off at max_tokens
+    (N tokens)", not "invalid JSON: Unterminated string ..."."""
+    job = fake_job(num_samples=4, reviewers=2)
+    job["roles"]["reviewer"]["model"] = "fake-cut-json"
+    db = run(tmp_path, job)
+    drops = query(db, "SELECT reason, completion_tokens FROM drops WHERE role = 'reviewer'")
+    assert drops and all(reason == f"cut off at max_tokens ({tokens} tokens)" for reason, tokens in drops)
+    assert not any("invalid JSON" in reason for reason, _ in drops)
