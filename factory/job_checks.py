@@ -65,6 +65,21 @@ def check_expected_scores(spec: JobSpec, recipe) -> None:
                        "(Literal[1..10] fields) to take an expectation over; use review_score: sampled")
 
 
+def check_rubrics(spec: JobSpec, recipe) -> None:
+    """Every reviewing role's rubric has only fields the rubric machinery can score, label
+    or keep as free text: a `str` axis would otherwise vanish silently from stats."""
+    from factory.steps.review import role_rubric
+    from roles.reviewer import rubric_problem
+
+    for name in spec.roles:
+        rubric = role_rubric(spec, recipe, name)
+        if rubric is None:
+            continue
+        problem = rubric_problem(rubric)
+        if problem:
+            raise JobError(f"roles.{name}: rubric {rubric.__name__}: {problem}")
+
+
 def check_reviewers(spec: JobSpec, recipe) -> None:
     """`reviewers: 0` (gates alone decide) only where the recipe can work without reviews."""
     if spec.reviewers < recipe.min_reviewers:

@@ -8,7 +8,7 @@ from the stored scores, so a rubric with other axes needs no edits elsewhere.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Literal, get_args, get_origin
+from typing import ClassVar, Literal, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -40,6 +40,9 @@ class Rubric(BaseModel):
     """Subclass with the rubric's fields; a `critique: str` field is expected last."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+    # Fields of free text the rubric machinery stores but does not score (checked at load:
+    # rubric_problem); a rubric adds its own as `free_text: ClassVar[tuple[str, ...]] = (...)`.
+    free_text: ClassVar[tuple[str, ...]] = ("critique",)
 
     def scores(self) -> dict[str, int | float]:
         """Every int, float or bool field (booleans as 0/1)."""
@@ -95,6 +98,22 @@ def axes_of(rubric: type[Rubric]) -> tuple[str, ...]:
         return annotation in (int, float, bool)
 
     return tuple(n for n, f in rubric.model_fields.items() if numeric(f.annotation))
+
+
+def rubric_problem(rubric: type[Rubric]) -> str | None:
+    """The first field of a rubric that can be neither scored nor stored as a label or free
+    text (a `str` field would vanish silently from stats and the report), or None."""
+    for name, f in rubric.model_fields.items():
+        args = get_args(f.annotation) if get_origin(f.annotation) is Literal else ()
+        score = f.annotation in (int, float, bool) or (args and all(type(a) in (int, float) for a in args))
+        label = args and all(isinstance(a, str) for a in args)
+        if score or label or (name in rubric.free_text and f.annotation is str):
+            continue
+        kind = f.annotation.__name__ if type(f.annotation) is type else str(f.annotation).replace("typing.", "")
+        return (f"field {name!r} is {kind}: a rubric field is a score (int, float, bool, or a Literal of numbers "
+                f"such as Score1to10), a label (a Literal of strings) or free text (a str named in "
+                f"{rubric.__name__}.free_text, now {', '.join(rubric.free_text) or 'none'})")
+    return None
 
 
 def integer_axes(rubric: type[Rubric]) -> dict[str, list[int]]:
