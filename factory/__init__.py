@@ -15,15 +15,28 @@ VERBS = ("curate", "distill", "explain", "export", "init", "jobs", "probe", "rec
          "sql", "stats")
 
 
+class _VerbModule(types.ModuleType):
+    """A submodule named like a verb (factory/recipes/, factory/distill/, factory/report.py,
+    ...), callable as that verb: `factory.recipes()` runs the verb and `import
+    factory.recipes.base as b` finds the submodule through the same attribute."""
+
+    def __call__(self, *args, **kwargs):
+        return getattr(sys.modules["factory.api"], self.__name__.rpartition(".")[2])(*args, **kwargs)
+
+
 class _Package(types.ModuleType):
-    """Importing a submodule binds it as an attribute of its package: `import
-    factory.distill.plan` would replace the verb factory.distill() with the subpackage
-    (factory/distill/, factory/recipes/, factory/report.py, ...). The verbs win; the
-    submodules stay importable (`from factory.distill import ...` reads sys.modules)."""
+    """Importing a submodule binds it as an attribute of its package, which would replace
+    the verb factory.recipes() with the subpackage factory/recipes/; the verb functions
+    would instead hide the submodules from `import factory.recipes.base as b` (which reads
+    attributes). So a verb's submodule, once imported, is bound as itself made callable as
+    the verb: both work."""
 
     def __setattr__(self, name, value):
-        if name in VERBS and isinstance(value, types.ModuleType):
-            return
+        if name in VERBS and isinstance(value, types.ModuleType) and value.__name__ == f"{__name__}.{name}":
+            if type(value) is types.ModuleType:
+                value.__class__ = _VerbModule
+            if not isinstance(value, _VerbModule):
+                return  # a module with its own class keeps it; the verb function stays
         super().__setattr__(name, value)
 
 
@@ -32,5 +45,10 @@ sys.modules[__name__].__class__ = _Package
 from factory.api import (UncuratedWarning, curate, distill, explain, export, init, jobs, probe,  # noqa: E402
                          recipes, report, run, runs, sql, stats)
 from factory.spec import JobError, JobSpec, load_job, parse_job  # noqa: E402
+
+for _verb in VERBS:  # the verb submodules imported so far (factory.recipes is): bound as callable modules
+    if f"{__name__}.{_verb}" in sys.modules:
+        setattr(sys.modules[__name__], _verb, sys.modules[f"{__name__}.{_verb}"])
+del _verb
 
 __all__ = ["JobError", "JobSpec", "UncuratedWarning", *VERBS, "load_job", "parse_job"]

@@ -2,6 +2,7 @@
 folder) and entry points. Shared by the recipe and backend registries."""
 from __future__ import annotations
 
+import difflib
 import hashlib
 import importlib
 import importlib.util
@@ -39,7 +40,16 @@ def load_reference(ref: str, base_dir: str | None = None, what: str = "plugin"):
     try:
         return getattr(module, attr)
     except AttributeError:
-        raise PluginError(f"{what} {ref!r}: {target} has no {attr}") from None
+        classes = [n for n, v in vars(module).items() if isinstance(v, type) and not n.startswith("_")]
+        raise PluginError(f"{what} {ref!r}: {target} has no {attr}{did_you_mean(attr, classes)}") from None
+
+
+def did_you_mean(name: str, choices) -> str:
+    """'; did you mean X?' for the closest of choices (difflib), or ''."""
+    close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
+    if not close:
+        close = [c for c in choices if c.lower() == name.lower()]
+    return f"; did you mean {close[0]}?" if close else ""
 
 
 def _import_file(path: Path, what: str, ref: str):

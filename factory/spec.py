@@ -369,7 +369,9 @@ def parse_job(data: dict, source: str = "<job>", base_dir: str | None = None) ->
     try:
         recipe = find_recipe(name, base_dir)
     except PluginError as err:
-        raise JobError(f"{source}: recipe: {err}") from None
+        # the field is named once: "recipe: 'x.py:Haiku': ...", not "recipe: recipe 'x.py:Haiku': ..."
+        message = str(err).removeprefix("recipe ") if str(err).startswith(f"recipe {name!r}") else str(err)
+        raise JobError(f"{source}: recipe: {message}") from None
     legacy = {k: data[k] for k in LEGACY_OPTION_KEYS if k in data}
     data = _with_recipe_defaults({k: v for k, v in data.items() if k not in legacy}, recipe, source)
     for key, value in legacy.items():
@@ -390,11 +392,12 @@ def parse_job(data: dict, source: str = "<job>", base_dir: str | None = None) ->
     dumped = options.model_dump(mode="json")
     spec = spec.model_copy(update={"options": dumped or None})
     spec._base_dir = base_dir
-    from factory.job_checks import check_expected_scores, check_likelihood, check_reviewers, check_roles
+    from factory.job_checks import check_expected_scores, check_likelihood, check_reviewers, check_roles, check_rubrics
 
     try:
         check_reviewers(spec, recipe)
         check_roles(spec, recipe)
+        check_rubrics(spec, recipe)
         check_likelihood(spec)
         check_expected_scores(spec, recipe)
     except (TemplateError, PluginError, JobError) as err:

@@ -3,7 +3,8 @@
 exists and where plugins are looked for."""
 from __future__ import annotations
 
-from factory.plugins import PluginError, entry_point_names, is_reference, load_entry_point, load_reference
+from factory.plugins import (PluginError, did_you_mean, entry_point_names, is_reference, load_entry_point,
+                             load_reference)
 from factory.recipes.base import Recipe
 
 GROUP = "factory.recipes"
@@ -34,7 +35,8 @@ def find_recipe(name: str, base_dir: str | None = None) -> type[Recipe]:
     if name in plugins:
         return _checked(load_entry_point(GROUP, name, "recipe"), name, f"entry point {plugins[name].value}")
     known = ", ".join([*BUILT_IN, *sorted(plugins)])
-    raise PluginError(f"unknown recipe {name!r}: known recipes are {known}; plugins are found in the entry point "
+    raise PluginError(f"unknown recipe {name!r}{did_you_mean(name, [*BUILT_IN, *plugins])}: known recipes are "
+                      f"{known}; plugins are found in the entry point "
                       f"group {GROUP} of installed packages, or name one as module:Class or path/file.py:Class")
 
 

@@ -252,3 +252,92 @@ def test_a_schema_the_llamacpp_grammar_cannot_hold_is_refused_before_generation(
     err = capsys.readouterr().err.strip()
     assert "roles.generator: output schema $.text: maxLength 5000" in err and len(err.splitlines()) == 1
     assert not db.exists()
+
+
+RUBRIC_RECIPE = '''
+from typing import ClassVar
+from factory.recipes.base import RoleDef, TextRecipe
+from roles import Reviewer, Rubric
+from roles.reviewer import Critique, Score1to10
+
+
+class SqlReview(Rubric):
+    clarity: Score1to10
+    sql_correctness: {annotation}
+    critique: str = Critique{extra}
+
+
+class SqlReviewer(Reviewer):
+    output = SqlReview
+
+
+class Sql(TextRecipe):
+    roles = {{"generator": TextRecipe.roles.get("generator") or __import__("factory.recipes.tinystories",
+                fromlist=["x"]).TinyStories.roles["generator"],
+             "reviewer": RoleDef(lambda t, r: SqlReviewer(t), "tinystories/reviewer@1",
+                                 frozenset({{"verb", "noun", "adjective", "features", "story"}}))}}
+
+    def make_seed(self, index):
+        return {{"verb": "run", "noun": "cat", "adjective": "red", "features": []}}
+'''
+
+
+@pytest.mark.parametrize("annotation, extra, field", [("str", "", "'sql_correctness' is str"),
+                                                       ("list[int]", "", "'sql_correctness' is list[int]"),
+                                                       ("Score1to10", "\n    notes: str", "'notes' is str")])
+def test_a_rubric_field_that_cannot_be_scored_is_refused_at_load(tmp_path, capsys, annotation, extra, field):
+    """issue 24 item 5: a `str` axis was silently left out of stats and the report."""
+    (tmp_path / "sql_recipe.py").write_text(RUBRIC_RECIPE.format(annotation=annotation, extra=extra))
+    job = write_job(tmp_path, {"name": "sql", "recipe": "sql_recipe.py:Sql", "num_samples": 1,
+                               "roles": {r: FAKE for r in ("generator", "reviewer")}})
+    db = tmp_path / "x.duckdb"
+    assert main(["run", str(job), "--db", str(db), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and not db.exists()
+    assert f"roles.reviewer: rubric SqlReview: field {field}: a rubric field is a score" in err
+    assert "a label (a Literal of strings) or free text" in err
+
+
+def test_a_rubric_may_name_its_own_free_text_fields(tmp_path):
+    extra = "\n    notes: str = Critique\n    free_text: ClassVar[tuple[str, ...]] = (\"critique\", \"notes\")"
+    (tmp_path / "sql_recipe.py").write_text(RUBRIC_RECIPE.format(annotation="bool", extra=extra))
+    job = write_job(tmp_path, {"name": "sql", "recipe": "sql_recipe.py:Sql", "num_samples": 1,
+                               "roles": {r: FAKE for r in ("generator", "reviewer")}})
+    assert load_job(job).recipe == "sql_recipe.py:Sql"
+
+
+def test_the_recipes_verb_and_the_recipes_package_both_import(tmp_path):
+    """issue 24 item 8: the verb factory.recipes() shadowed the package factory/recipes/,
+    so `import factory.recipes.base as b` failed; both work, in a fresh interpreter."""
+    import subprocess
+    import sys
+
+    code = textwrap.dedent('''
+        import factory.recipes.base as b
+        import factory.recipes.registry as registry
+        from factory.recipes.base import Recipe
+        import factory
+        from factory import recipes
+        assert b.Recipe is Recipe and registry.find_recipe("math").name == "math"
+        assert {r["name"] for r in factory.recipes()} >= {"tinystories", "math"}
+        assert recipes() == factory.recipes()
+        import factory.report as report_module
+        assert report_module.__name__ == "factory.report" and callable(factory.report)
+    ''')
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_recipe_errors_name_the_field_once_and_suggest_a_close_name(tmp_path, capsys):
+    (tmp_path / "haiku_recipe.py").write_text("from factory.recipes.tinystories import TinyStories\n\n\n"
+                                              "class Haiku(TinyStories):\n    pass\n")
+    db = tmp_path / "x.duckdb"
+    for recipe, expected in (("tinystory", "recipe: unknown recipe 'tinystory'; did you mean tinystories?"),
+                             ("haiku_recipe.py:Haikuu", "recipe: 'haiku_recipe.py:Haikuu': haiku_recipe.py has no "
+                                                        "Haikuu; did you mean Haiku?"),
+                             ("nope.py:Haiku", "recipe: 'nope.py:Haiku': no file")):
+        job = write_job(tmp_path, {**fake_job(), "recipe": recipe})
+        assert main(["run", str(job), "--db", str(db), "--quiet"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert expected in err and "recipe: recipe" not in err and len(err.splitlines()) == 1
+    assert not db.exists()
