@@ -58,6 +58,32 @@ def schema_of(model: type[BaseModel]) -> dict:
     return schema
 
 
+def json_tokens_bound(model: type[BaseModel], spare: int = 16) -> int:
+    """max_tokens that holds the longest answer of a flat output model's schema, counted
+    in bytes (a byte-level BPE token is at least one byte): each field's key, its longest
+    value (a string at its maxLength of ASCII characters, quoted), a separator and a space
+    of whitespace the grammar allows, plus `spare`. A str field without maxLength has no
+    bound: ValueError (give it one, e.g. Critique)."""
+    total = 2 + spare  # the braces
+    for name, field in model.model_fields.items():
+        annotation, args = field.annotation, get_args(field.annotation)
+        if get_origin(annotation) is Literal:
+            value = max(len(json.dumps(a)) for a in args)
+        elif annotation is bool:
+            value = len("false")
+        elif annotation in (int, float):
+            value = 24
+        elif annotation is str:
+            lengths = [m.max_length for m in field.metadata if getattr(m, "max_length", None)]
+            if not lengths:
+                raise ValueError(f"{model.__name__}.{name}: a str without max_length has no token bound")
+            value = min(lengths) + 2
+        else:
+            raise ValueError(f"{model.__name__}.{name}: no token bound for {annotation}")
+        total += len(json.dumps(name)) + 1 + value + 2  # "key":value, and a space
+    return total
+
+
 class Role(ABC):
     name = "role"
     # Bump when parse() changes meaning; it enters the request key with the template hash.

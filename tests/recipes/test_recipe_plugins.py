@@ -193,6 +193,23 @@ def test_factory_init_writes_files_that_load(tmp_path, capsys):
     assert "exists" in capsys.readouterr().err
 
 
+def test_factory_init_sizes_the_json_roles_max_tokens_from_their_schemas(tmp_path):
+    """issue 24 item 4: the scaffold's reviewer cap (120) cut 1 in 4 reviews of a 3-axis
+    rubric; it is now the schema's bound, so an added axis raises it."""
+    from roles.adjudicator import Verdict
+    from roles.base import json_tokens_bound
+
+    assert main(["init", "haiku", "--dir", str(tmp_path / "two")]) == 0
+    spec = load_job(tmp_path / "two" / "haiku.yaml")
+    reviewer, adjudicator = spec.roles["reviewer"].sampling.max_tokens, spec.roles["adjudicator"].sampling.max_tokens
+    assert reviewer == 261 and adjudicator == json_tokens_bound(Verdict) == 252
+    assert main(["init", "haiku", "--dir", str(tmp_path / "three")]) == 0
+    recipe = tmp_path / "three" / "haiku_recipe.py"
+    recipe.write_text(recipe.read_text().replace("    imagery: Score1to10\n",
+                                                 "    imagery: Score1to10\n    originality: Score1to10\n"))
+    assert load_job(tmp_path / "three" / "haiku.yaml").roles["reviewer"].sampling.max_tokens == 279 > reviewer
+
+
 @pytest.mark.model
 def test_a_file_recipe_and_an_entry_point_recipe_run_through_ray_on_the_real_model(tmp_path, monkeypatch):
     """`factory init` writes a one-file recipe with its own templates and rubric; it runs
