@@ -86,6 +86,10 @@ def check_reviewers(spec: JobSpec, recipe) -> None:
         raise JobError(f"reviewers: recipe {recipe.name} needs at least {recipe.min_reviewers} (got {spec.reviewers})")
     if spec.reviewers == 0 and spec.decision.review_score == "expected":
         raise JobError("decision.review_score: expected reads the reviews; with reviewers: 0 there are none")
+    quorum = spec.decision.min_reviews
+    if quorum is not None and quorum > spec.reviewers:
+        raise JobError(f"decision.min_reviews: {quorum} is more than reviewers ({spec.reviewers}): no sample could "
+                       "reach it; set it to at most reviewers")
 
 
 def check_roles(spec: JobSpec, recipe) -> None:

@@ -129,6 +129,11 @@ class DecisionRule(Strict):
         "compressed size in nats: repetition is not rewarded). With either likelihood score a sample that passes every gate is "
         "accepted (stage 'gates'), so it needs min_likelihood; reviews are still made and stored but do not decide")
 
+    min_reviews: int | None = Field(
+        None, ge=1, le=16, description="the quorum: a sample with fewer valid (parsed) reviews than this is never "
+        "decided on them: it is dropped (stage 'quorum') with the count in its reason; at most `reviewers`. None "
+        "(default): one valid review suffices")
+
     @model_validator(mode="after")
     def _ordered(self) -> "DecisionRule":
         if self.reject_mean > self.accept_mean:
@@ -316,7 +321,7 @@ SIGNAL_DECISION_KEYS = ("min_likelihood", "likelihood_model", "truncated", "requ
 # them keeps the fingerprint it had before they existed (no legacy fingerprint needed, and
 # databases made by any earlier version continue their jobs).
 ABSENT_AT_DEFAULT_DECISION_KEYS = {"review_score": "sampled", "score": "reviewers", "min_seed_words": None,
-                                   "text_gates": "reject"}
+                                   "text_gates": "reject", "min_reviews": None}
 
 LEGACY_OPTION_KEYS = ("textbook", "math")  # options lived under the recipe's name before `options:`
 

@@ -31,6 +31,13 @@ class Decide:
             if not reviews:
                 add_verdict(ctx, batch, sample, "drop", "no_valid_reviews", "every review was unparseable")
                 continue
+            if rule.min_reviews is not None and len(reviews) < rule.min_reviews:
+                overall = [r.overall for r in reviews]
+                add_verdict(ctx, batch, sample, "drop", "quorum",
+                            f"{len(reviews)} valid review{'s' if len(reviews) != 1 else ''} of {ctx.spec.reviewers}, "
+                            f"fewer than decision.min_reviews {rule.min_reviews}: not decided on them",
+                            sum(overall) / len(overall), max(overall) - min(overall), len(reviews))
+                continue
             d = decide([r.overall for r in reviews], rule.accept_mean, rule.max_spread, rule.reject_mean)
             d = replace(d, reason=d.reason + basis(rule, reviews))
             if d.outcome == "adjudicate":
