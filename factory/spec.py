@@ -232,6 +232,9 @@ class JobSpec(Strict):
     db: str = Field("factory.duckdb", description="DuckDB file; --db overrides")
     # Where the job file lives: relative template, recipe and backend paths are read from there.
     _base_dir: str | None = PrivateAttr(None)
+    # The user files' content hashes when the job was loaded (user_files): a file edited
+    # during a run does not change the running job's fingerprint.
+    _files: dict | None = PrivateAttr(None)
 
     def role(self, name: str) -> RoleSpec:
         return self.roles[name]
@@ -253,6 +256,26 @@ class JobSpec(Strict):
 
         return find_recipe(self.recipe, self._base_dir)
 
+    def user_files(self) -> dict[str, str]:
+        """sha256 (16 hex) of the content of each user file the job runs with, by the field
+        that names it: a recipe file (path/file.py:Class) and each role's template read from
+        a .jinja path or templates_dir. Built-in recipes and prompts/ are not files of the
+        job (their versions name them). An edit in place makes another job."""
+        from roles.templates import user_template_path
+
+        files = {}
+        target, sep, _ = self.recipe.rpartition(":")
+        if sep and target.endswith(".py"):
+            path = Path(target).expanduser()
+            if not path.is_absolute() and self._base_dir:
+                path = Path(self._base_dir) / path
+            files["recipe"] = _file_sha256(path)
+        for name, role in sorted(self.roles.items()):
+            path = user_template_path(role.template, self._base_dir, self.templates_dir)
+            if path is not None:
+                files[f"roles.{name}.template"] = _file_sha256(path)
+        return {k: v for k, v in files.items() if v is not None}
+
     def canonical(self) -> dict:
         """The spec that names the job: what decides the data (recipe, options, roles,
         templates, models, sampling, seed, decision rule), never how it is executed or how
@@ -269,6 +292,9 @@ class JobSpec(Strict):
         for key, default in ABSENT_AT_DEFAULT_DECISION_KEYS.items():
             if data["decision"].get(key) == default:
                 data["decision"].pop(key)
+        files = self._files if self._files is not None else self.user_files()
+        if files:  # absent without user files: such jobs keep the fingerprints they had
+            data["files"] = files
         return data
 
     @property
@@ -280,9 +306,12 @@ class JobSpec(Strict):
         before the math recipe gained the suggester and editor roles and the parent_job
         option (harder variants), and before that, before execution settings left the
         fingerprint and options moved under `options:`."""
-        if self.templates_dir:
-            return []
         data = self.canonical()
+        # Before the user files' content entered the fingerprint (issue 24 item 9): a job
+        # made then continues (its files are taken as unchanged since).
+        before_files = _hash(data) if data.pop("files", None) else None
+        if self.templates_dir:
+            return [before_files] if before_files else []
         # Before the gates and the likelihood signal (issue 11): their decision keys did not
         # exist; a job that leaves them at the recipe's defaults is the same job (it now
         # rejects more: truncated stories, missing seed words, loops).
@@ -304,11 +333,19 @@ class JobSpec(Strict):
         # the execution settings that existed when they were part of the fingerprint
         execution = self.execution.model_dump(mode="json", include=LEGACY_EXECUTION_FIELDS)
         before_options = _hash({**data, "execution": execution})
-        found = [f for f in (before_signals, before_harder, before_options) if f != self.fingerprint]
+        found = [f for f in (before_files, before_signals, before_harder, before_options)
+                 if f is not None and f != self.fingerprint]
         return list(dict.fromkeys(found))
 
 
 LEGACY_EXECUTION_FIELDS = {"executor", "engines", "threads_per_engine", "gpus_per_engine", "batch_size"}
+
+
+def _file_sha256(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    except OSError:
+        return None
 
 
 def _hash(data: dict) -> str:
@@ -397,6 +434,7 @@ def parse_job(data: dict, source: str = "<job>", base_dir: str | None = None) ->
     dumped = options.model_dump(mode="json")
     spec = spec.model_copy(update={"options": dumped or None})
     spec._base_dir = base_dir
+    spec._files = spec.user_files()
     from factory.job_checks import check_expected_scores, check_likelihood, check_reviewers, check_roles, check_rubrics
 
     try:

@@ -101,9 +101,37 @@ def is_path_ref(ref: str) -> bool:
     return ref.endswith(".jinja")
 
 
-@lru_cache(maxsize=128)
+def user_template_path(ref: str, base_dir: str | None = None, templates_dir: str | None = None) -> Path | None:
+    """The user's file a template ref resolves to (a .jinja path, or name@version found in
+    templates_dir), or None: a built-in template (prompts/) or one that does not resolve."""
+    if is_path_ref(ref):
+        path = Path(ref).expanduser()
+        if not path.is_absolute() and base_dir:
+            path = Path(base_dir) / path
+        return path if path.is_file() else None
+    match = _NAME.match(ref)
+    if not match or not templates_dir:
+        return None
+    root = Path(templates_dir).expanduser()
+    if not root.is_absolute() and base_dir:
+        root = Path(base_dir) / root
+    path = root / f"{match['name']}.v{int(match['version'])}.jinja"
+    return path if path.is_file() else None
+
+
 def load_template(ref: str, base_dir: str | None = None, templates_dir: str | None = None) -> PromptTemplate:
-    """ref: name@version (templates_dir first, then prompts/) or a .jinja path (relative to base_dir)."""
+    """ref: name@version (templates_dir first, then prompts/) or a .jinja path (relative to base_dir).
+    A user's file edited in place is read again (its size and mtime are part of the cache key)."""
+    path = user_template_path(ref, base_dir, templates_dir)
+    try:
+        stamp = (path.stat().st_mtime_ns, path.stat().st_size) if path is not None else None
+    except OSError:
+        stamp = None
+    return _load_template(ref, base_dir, templates_dir, stamp)
+
+
+@lru_cache(maxsize=128)
+def _load_template(ref: str, base_dir: str | None, templates_dir: str | None, stamp) -> PromptTemplate:
     if is_path_ref(ref):
         path = Path(ref).expanduser()
         if not path.is_absolute() and base_dir:

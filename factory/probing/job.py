@@ -25,6 +25,7 @@ def stored_spec(con, fingerprint: str) -> JobSpec:
     row = job_row(con, fingerprint)
     name = row["name"]
     data = {**row["spec"], "name": name, "num_samples": row["num_samples"], "recipe": row["recipe"]}
+    data.pop("files", None)  # the user files' hashes (JobSpec.user_files): read again from the files
     try:
         return parse_job(data, source=f"the spec stored with job {name} ({fingerprint})")
     except JobError as err:

@@ -100,3 +100,64 @@ def _write(tmp_path, job):
     path = tmp_path / "job.yaml"
     path.write_text(yaml.safe_dump(job))
     return path
+
+
+def test_editing_a_user_template_or_recipe_file_makes_another_job(tmp_path):
+    """issue 24 item 9: an edit in place kept the fingerprint, so a rerun mixed two
+    versions of a template in one job."""
+    import yaml
+    from conftest import fake_job
+
+    from factory.spec import load_job
+
+    (tmp_path / "tpl" / "tinystories").mkdir(parents=True)
+    reviewer = tmp_path / "tpl" / "tinystories" / "reviewer.v1.jinja"
+    reviewer.write_text("{% block user %}Rate this story: {{ story }} (JSON){% endblock %}")
+    generator = tmp_path / "story.jinja"
+    generator.write_text('{% block user %}A story with "{{ verb }}", "{{ noun }}", "{{ adjective }}".{% endblock %}')
+    recipe = tmp_path / "my_recipe.py"
+    recipe.write_text("from factory.recipes.tinystories import TinyStories\n\n\nclass Mine(TinyStories):\n"
+                      "    pass\n")
+    job = fake_job(templates_dir="tpl", recipe="my_recipe.py:Mine")
+    job["roles"]["generator"]["template"] = "story.jinja"
+    path = tmp_path / "job.yaml"
+    path.write_text(yaml.safe_dump(job))
+    seen = [load_job(path)]
+    assert set(seen[0].canonical()["files"]) == {"recipe", "roles.generator.template", "roles.reviewer.template"}
+    assert str(tmp_path) not in json.dumps(seen[0].canonical())  # hashes by field, no path of this machine
+    for edited in (generator, reviewer, recipe):
+        edited.write_text(edited.read_text() + "\n")
+        seen.append(load_job(path))
+    assert len({s.fingerprint for s in seen}) == 4
+    # the edited template is what the new job renders (not a cached earlier version)
+    from roles.templates import load_template
+
+    assert load_template("story.jinja", str(tmp_path)).source.endswith("\n")
+    # built-in templates and recipes are not files of the job: the fingerprint is as before
+    assert "files" not in parse_job(fake_job()).canonical()
+
+
+def test_a_job_made_before_file_hashes_entered_the_fingerprint_continues(tmp_path, monkeypatch):
+    import yaml
+    from conftest import fake_job
+
+    import fakes
+    from factory.spec import JobSpec, load_job
+
+    (tmp_path / "story.jinja").write_text('{% block user %}A story with "{{ verb }}", "{{ noun }}", '
+                                          '"{{ adjective }}".{% endblock %}')
+    job = fake_job(num_samples=4)
+    job["roles"]["generator"]["template"] = "story.jinja"
+    path = tmp_path / "job.yaml"
+    path.write_text(yaml.safe_dump(job))
+    db = tmp_path / "old.duckdb"
+    with monkeypatch.context() as m:  # the code before: no file hashes in the canonical spec
+        m.setattr(JobSpec, "user_files", lambda self: {})
+        old = load_job(path)
+        run_job(old, db=db)
+    spec = load_job(path)
+    assert spec.fingerprint != old.fingerprint and spec.legacy_fingerprints()[0] == old.fingerprint
+    fakes.CALLS.clear()
+    result = run_job(spec, db=db)
+    assert result.job == old.fingerprint and not fakes.CALLS
+    assert query(db, "SELECT fingerprint FROM jobs") == [(old.fingerprint,)]
