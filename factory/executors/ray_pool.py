@@ -17,6 +17,7 @@ import sys
 from factory.backends import Completion, Request, registered
 from factory.executors.admission import Admit, take_admitted
 from factory.executors.engines import EngineCache
+from factory.executors import reaper
 from factory.executors.grouping import call_size
 
 # Ray 2.60 writes ~/.ray/auth_token unless told not to; a local tool should not.
@@ -75,9 +76,15 @@ class RayExecutor:
                  slots: int = 1):
         self.slots = slots
         self._owns_ray = not ray.is_initialized()
+        self._reaper = None
         if self._owns_ray:
             ray.init(address=address, include_dashboard=False, log_to_driver=False,
                      logging_level="ERROR", configure_logging=True)
+            # The Ray processes this driver started end with it, kill -9 included
+            # (executors/reaper.py); a cluster it only joined is not its to end.
+            node = ray._private.worker._global_node  # no public API names the session
+            if node is not None and node.is_head():  # started here, not joined
+                self._reaper = reaper.start(node.session_name)
         resources = ray.cluster_resources()
         by_cpu = max(1, int(resources.get("CPU", 1)) // threads)
         # With GPUs per engine, "auto" is as many engines as the cluster's GPUs hold.
@@ -193,3 +200,6 @@ class RayExecutor:
         self.actors = []
         if self._owns_ray:
             ray.shutdown()
+            if self._reaper is not None:
+                reaper.stop(self._reaper)  # what ray.shutdown() left (its agents) is gone when this returns
+                self._reaper = None
