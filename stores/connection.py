@@ -1,7 +1,9 @@
 """Opening the DuckDB file: one writer (the driver), clear messages when it is busy or damaged."""
 from __future__ import annotations
 
+import os
 import re
+import time
 from pathlib import Path
 
 import duckdb
@@ -105,12 +107,51 @@ class Connection:
         self._con.close()
 
 
+# `factory sql` holds a database only while it copies it (stores/snapshot.py, open_copy_for_reading),
+# under this marker naming its PID: a writer that finds the file held by that PID waits for
+# the marker to go (or the PID to die) and tries again, instead of failing "in use".
+COPYING = ".sql-copy."
+COPY_WAIT_S = 600.0  # a cutoff for a copy that never ends, not an expected time
+
+
+def copying_marker(path: str | Path, pid: int) -> Path:
+    path = Path(path)
+    return path.with_name(f"{path.name}{COPYING}{pid}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _wait_for_copy(path: Path, pid: int | None) -> bool:
+    """True when pid was copying path (`factory sql`) and is done: try the open again."""
+    if pid is None:
+        return False
+    marker = copying_marker(path, pid)
+    if not marker.exists():
+        return False
+    deadline = time.monotonic() + COPY_WAIT_S
+    while marker.exists() and _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return True
+
+
 def open_database(path: str | Path, read_only: bool = False, config: dict | None = None) -> Connection:
     """config: DuckDB settings fixed at connect (read_only_sql.py turns off file access)."""
     path = Path(path)
     if read_only and not path.exists():
         raise StoreError(f"no database at {path}: run a job first, or pass --db")
-    try:
-        return Connection(duckdb.connect(str(path), read_only=read_only, config=config or {}), path)
-    except duckdb.Error as err:
-        raise _explain(path, err) from None
+    for _ in range(20):  # several `factory sql` copying at once: one wait each
+        try:
+            return Connection(duckdb.connect(str(path), read_only=read_only, config=config or {}), path)
+        except duckdb.Error as err:
+            explained = _explain(path, err)
+        if not (isinstance(explained, DatabaseInUse) and _wait_for_copy(path, explained.pid)):
+            break
+    raise explained from None

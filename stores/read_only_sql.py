@@ -18,7 +18,7 @@ import duckdb
 
 from stores.query_limits import (DEFAULT_TIMEOUT_S, bounded, checked_memory_limit, checked_timeout,
                                   settings)
-from stores.snapshot import open_for_reading
+from stores.snapshot import open_copy_for_reading
 
 ALLOWED = "SELECT, WITH, DESCRIBE, SHOW, EXPLAIN, SUMMARIZE"
 
@@ -116,15 +116,16 @@ def run_read_only(db: str | Path, query: str, timeout: float = DEFAULT_TIMEOUT_S
     other than the database), StoreError (no such file, busy, damaged), QueryLimit (past
     `timeout` seconds or `memory_limit`, default a quarter of the machine; never a spill to
     disk: stores/query_limits.py) or the duckdb.Error of a read that fails (a typo, an
-    unknown table). ValueError for a timeout or memory limit that is not one. While a run
-    writes db, the statement reads the run's snapshot (stores/snapshot.py), opened with the
-    same SETTINGS."""
+    unknown table). ValueError for a timeout or memory limit that is not one. The statement
+    reads a private copy of db, or while a run writes db the run's snapshot, opened with the
+    same SETTINGS, so that a query of any length never keeps a writer out
+    (stores/snapshot.py, open_copy_for_reading)."""
     timeout, memory_limit = checked_timeout(timeout), checked_memory_limit(memory_limit)
     # DuckDB applies these in order: the limits after the access settings (temp_directory
     # first is refused, "Modifying the temp_directory has been disabled"), and before
     # lock_configuration, so that a SET in the query cannot lift them
     unlocked = {k: v for k, v in SETTINGS.items() if k != "lock_configuration"}
-    con = open_for_reading(db, config={**unlocked, **settings(memory_limit), "lock_configuration": True})
+    con = open_copy_for_reading(db, config={**unlocked, **settings(memory_limit), "lock_configuration": True})
     try:
         why = _refusal(con, query)
         if why is not None:

@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -35,7 +37,7 @@ from pathlib import Path
 
 import duckdb
 
-from stores.connection import Connection, DatabaseInUse, StoreError, open_database
+from stores.connection import Connection, DatabaseInUse, StoreError, copying_marker, open_database
 
 log = logging.getLogger(__name__)
 
@@ -176,3 +178,70 @@ def open_for_reading(db: str | Path, config: dict | None = None) -> Connection:
     log.warning("database %s is being written by a running job (PID %s); reading its snapshot from %s",
                 db, info.writer_pid, info.taken_at.astimezone().strftime("%H:%M:%S"))
     return con
+
+
+class _Copy(Connection):
+    """A connection to a private copy of a database: closing it removes the copy."""
+
+    def __init__(self, con: Connection, db: Path, copy: Path, folder: Path):
+        super().__init__(con._con, copy)
+        self._db, self._folder = db, folder
+
+    def _checked(self, call, *args, **kwargs):
+        try:
+            return super()._checked(call, *args, **kwargs)
+        except StoreError as err:  # a damaged block: named as the database's, not the copy's
+            raise StoreError(str(err).replace(str(self._path), str(self._db))) from None
+
+    def close(self) -> None:
+        try:
+            self._con.close()
+        finally:
+            shutil.rmtree(self._folder, ignore_errors=True)
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def open_copy_for_reading(db: str | Path, config: dict | None = None) -> Connection:
+    """What `factory sql` reads, so that a query of any length never keeps a writer out
+    (DuckDB lets no process open a file read-write while another has it open, read-only
+    included): while a run writes db, its snapshot (open_for_reading); otherwise a private
+    byte copy of db (and its .wal) in the temporary directory, made while holding db
+    read-only (so no writer changes it mid-copy) under a marker naming this process, which
+    tells a writer that arrives meanwhile to wait for the copy instead of failing "in use"
+    (stores/connection.py). The copy goes when the connection closes."""
+    db = Path(db)
+    marker = copying_marker(db, os.getpid())
+    folder = None
+    try:
+        if db.exists():
+            marker.write_text(f"{os.getpid()}\n")
+        try:
+            held = open_database(db, read_only=True)
+        except DatabaseInUse:
+            held = None
+        if held is None:
+            marker.unlink(missing_ok=True)
+            return open_for_reading(db, config)  # a run holds db: its snapshot
+        try:
+            folder = Path(tempfile.mkdtemp(prefix="factory-sql-"))
+            copy = folder / db.name
+            shutil.copyfile(db, copy)
+            wal = db.with_name(db.name + ".wal")
+            if wal.exists():
+                shutil.copyfile(wal, copy.with_name(copy.name + ".wal"))
+        finally:
+            held.close()
+    except BaseException:
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
+    finally:
+        marker.unlink(missing_ok=True)
+    try:
+        con = open_database(copy, read_only=True, config=config)
+    except StoreError as err:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise StoreError(str(err).replace(str(copy), str(db))) from None
+    return _Copy(con, db, copy, folder)
