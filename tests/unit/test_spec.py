@@ -16,7 +16,7 @@ def test_unknown_field_is_named_on_one_line():
     assert "\n" not in str(e.value)
     job = fake_job()
     job["roles"]["reviewer"]["temp"] = 1
-    with pytest.raises(JobError, match=r"roles.reviewer.temp: unknown field; allowed here: backend, model, endpoint, tensor_parallel_size, template"):
+    with pytest.raises(JobError, match=r"roles.reviewer.temp: unknown field; allowed here: backend, model, endpoint, tensor_parallel_size, wrong_rate, template"):
         parse_job(job, "job.yaml")
 
 
