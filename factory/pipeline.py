@@ -2,6 +2,7 @@
 resumable at any point."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from factory.steps import BatchState, Context
 from factory.streaming import SerialProgress, run_in_flight
 from roles.templates import load_template
 from stores import BatchRows, Store
-from stores.snapshot import SnapshotWriter
+from stores.snapshot import SnapshotWriter, starting_marker
 
 # Roles whose output is a sample: their model is the sample's author (kept out of its
 # reviews and adjudication when a role asks for exclude_generator_model).
@@ -120,7 +121,12 @@ def run_job(spec: JobSpec, db: str | Path | None = None, limit: int | None = Non
     if recipe.capacity() is not None:
         target = min(target, recipe.capacity())  # a seed file of 100 lines gives 100 seeds
     snapshot: SnapshotWriter | None = None
+    starting = starting_marker(db, os.getpid())  # a reader waits for the first snapshot
     try:
+        try:
+            starting.write_text(f"{os.getpid()}\n")
+        except OSError:
+            pass  # no such folder: Store says so next
         with Store(db) as store:
             job = job_id(store, spec)
             store.register_job(job, spec.name, spec.recipe_reference(), spec.canonical(), spec.decision.model_dump(),
@@ -137,6 +143,7 @@ def run_job(spec: JobSpec, db: str | Path | None = None, limit: int | None = Non
             # engines stop: a reader at any moment finds the snapshot or a free database.
             snapshot = SnapshotWriter(store.con, db)
             snapshot.refresh(force=True)  # watchers see the job before its first batch ends
+            starting.unlink(missing_ok=True)
             ex = spec.execution
             batches = [todo[start:start + ex.batch_size] for start in range(0, len(todo), ex.batch_size)]
             executor = make_executor(ex.executor, ex.engines, ex.threads_per_engine, address, ex.gpus_per_engine,
@@ -180,6 +187,7 @@ def run_job(spec: JobSpec, db: str | Path | None = None, limit: int | None = Non
                 result.model_calls = sum(caller.model_calls for caller in callers)
                 executor.close()
     finally:
+        starting.unlink(missing_ok=True)
         if snapshot is not None:
             snapshot.close()  # db is closed: readers read it itself from now on
     return result

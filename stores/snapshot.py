@@ -18,11 +18,13 @@ samples with 10,600 cached completions (6.8 MB), 0.45 s for 20,600 samples (25 M
 Written to a temporary name, closed (DETACH checkpoints it: no .wal is left) and renamed
 into place, so a reader opens either the previous snapshot or the new one, never half a
 file. The run writes the first one right after opening the database (before its engines
-start) and removes it when it ends, however it ends, only after its engines have stopped
-and it has closed the database: from then on the database itself is free to read (a
-reader that saw the database held and then no snapshot looks again), and a leftover copy
-(a run killed with -9) is not taken for a running job's, because a reader uses a snapshot only when the process holding the database is
-the one that wrote it.
+start; a marker <db>.run-starting.<pid>, written before it opens the database and removed
+after that first copy, tells a reader to wait for it) and removes it when it ends, however
+it ends, only after its engines have stopped and it has closed the database: from then on
+the database itself is free to read (a reader that saw the database held and then no
+snapshot looks again), and a leftover copy (a run killed with -9) is not taken for a
+running job's, because a reader uses a snapshot only when the process holding the
+database is the one that wrote it.
 """
 from __future__ import annotations
 
@@ -159,18 +161,57 @@ def _open_snapshot(db: Path, holder: int | None, config: dict | None) -> Connect
     return con
 
 
+STARTING = ".run-starting."
+START_WAIT_S = 600.0  # a cutoff for a start that never ends, not an expected time
+
+
+def starting_marker(db: str | Path, pid: int) -> Path:
+    """Written by a run before it opens db, removed once its first snapshot is in place (or
+    it ends): a reader that finds db held by that PID and no snapshot waits for it."""
+    db = Path(db)
+    return db.with_name(f"{db.name}{STARTING}{pid}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _wait_for_first_snapshot(db: Path, pid: int | None) -> bool:
+    """True when pid is a run starting on db, after it wrote its first snapshot or ended."""
+    if pid is None:
+        return False
+    marker = starting_marker(db, pid)
+    if not marker.exists():
+        return False
+    deadline = time.monotonic() + START_WAIT_S
+    while marker.exists() and _alive(pid) and time.monotonic() < deadline:  # a leftover snapshot is no sign
+        time.sleep(0.02)
+    return True
+
+
 def open_for_reading(db: str | Path, config: dict | None = None) -> Connection:
     """A read-only connection to db; while a run writes db, to the run's latest snapshot
     (con.snapshot says when it was taken, and one line on stderr says so). Without a
     snapshot, the "in use by another process" StoreError as before."""
-    for attempt in range(ATTEMPTS):
+    attempts = waits = 0
+    while True:
         try:
             return open_database(db, read_only=True, config=config)
         except DatabaseInUse as busy:
             con = _open_snapshot(Path(db), busy.pid, config)
             if con is not None:
                 break
-            if attempt == ATTEMPTS - 1:
+            if waits < ATTEMPTS and _wait_for_first_snapshot(Path(db), busy.pid):
+                waits += 1  # a run that had opened db but not yet written its first snapshot
+                continue
+            attempts += 1
+            if attempts == ATTEMPTS:
                 raise
             # No snapshot of the holder's: a run that closed db and removed its snapshot
             # between the two looks (it removes it only after closing db), so db is free now.

@@ -317,3 +317,79 @@ def test_a_reader_looks_again_when_the_run_ends_between_its_looks(tmp_path, monk
     finally:
         holder.kill()
         holder.wait()
+
+
+# `factory run` (fake backend) held after it opened the database and before its first
+# snapshot, until release-open exists; "opening" marks the hold.
+OPENING = """
+import sys, time
+from pathlib import Path
+sys.path.insert(0, {tests!r})
+import fakes
+fakes.install()
+import stores.snapshot as snapshot
+from factory.cli import main
+
+here, real, calls = Path(sys.argv[3]), snapshot.SnapshotWriter.refresh, []
+
+def first_held(self, force=False):
+    calls.append(force)
+    if len(calls) == 1:
+        (here / "opening").touch()
+        end = time.monotonic() + {deadline}
+        while not (here / "release-open").exists() and time.monotonic() < end:
+            time.sleep(0.05)
+    return real(self, force)
+
+snapshot.SnapshotWriter.refresh = first_held
+sys.exit(main(["run", sys.argv[1], "--db", sys.argv[2], "--quiet"]))
+"""
+
+
+def test_a_reader_at_the_start_of_a_run_waits_for_its_first_snapshot(tmp_path, monkeypatch):
+    """Between the run opening the database and its first snapshot, a reader used to exit 1
+    "in use"; it waits for the snapshot (the run marks its start next to the database)."""
+    import threading
+
+    import stores.snapshot as snapshot
+
+    db, job = tmp_path / "watched.duckdb", tmp_path / "job.yaml"
+    job.write_text(yaml.safe_dump(fake_job(num_samples=4, execution={"executor": "local", "batch_size": 2})))
+    run = subprocess.Popen([sys.executable, "-c", OPENING.format(tests=str(TESTS), deadline=DEADLINE_S), job, db,
+                            tmp_path], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    waiting, outcome = threading.Event(), {}
+
+    class Clock:  # stores.snapshot's clock, whose sleep says the reader is waiting
+        monotonic = staticmethod(time.monotonic)
+
+        @staticmethod
+        def sleep(seconds):
+            waiting.set()
+            time.sleep(seconds)
+
+    monkeypatch.setattr(snapshot, "time", Clock)
+
+    def read():
+        try:
+            outcome["stats"] = factory.stats(db)
+        except BaseException as err:  # noqa: BLE001 - reported below
+            outcome["error"] = err
+
+    try:
+        until(lambda: (tmp_path / "opening").exists() or run.poll() is not None, "the run to open its database")
+        assert run.poll() is None, run.communicate()[1]
+        reader = threading.Thread(target=read)
+        reader.start()
+        until(lambda: waiting.is_set() or not reader.is_alive(), "the reader to wait or fail")
+        (tmp_path / "release-open").touch()
+        reader.join(DEADLINE_S)
+        assert "error" not in outcome, outcome
+        assert outcome["stats"]["snapshot"]["writer_pid"] == run.pid
+    finally:
+        (tmp_path / "release-open").touch()
+        try:
+            _, err = run.communicate(timeout=DEADLINE_S)
+        finally:
+            run.kill()
+    assert run.returncode == 0, err
+    assert not any(".run-starting." in p.name for p in tmp_path.iterdir())
