@@ -129,17 +129,21 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def wait_while_marked(marker: Path, pid: int | None, cutoff_s: float, clock=time) -> bool:
+    """True when `marker` (a file naming the holder's PID) existed: it was waited out, or its
+    PID died, or cutoff_s passed; False when there was nothing to wait for. clock: what
+    gives monotonic() and sleep() (the caller's module, so its tests can watch the wait)."""
+    if pid is None or not marker.exists():
+        return False
+    deadline = clock.monotonic() + cutoff_s
+    while marker.exists() and _alive(pid) and clock.monotonic() < deadline:
+        clock.sleep(0.02)
+    return True
+
+
 def _wait_for_copy(path: Path, pid: int | None) -> bool:
     """True when pid was copying path (`factory sql`) and is done: try the open again."""
-    if pid is None:
-        return False
-    marker = copying_marker(path, pid)
-    if not marker.exists():
-        return False
-    deadline = time.monotonic() + COPY_WAIT_S
-    while marker.exists() and _alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return True
+    return pid is not None and wait_while_marked(copying_marker(path, pid), pid, COPY_WAIT_S)
 
 
 def open_database(path: str | Path, read_only: bool = False, config: dict | None = None) -> Connection:

@@ -39,7 +39,8 @@ from pathlib import Path
 
 import duckdb
 
-from stores.connection import Connection, DatabaseInUse, StoreError, copying_marker, open_database
+from stores.connection import (Connection, DatabaseInUse, StoreError, copying_marker, open_database,
+                               wait_while_marked)
 
 log = logging.getLogger(__name__)
 
@@ -172,27 +173,10 @@ def starting_marker(db: str | Path, pid: int) -> Path:
     return db.with_name(f"{db.name}{STARTING}{pid}")
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _wait_for_first_snapshot(db: Path, pid: int | None) -> bool:
-    """True when pid is a run starting on db, after it wrote its first snapshot or ended."""
-    if pid is None:
-        return False
-    marker = starting_marker(db, pid)
-    if not marker.exists():
-        return False
-    deadline = time.monotonic() + START_WAIT_S
-    while marker.exists() and _alive(pid) and time.monotonic() < deadline:  # a leftover snapshot is no sign
-        time.sleep(0.02)
-    return True
+    """True when pid is a run starting on db, after it wrote its first snapshot or ended (a
+    leftover snapshot is no sign, so the run's starting marker is what is waited on)."""
+    return pid is not None and wait_while_marked(starting_marker(db, pid), pid, START_WAIT_S, clock=time)
 
 
 def open_for_reading(db: str | Path, config: dict | None = None) -> Connection:
