@@ -129,12 +129,13 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def wait_while_marked(marker: Path, pid: int | None, cutoff_s: float, clock=time) -> bool:
+def wait_while_marked(marker: Path, pid: int | None, cutoff_s: float, clock=None) -> bool:
     """True when `marker` (a file naming the holder's PID) existed: it was waited out, or its
     PID died, or cutoff_s passed; False when there was nothing to wait for. clock: what
     gives monotonic() and sleep() (the caller's module, so its tests can watch the wait)."""
     if pid is None or not marker.exists():
         return False
+    clock = clock or time  # looked up at the call: a test may swap this module's `time`
     deadline = clock.monotonic() + cutoff_s
     while marker.exists() and _alive(pid) and clock.monotonic() < deadline:
         clock.sleep(0.02)
