@@ -19,6 +19,18 @@ REPO = Path(__file__).resolve().parents[1]
 collect_ignore = ["vllm"]
 
 
+def until(condition, what: str, deadline_s: float = 120) -> None:
+    """Poll condition every 50 ms; fail naming `what` after deadline_s (a cutoff for a stuck
+    test, not an expected time: tests wait on events, never on the clock)."""
+    import time
+
+    deadline = time.monotonic() + deadline_s
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"gave up waiting for {what} after {deadline_s} s")
+        time.sleep(0.05)
+
+
 def query(db, sql: str) -> list[tuple]:
     """Rows of a read-only query on a database file (the connection closed after)."""
     import duckdb

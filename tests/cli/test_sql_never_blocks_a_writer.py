@@ -10,7 +10,7 @@ from pathlib import Path
 import duckdb
 import pytest
 import yaml
-from conftest import REPO, fake_job
+from conftest import REPO, fake_job, until
 
 import factory
 from stores import Store
@@ -27,16 +27,6 @@ fakes.install()
 from factory.cli import main
 sys.exit(main(["run", sys.argv[1], "--db", sys.argv[2], "--quiet"]))
 """
-
-
-def until(condition, what: str):
-    import time
-
-    deadline = time.monotonic() + DEADLINE_S
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"gave up waiting for {what} after {DEADLINE_S} s")
-        time.sleep(0.05)
 
 
 def open_duckdb_files(pid: int) -> list[str]:

@@ -12,7 +12,7 @@ from pathlib import Path
 import duckdb
 import pytest
 import yaml
-from conftest import REPO, fake_job
+from conftest import REPO, fake_job, until
 
 import factory
 from stores import Store, StoreError
@@ -48,14 +48,6 @@ def held(ctx, indices):
 pipeline.run_batch = held
 sys.exit(main(["run", sys.argv[1], "--db", sys.argv[2], "--quiet"]))
 """
-
-
-def until(condition, what: str):
-    deadline = time.monotonic() + DEADLINE_S
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"gave up waiting for {what} after {DEADLINE_S} s")
-        time.sleep(0.05)
 
 
 def cli(*args) -> subprocess.CompletedProcess:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, fake_job
+from conftest import REPO, fake_job, until
 
 TESTS = Path(__file__).resolve().parents[1]
 # A cutoff for a stuck test, not a measured time: the watchdog sees the driver's end at once
@@ -86,14 +86,6 @@ def alive(recorded: dict[int, int]) -> list[str]:
         if st is not None and st[1] == start and st[2] != "Z":
             left.append(f"{pid} {cmdline(pid)[:80]!r}")
     return left
-
-
-def until(condition, what: str):
-    deadline = time.monotonic() + DEADLINE_S
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"gave up waiting for {what} after {DEADLINE_S} s")
-        time.sleep(0.05)
 
 
 def held_run(tmp_path):
