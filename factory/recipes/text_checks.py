@@ -1,11 +1,13 @@
 """Model-free checks for the failure modes a likelihood rewards or cannot see (issue 21):
 a text cut off mid-sentence, a sentence or line said twice, a phrase looping back-to-back,
-the prompt's own instructions echoed into the output, and a text that narrates itself. Each returns a number stored in
-`samples.rule_checks`, so `factory explain` shows it and a gate can give its reason.
+the prompt's own instructions echoed into the output, and a text that narrates itself.
+Each result is stored in `samples.rule_checks`, so `factory explain` shows it and a gate
+can give its reason.
 
-Measured on SmolLM2-135M's demo stories (docs/scores.md): the mean token log-likelihood
-rises when a middle sentence is repeated 3 times (18 of 21 pairs) and when the prompt is
-echoed, so these are gates, not weights on the likelihood.
+Measured on SmolLM2-135M's stories (docs/scores.md): the mean token log-likelihood is
+higher for a story with a middle sentence said 3 times than for its original in 18 of 21
+pairs (old demo) and 16 of 18 (tuning seed 1001), and for a story with a prompt line
+pasted before it in 6 of 18, so these are gates, not weights on the likelihood.
 """
 from __future__ import annotations
 
@@ -22,9 +24,9 @@ MIN_REPEATED_WORDS = 4
 # ran and the dog ran"). 1-2 word repeats ("no, no, no", "knock knock") are ordinary speech.
 LOOP_WORDS = (3, 8)
 LOOP_COPIES = 3
-# Prompt echo: any 6 consecutive words of the rendered prompt found in the text. The demo's
-# prompt shares no 6-gram with 60 of its own accepted stories, while "Write a short story
-# ..." pasted into the output shares several.
+# Prompt echo: any 6 consecutive words of the rendered prompt found in the text. On tuning
+# seed 1001 it flagged 6 of 36 stories, each copying the prompt ("the story has a bad
+# ending", "a cool age that likes to share").
 ECHO_NGRAM = 6
 # Meta narration: the text talks about itself as a story ("The story is about a glossy
 # baker", "This story has a moral value", "The narrative added a twist") instead of telling
