@@ -32,8 +32,9 @@ class MathOptions(BaseModel):
                                    "fingerprint) in this job's db; seed i is its i-th accepted problem")
     families: list[str] | None = Field(None, min_length=1, description="builtin families; default: all")
     max_steps: int = Field(4, ge=1, le=6, description="builtin difficulty: 1..max_steps arithmetic steps")
-    programs: int = Field(3, ge=1, le=16, description="programs sampled per problem; their majority decides "
-                          "where there is no ground truth")
+    programs: int = Field(3, ge=0, le=16, description="programs sampled per problem; their majority decides "
+                          "where there is no ground truth; 0 (builtin or file only): no program and no sandbox, "
+                          "the ground truth checks the solutions (~5x faster per problem: docs/benchmarks.md)")
 
     @model_validator(mode="after")
     def _needs_file(self) -> "MathOptions":
@@ -43,6 +44,8 @@ class MathOptions(BaseModel):
             raise ValueError("seed_file is read only when source is 'file' or 'generated'")
         if self.source == "harder" and not self.parent_job:
             raise ValueError("source 'harder' needs parent_job (a math job in this job's db)")
+        if self.programs == 0 and self.source not in ("builtin", "file"):
+            raise ValueError("programs 0 needs a ground truth: source 'builtin' or 'file'")
         if self.source != "harder" and self.parent_job:
             raise ValueError("parent_job is read only when source is 'harder'")
         if self.families:

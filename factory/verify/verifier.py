@@ -69,7 +69,10 @@ def verify(program_values: list[str | None], ground_truth: str | None, long_answ
     def correct(answer: str | None) -> bool | None:
         return None if reference is None else answers_match(answer, reference)
 
-    if not ok:
+    if k == 0:  # programs: 0 - none asked for; the ground truth alone makes a problem checkable
+        verified = reference is not None
+        reason = "ground truth, no programs asked for" if verified else "no programs and no ground truth"
+    elif not ok:
         reason = f"no program returned a number ({k} attempts)"
         verified = False
     elif reference is None:

@@ -150,6 +150,23 @@ def test_a_math_job_on_the_reference_teacher_verifies_and_says_it_is_scripted(tm
                                                                                                 "spec": {}}, 0, "jsonl")
 
 
+def test_programs_0_skips_the_sandbox_and_checks_solutions_against_the_ground_truth(tmp_path):
+    # issue 22: tens of thousands of problems for a student; the sandbox was ~80% of a problem's time
+    db = tmp_path / "p0.duckdb"
+    result = run_job(parse_job(math_job(db, programs=0, num_samples=8)), db=db)
+    job = result.job
+    assert sorted(k for k, in query(db, f"SELECT kind FROM solutions WHERE job = '{job}'")) == ["long"] * 8 + ["short"] * 8
+    assert query(db, f"SELECT count(*) FILTER (correct), count(*) FROM solutions WHERE job = '{job}'") == [(16, 16)]
+    assert query(db, f"SELECT DISTINCT verified, reference_source, programs, reason FROM verifications "
+                     f"WHERE job = '{job}'") == [(True, "ground_truth", 0, "ground truth, no programs asked for")]
+    assert query(db, f"SELECT count(*) FROM verdicts WHERE job = '{job}' AND decision = 'accept'") == [(8,)]
+
+
+def test_programs_0_needs_a_ground_truth():
+    with pytest.raises(JobError, match="programs 0 needs a ground truth"):
+        parse_job(math_job("x.duckdb", programs=0, source="generated"))
+
+
 @pytest.mark.parametrize("change, says", [
     ({"options": {"source": "file", "seed_file": "problems.jsonl"}}, "needs options.source: builtin"),
     ({"roles": {"reviewer": REFERENCE}}, "serves only the math recipe's roles"),
