@@ -65,8 +65,10 @@ def _parser() -> argparse.ArgumentParser:
     export = sub.add_parser("export", help="export a job's accepted view")
     export.add_argument("job", nargs="?", help="job name or fingerprint (optional when the db holds one job)")
     export.add_argument("--db", default=DEFAULT_DB)
-    export.add_argument("--format", default="parquet", help="parquet, jsonl or hf")
+    export.add_argument("--format", help="parquet (default), jsonl or hf; with --labels: jsonl (default) or csv")
     export.add_argument("-o", "--out", required=True, help="output directory (new or empty)")
+    export.add_argument("--labels", action="store_true", help="the human labels instead (OUT/labels.jsonl or .csv; "
+                        "--format jsonl or csv, default jsonl; all jobs unless JOB is given)")
     report = sub.add_parser("report", help="one self-contained HTML quality report of a job")
     report.add_argument("job", nargs="?", help="job name or fingerprint (optional when the db holds one job)")
     report.add_argument("--db", default=DEFAULT_DB)
@@ -81,6 +83,12 @@ def _parser() -> argparse.ArgumentParser:
     runs.add_argument("distill", nargs="?", help="a distillation name (default: all)")
     runs.add_argument("--db", default=DEFAULT_DB)
     runs.add_argument("--json", action="store_true", help="runs as JSON lines")
+    label = sub.add_parser("label", help="human labels: import a CSV/JSONL of labels made elsewhere")
+    label_sub = label.add_subparsers(dest="label_command", required=True)
+    label_import = label_sub.add_parser("import", help="store the labels of a .jsonl or .csv file (all or none)")
+    label_import.add_argument("file", help="labels: sample_id, labeller, decision (accept|reject), scores, note")
+    label_import.add_argument("--db", default=DEFAULT_DB)
+    label_import.add_argument("--labeller", help="the labeller of rows that name none")
     sub.add_parser("recipes", help="every recipe found (built-in and plugins), its roles, options and origin")
     jobs = sub.add_parser("jobs", help="the jobs in a database: name, fingerprint, recipe, created, counts")
     jobs.add_argument("--db", default=DEFAULT_DB)
@@ -244,9 +252,43 @@ def _explain(args, out: Console, err: Console) -> int:
 def _export(args, out: Console, err: Console) -> int:
     from factory.api import export
 
+    if args.labels:
+        return _export_labels(args, err)
     with _warnings_as_lines():
-        result = export(args.db, args.job, out=args.out, format=args.format)
+        result = export(args.db, args.job, out=args.out, format=args.format or "parquet")
     err.print(f"exported {result['rows']} rows as {result['format']} to {result['path']}")
+    return 0
+
+
+def _export_labels(args, err: Console) -> int:
+    from factory.labels import export_labels
+    from stores.labels import LabelError
+    from stores.snapshot import open_for_reading
+    from stores.stats import resolve_job
+
+    con = open_for_reading(args.db)
+    try:
+        job = None if args.job is None else resolve_job(con, args.job)
+        result = export_labels(con, job, args.out, args.format or "jsonl")
+    except LabelError as e:  # a bad --format, an existing labels file: nothing written
+        _error(str(e))
+        return 2
+    finally:
+        con.close()
+    err.print(f"exported {result['rows']} labels as {result['format']} to {result['path']}")
+    return 0
+
+
+def _label(args, out: Console, err: Console) -> int:
+    from factory.labels import import_labels
+    from stores.labels import LabelError
+
+    try:
+        n = import_labels(args.db, args.file, args.labeller)
+    except LabelError as e:  # a bad row, an unknown sample, no such file: nothing stored
+        _error(str(e))
+        return 2
+    err.print(f"stored {n} labels from {args.file} in {args.db}")
     return 0
 
 
@@ -339,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
     out, err = LiteralConsole(), LiteralConsole(stderr=True)
     handlers = {"run": _run, "stats": _stats, "sql": _sql, "curate": _curate, "explain": _explain, "export": _export,
                 "report": _report, "distill": _distill, "runs": _runs, "recipes": _recipes, "jobs": _jobs, "init": _init,
-                "probe": _probe}
+                "probe": _probe, "label": _label}
     try:
         return handlers[args.command](args, out, err)
     except INVALID_INPUT as e:  # an invalid job, plugin or template: nothing written

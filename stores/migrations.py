@@ -217,10 +217,21 @@ def m011_stats_summaries(con) -> None:
     rebuild_all(con)
 
 
+def m012_labels(con) -> None:
+    """Human labels (`factory browse`, `factory label import`): one row per (sample, labeller),
+    a relabel replaces it. decision accept | reject; scores: an optional 1-10 per rubric axis;
+    source: browse | the imported file's name. Never read by the decision, curation or export
+    of samples: the judge is measured against these (`factory probe --gold`), not fed them."""
+    con.execute("""CREATE TABLE labels (
+        sample_id VARCHAR NOT NULL, job VARCHAR NOT NULL, labeller VARCHAR NOT NULL, decision VARCHAR NOT NULL,
+        scores JSON, note VARCHAR, source VARCHAR NOT NULL, labelled_at TIMESTAMP DEFAULT current_timestamp,
+        PRIMARY KEY (sample_id, labeller))""")
+
+
 MIGRATIONS = [m001_initial, m002_verification, m003_curation, m004_distill, m005_role_and_versions,
               m006_job_curation, m007_semantic_contamination, m008_probe,
               m009_signals, m010_outside_duplicates,
-              m011_stats_summaries]
+              m011_stats_summaries, m012_labels]
 
 
 def migrate(con) -> list[str]:
