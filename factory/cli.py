@@ -58,6 +58,8 @@ def _parser() -> argparse.ArgumentParser:
     probe.add_argument("--seed", type=int, default=0, help="seed of the sample choice and the corruptions")
     probe.add_argument("--kinds", help="comma-separated corruption kinds (default: all the recipe declares)")
     probe.add_argument("--json", action="store_true", help="the summary as JSON")
+    probe.add_argument("--gold", action="store_true", help="compare every signal and the verdict with the human "
+                       "labels instead (read-only, no model call)")
     explain = sub.add_parser("explain", help="the whole story of one sample")
     explain.add_argument("sample_id", help="a sample id (or a unique prefix)")
     explain.add_argument("--db", default=DEFAULT_DB)
@@ -151,7 +153,24 @@ def _stats(args, out: Console, err: Console) -> int:
             from factory.probing.render import stats_line
 
             out.print(stats_line(stats["probe"]), soft_wrap=True)
+        if (line := _gold_headline(args.db, stats["job"])) is not None:
+            out.print(line, soft_wrap=True)
     return 0
+
+
+def _gold_headline(db: str, job: str) -> str | None:
+    """The --gold headline for stats when the job has labels (a few hundred rows: cheap);
+    not in --json, whose keys describe the job's own rows."""
+    from factory.probing.gold import gold
+    from factory.probing.render import gold_line
+    from stores.labels import label_count
+    from stores.snapshot import open_for_reading
+
+    con = open_for_reading(db)
+    try:
+        return gold_line(gold(con, job)) if label_count(con, job) else None
+    finally:
+        con.close()
 
 
 def _sql(args, out: Console, err: Console) -> int:
@@ -224,6 +243,8 @@ def _probe(args, out: Console, err: Console) -> int:
     from factory.api import probe
     from factory.probing.render import headline, tables
 
+    if args.gold:
+        return _probe_gold(args, out)
     kinds = [k.strip() for k in args.kinds.split(",") if k.strip()] if args.kinds else None
     summary = probe(args.job, args.db, samples=args.samples, seed=args.seed, kinds=kinds,
                     say=lambda line: err.print(line, soft_wrap=True))
@@ -233,6 +254,44 @@ def _probe(args, out: Console, err: Console) -> int:
     for table in tables(summary):
         out.print(table)
     out.print(headline(summary), soft_wrap=True)
+    return 0
+
+
+def _gold_job(con, job: str) -> str:
+    """A job YAML's fingerprint in this database, or a name / fingerprint resolved."""
+    from stores.stats import UnknownJob, resolve_job
+
+    if job.endswith((".yaml", ".yml")) and Path(job).is_file():
+        spec = load_job(job)
+        found = {r[0] for r in con.execute("SELECT fingerprint FROM jobs").fetchall()}
+        for fingerprint in (spec.fingerprint, *spec.legacy_fingerprints()):
+            if fingerprint in found:
+                return fingerprint
+        raise UnknownJob(f"job {spec.name} ({spec.fingerprint}) is not in the database: run it first")
+    return resolve_job(con, job)
+
+
+def _probe_gold(args, out: Console) -> int:
+    from factory.probing.gold import gold
+    from factory.probing.render import gold_line, gold_tables
+    from stores.snapshot import open_for_reading
+
+    db = args.db or (load_job(args.job).db if args.job.endswith((".yaml", ".yml")) and Path(args.job).is_file()
+                     else DEFAULT_DB)
+    con = open_for_reading(db)  # while a run writes db: its snapshot, and a line saying so
+    try:
+        summary = gold(con, _gold_job(con, args.job))
+    finally:
+        con.close()
+    if not summary["labels"]:
+        raise LookupError(f"job {args.job} has no human labels in {db}: label samples with factory browse, "
+                          "or factory label import FILE")
+    if args.json:
+        print(json.dumps(summary, indent=2, default=str))
+        return 0
+    for table in gold_tables(summary):
+        out.print(table)
+    out.print(gold_line(summary), soft_wrap=True)
     return 0
 
 

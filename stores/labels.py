@@ -125,3 +125,44 @@ def label_count(con, job: str) -> int:
 
 __all__ = ["DECISIONS", "Label", "LabelError", "StoreError", "checked", "has_labels", "label_count", "put_labels",
            "read_labels"]
+
+
+def gold_rows(con, job: str) -> tuple[list[dict], dict[str, dict], str]:
+    """What `factory probe --gold` compares: the job's labels, and per labelled sample the
+    model's side: {"axes": axis -> mean over its parsed reviews, "overall": mean overall,
+    "signals": name -> value (every `signals` row with a value, a reviewer's
+    expected_scores.<i> under its own name), "rules": the rule signals' values, "n_tokens" of
+    the likelihood, "decision", "stage", "text"}; and the job's decision.score."""
+    labels = read_labels(con, job)
+    ids = sorted({lb["sample_id"] for lb in labels})
+    model = {sid: {"axes": {}, "overall": None, "signals": {}, "rules": [], "n_tokens": None, "decision": None,
+                   "stage": None, "text": None} for sid in ids}
+    if not ids:
+        return labels, model, "reviewers"
+    for sid, text, decision, stage in con.execute(
+            """SELECT s.sample_id, s.text, v.decision, v.stage FROM samples s LEFT JOIN verdicts v USING (sample_id)
+               WHERE s.sample_id IN (SELECT unnest(?))""", [ids]).fetchall():
+        model[sid].update(text=text, decision=decision, stage=stage)
+    axes: dict[str, dict[str, list[float]]] = {}
+    overall: dict[str, list[float]] = {}
+    for sid, scores, value in con.execute("SELECT sample_id, scores, overall FROM reviews "
+                                          "WHERE sample_id IN (SELECT unnest(?))", [ids]).fetchall():
+        overall.setdefault(sid, []).append(value)
+        for axis, v in (json.loads(scores) if isinstance(scores, str) else scores or {}).items():
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                axes.setdefault(sid, {}).setdefault(axis, []).append(float(v))
+    for sid in ids:
+        model[sid]["overall"] = sum(overall[sid]) / len(overall[sid]) if overall.get(sid) else None
+        model[sid]["axes"] = {a: sum(v) / len(v) for a, v in axes.get(sid, {}).items()}
+    if con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'signals'").fetchone()[0]:
+        for sid, name, value, role, details in con.execute(
+                """SELECT sample_id, signal, value, role, details FROM signals
+                   WHERE sample_id IN (SELECT unnest(?)) AND value IS NOT NULL""", [ids]).fetchall():
+            model[sid]["signals"][name] = value
+            if role == "rules":
+                model[sid]["rules"].append(value)
+            if name == "likelihood" and details:
+                model[sid]["n_tokens"] = (json.loads(details) if isinstance(details, str) else details).get("n_tokens")
+    rule = con.execute("SELECT decision_rule FROM jobs WHERE fingerprint = ?", [job]).fetchone()
+    score = (json.loads(rule[0]) if rule and rule[0] else {}).get("score", "reviewers")
+    return labels, model, score

@@ -66,3 +66,43 @@ def stats_line(p: dict) -> str:
     ci = "" if p["ci_low"] is None else f" (95% CI {p['ci_low']:.2f}-{p['ci_high']:.2f})"
     return (f"judge probe {p['run_id'][:10]} ({p['created_at'][:19]}): the decision score ranks originals above "
             f"their corruptions in {acc} of {p['pairs']} pairs{ci}; factory probe shows every kind and signal")
+
+
+def _num(v) -> str:
+    return "–" if v is None else f"{v:.2f}"
+
+
+def gold_line(g: dict) -> str:
+    """The headline of `factory probe --gold` (and of `factory stats` when the job has labels)."""
+    v = g["verdict"]
+    if not v["labels"]:
+        return f"gold: {g['labels']} human labels, none on a sample with a verdict"
+    low, high = v["agreement_ci"]
+    return (f"gold: the verdict agrees with people on {v['agreement']:.2f} of {v['labels']} labels "
+            f"({v['samples']} samples, {len(g['labellers'])} labellers; 95% CI {_num(low)}-{_num(high)}), "
+            f"Cohen's kappa {_num(v['kappa'])}; {len(v['disagreements'])} disagreements")
+
+
+def gold_tables(g: dict) -> list[Table]:
+    """Each score signal against people (AUC, Spearman), each axis people scored, the disagreements."""
+    scores = Table(title="each signal against people's accept / reject (AUC: 0.5 is chance; 95% CI by sample)")
+    for col in ("signal", "labels", "AUC", "Spearman"):
+        scores.add_column(col, justify="left" if col == "signal" else "right")
+    for name, s in g["scores"].items():
+        scores.add_row(name, str(s["labels"]), _cell(s["auc"], s["auc_ci"]), _num(s["spearman_accept"]))
+    out = [scores]
+    if g["axes"]:
+        axes = Table(title="reviewers' mean against people's 1-10, per axis")
+        for col in ("axis", "labels", "Spearman"):
+            axes.add_column(col, justify="left" if col == "axis" else "right")
+        for axis, a in g["axes"].items():
+            axes.add_row(axis, str(a["labels"]), _num(a["spearman"]))
+        out.append(axes)
+    if g["verdict"]["disagreements"]:
+        dis = Table(title="where the verdict and people disagree (factory explain SAMPLE_ID, or the browse page)")
+        for col in ("sample", "labeller", "people", "model", "stage", "note"):
+            dis.add_column(col)
+        for d in g["verdict"]["disagreements"]:
+            dis.add_row(d["sample_id"], d["labeller"], d["people"], d["model"], d["stage"] or "", d["note"] or "")
+        out.append(dis)
+    return out
