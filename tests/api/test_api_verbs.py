@@ -9,8 +9,7 @@ import warnings
 import pytest
 import yaml
 
-from conftest import fake_job, query  # tests/conftest.py (tests/ is on sys.path)
-from distill.conftest import math_db, student_cache  # noqa: F401 - tests/distill's fixtures, reused
+from support import fake_job, query
 from factory import api
 from factory.cli import main
 from factory.spec import JobError

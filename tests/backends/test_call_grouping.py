@@ -13,7 +13,7 @@ from factory.executors.local import LocalExecutor
 from factory.keys import request_seed
 from factory.pipeline import bind_roles, make_recipe
 from factory.spec import parse_job
-from tests.conftest import fake_job
+from support import fake_job
 
 
 def req(prompt: str, n: int = 0) -> Request:

@@ -14,7 +14,7 @@ import urllib.request
 import duckdb
 import pytest
 import yaml
-from conftest import wait_for_committed_batches
+from support import wait_for_committed_batches
 
 from factory.backends.llamacpp import model_path
 

@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import yaml
-from conftest import fake_job, query
+from support import fake_job, query
 
 import factory
 from factory import cli

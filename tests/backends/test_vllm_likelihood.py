@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 import yaml
-from conftest import fake_job, query
+from support import fake_job, query
 
 import factory
 from factory.backends.vllm_backend import VLLMBackend, mean_prompt_logprob

@@ -6,7 +6,7 @@ import json
 
 import pytest
 import yaml
-from conftest import fake_job, query
+from support import fake_job, query
 
 from factory.cli import main
 from factory.pipeline import run_job

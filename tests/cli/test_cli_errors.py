@@ -3,16 +3,15 @@ import json
 
 import yaml
 
-from conftest import fake_job
+import support
+from support import fake_job
 from factory.cli import main
 from factory.pipeline import run_job
 from factory.spec import parse_job
 
 
 def write_job(tmp_path, **overrides):
-    path = tmp_path / "job.yaml"
-    path.write_text(yaml.safe_dump(fake_job(**overrides)))
-    return path
+    return support.write_job(tmp_path, fake_job(**overrides))
 
 
 def test_invalid_job_exits_2_with_one_line_and_creates_no_database(tmp_path, capsys):

@@ -13,7 +13,7 @@ import duckdb
 import pytest
 import yaml
 
-from conftest import fake_job
+from support import fake_job
 from factory.cli import main
 
 N = 400

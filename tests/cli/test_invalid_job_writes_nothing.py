@@ -10,7 +10,7 @@ import json
 import pytest
 import yaml
 
-from conftest import fake_job
+from support import fake_job
 from factory.cli import INVALID_INPUT, main
 from factory.job_errors import JobError
 from factory.plugins import PluginError

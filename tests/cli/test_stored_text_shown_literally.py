@@ -5,7 +5,7 @@ stats and runs, on the console the CLI really uses."""
 import pytest
 
 import fakes
-from conftest import fake_job, query
+from support import fake_job, query
 from factory.cli import main
 from factory.pipeline import run_job
 from factory.spec import parse_job

@@ -12,7 +12,7 @@ from pathlib import Path
 import duckdb
 import pytest
 import yaml
-from conftest import REPO, fake_job, until
+from support import REPO, fake_job, until
 
 import factory
 from stores import Store, StoreError

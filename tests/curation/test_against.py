@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 import factory
-from conftest import dump, fake_job, query
+from support import dump, fake_job, query
 from factory.cli import main
 from factory.curation import against
 from factory.curation.run import curate

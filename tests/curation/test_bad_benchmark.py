@@ -7,7 +7,7 @@ import duckdb
 import pytest
 import yaml
 
-from conftest import dump, fake_job
+from support import dump, fake_job
 from factory.cli import main
 from factory.pipeline import run_job
 from factory.spec import parse_job

@@ -12,7 +12,7 @@ import duckdb
 import pytest
 import yaml
 
-from conftest import fake_job, query
+from support import fake_job, query
 from factory.api import curate
 from factory.cli import main
 from factory.pipeline import run_job

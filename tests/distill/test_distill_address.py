@@ -7,7 +7,7 @@ import pytest
 import ray
 from ray.cluster_utils import Cluster
 
-from conftest import query
+from support import query
 from factory.cli import main
 
 from .test_distill_cli import write_spec

@@ -9,7 +9,7 @@ import sys
 import time
 
 
-from conftest import REPO, fake_job, query
+from support import REPO, fake_job, query
 from factory.cli import main
 from factory.pipeline import run_job
 from factory.spec import parse_job

@@ -14,7 +14,7 @@ from factory.distill.spec import GKDSpec, TeacherSpec, TrainingSpec
 from factory.distill.student import StudentError, load_student
 from factory.distill.train import make_batches, encode_row, train
 
-from .conftest import SMALL
+from support import SMALL
 from .test_kd import _other_tokenizer_dir, teacher_dir  # noqa: F401 (a fixture)
 from .test_train import FAST, ROWS, Killed
 
@@ -147,7 +147,7 @@ def test_factory_distill_with_method_gkd_trains_a_stories_student_and_records_th
         tmp_path, teacher_dir, student_cache, monkeypatch):
     """The real path: `factory distill` on a stories job, the student sampling from its openings
     and the (tiny hf) teacher scoring them, then the held-out measures as for sft and kd."""
-    from conftest import fake_job, query
+    from support import fake_job, query
     from factory.cli import main
     from factory.pipeline import run_job
     from factory.spec import parse_job

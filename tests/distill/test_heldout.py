@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import fakes
 import pytest
 import torch
-from conftest import fake_job, query
+from support import fake_job, query
 from rich.console import Console
 
 from factory.distill.bootstrap import paired_ratio_difference, ratio_interval
@@ -63,7 +63,7 @@ def test_story_loss_is_nats_of_every_predicted_token_hand_computed():
 
 
 def test_story_loss_equals_the_training_loss_of_the_same_row(student_cache):
-    from .conftest import SMALL
+    from support import SMALL
     from factory.distill.student import load_student
     from factory.distill.train import encode_row
 

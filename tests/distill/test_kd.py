@@ -12,7 +12,7 @@ from factory.distill.spec import DistillSpec, KDSpec, StudentSpec, TeacherSpec, 
 from factory.distill.student import StudentError, load_student, load_trained
 from factory.distill.train import train
 
-from .conftest import SMALL
+from support import SMALL
 from .test_train import FAST, ROWS, Killed
 
 
@@ -176,7 +176,7 @@ def test_a_teacher_with_another_tokenizer_is_one_line_naming_both(student_cache,
 
 def test_factory_distill_with_a_mismatched_teacher_exits_2_and_writes_nothing(student_cache, math_db, tmp_path,
                                                                                monkeypatch, capsys):
-    from conftest import query
+    from support import query
     from factory.cli import main
 
     from .test_distill_cli import write_spec

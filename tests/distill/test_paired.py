@@ -118,7 +118,7 @@ def test_each_seed_is_its_own_run_with_its_seed():
 
 def test_factory_distill_with_seeds_trains_each_mixture_per_seed(tmp_path, math_db, student_cache, monkeypatch,
                                                                  capsys):
-    from conftest import query
+    from support import query
     from factory.cli import main
 
     from .test_distill_cli import write_spec

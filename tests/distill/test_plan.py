@@ -2,7 +2,7 @@
 n-gram with training rows, bad requests are one line and write nothing."""
 import pytest
 
-from conftest import fake_job, query
+from support import fake_job, query
 from factory.distill.eval_sets import ngrams
 from factory.distill.plan import plan_math
 from factory.distill.spec import DistillSpec, load_distill
@@ -107,7 +107,7 @@ def test_cli_student_path_that_is_not_a_model_exits_2_and_writes_nothing(tmp_pat
 
 
 def test_mix_large_draws_a_fifth_from_the_large_teachers_job(tmp_path):
-    from .conftest import MATH_ROLES
+    from support import MATH_ROLES
 
     db = tmp_path / "two.duckdb"
     for name, temperature in [("small", 0.7), ("large", 0.3)]:  # another sampling: another job, same problems

@@ -7,14 +7,14 @@ import pytest
 import ray
 import torch
 
-from conftest import query
+from support import query
 from factory.cli import main
 from factory.distill.spec import TrainingSpec
 from factory.distill.student import load_student, load_trained
 from factory.distill.train import train
 from factory.spec import JobError
 
-from .conftest import SMALL
+from support import SMALL
 from .test_distill_cli import write_spec
 from .test_kd import KD, _teacher, teacher_dir  # noqa: F401 - teacher_dir is a fixture
 from .test_train import FAST, ROWS

@@ -11,7 +11,7 @@ import duckdb
 import pytest
 import yaml
 
-from conftest import fake_job, query
+from support import fake_job, query
 from factory.backends import Request
 from factory.backends.reference import (MODEL, ReferenceBackend, UnknownProblem, long_solution, program,
                                         role_and_question, short_solution)

@@ -13,7 +13,7 @@ import duckdb
 import pytest
 import yaml
 
-from conftest import query
+from support import query
 from factory.backends import Request
 from factory.backends.reference import MODEL, ReferenceBackend, remember
 from factory.backends.reference_slip import slips

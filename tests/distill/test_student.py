@@ -6,7 +6,7 @@ import torch
 from factory.distill.spec import LoraSpec, StudentSpec
 from factory.distill.student import SMOLLM2_CACHE, StudentError, load_student, smollm2_gguf_path
 
-from .conftest import SMALL
+from support import SMALL
 
 
 def test_tiny_student_is_a_pure_function_of_its_seed(student_cache):

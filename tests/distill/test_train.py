@@ -9,7 +9,7 @@ from factory.distill.spec import LoraSpec, StudentSpec, TrainingSpec
 from factory.distill.student import load_student, load_trained
 from factory.distill.train import IGNORE, TrainError, encode_row, make_batches, train
 
-from .conftest import SMALL
+from support import SMALL
 
 ROWS = [(math_prompt(f"Tom has {i} apples and buys {i + 3} more. How many apples does he have?"),
          math_target(f"{i} + {i + 3} = {2 * i + 3}. The answer is {2 * i + 3}.")) for i in range(8)]

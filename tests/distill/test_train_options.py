@@ -8,7 +8,7 @@ from factory.distill.student import load_student
 from factory.distill.train import train
 from factory.spec import JobError
 
-from .conftest import SMALL
+from support import SMALL
 from .test_ray_train import ROWS as VARIED
 from .test_train import FAST, ROWS
 

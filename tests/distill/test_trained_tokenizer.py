@@ -15,7 +15,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from conftest import REPO, query
+from support import REPO, query
 from factory.backends.reference import long_solution, short_solution
 from factory.cli import main
 from factory.distill.eval_sets import EvalItem

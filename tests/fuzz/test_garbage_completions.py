@@ -18,7 +18,7 @@ import duckdb
 import fakes
 import garbage_kinds
 import pytest
-from conftest import query
+from support import query
 
 from factory import backends
 from factory.sandbox import SandboxResult

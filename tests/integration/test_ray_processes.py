@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, fake_job, until
+from support import REPO, fake_job, until
 
 TESTS = Path(__file__).resolve().parents[1]
 # A cutoff for a stuck test, not a measured time: the watchdog sees the driver's end at once

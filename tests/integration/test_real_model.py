@@ -12,7 +12,7 @@ import psutil
 import pytest
 import yaml
 
-from conftest import wait_for_committed_batches
+from support import wait_for_committed_batches
 
 from factory.backends.llamacpp import file_sha256, model_path
 

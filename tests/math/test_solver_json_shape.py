@@ -6,7 +6,7 @@ import json
 import pytest
 
 import fakes
-from conftest import fake_job, query
+from support import fake_job, query
 from factory.pipeline import run_job
 from factory.spec import parse_job
 from roles.base import Drop

@@ -4,9 +4,8 @@ reviewers (default, unchanged), likelihood, likelihood_rules. On the fake backen
 import json
 
 import pytest
-import yaml
 
-from conftest import fake_job, query
+from support import fake_job, query, run_job_yaml, write_job
 
 import factory
 from factory.cli import main
@@ -45,8 +44,7 @@ def test_default_keeps_the_fingerprint_and_likelihood_scores_need_a_minimum():
 
 
 def test_cli_refuses_a_likelihood_score_without_minimum(tmp_path, capsys):
-    path, db = tmp_path / "job.yaml", tmp_path / "x.duckdb"
-    path.write_text(yaml.safe_dump(fake_job(decision={"score": "likelihood_rules"})))
+    path, db = write_job(tmp_path, fake_job(decision={"score": "likelihood_rules"})), tmp_path / "x.duckdb"
     code = main(["run", str(path), "--db", str(db), "--quiet"])
     err = capsys.readouterr().err.strip()
     assert code == 2 and not db.exists()
@@ -54,11 +52,7 @@ def test_cli_refuses_a_likelihood_score_without_minimum(tmp_path, capsys):
 
 
 def run(tmp_path, **decision):
-    job = fake_job(num_samples=24, decision={**OPEN, **decision})
-    path = tmp_path / "job.yaml"
-    path.write_text(yaml.safe_dump(job))
-    db = tmp_path / "s.duckdb"
-    factory.run(job, db=db)
+    path, db, _ = run_job_yaml(tmp_path, fake_job(num_samples=24, decision={**OPEN, **decision}), db="s.duckdb")
     return path, db
 
 

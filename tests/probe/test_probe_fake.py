@@ -2,10 +2,9 @@
 import json
 
 import pytest
-import yaml
 
 import fakes
-from conftest import fake_job, query
+from support import fake_job, query, run_job_yaml
 
 import factory
 from factory.cli import main
@@ -21,11 +20,7 @@ HELD_OUT = 5  # the held-out kinds (issue 21), reviewed too and reported apart
 def made(tmp_path):
     """A fake tinystories job run to the end: its YAML and its database."""
     def make(**overrides):
-        job = fake_job(**{"num_samples": 80, **overrides})
-        path = tmp_path / "job.yaml"
-        path.write_text(yaml.safe_dump(job))
-        db = tmp_path / "f.duckdb"
-        factory.run(job, db=db)
+        path, db, _ = run_job_yaml(tmp_path, fake_job(**{"num_samples": 80, **overrides}))
         return path, db
     return make
 

@@ -4,9 +4,8 @@ every text that passes, on the fake backend (fakes.fake_likelihood: a hash of th
 [-4, -1), so about half the corruptions fall below -2.5)."""
 import json
 
-import yaml
 
-from conftest import fake_job, query
+from support import fake_job, query, run_job_yaml
 
 import factory
 from factory.probing.run import likelihood_gate
@@ -16,10 +15,7 @@ MINIMUM = -2.5
 
 def probe(tmp_path, **decision):
     job = fake_job(num_samples=24, decision={"accept_mean": 1, "max_spread": 10, "reject_mean": 0.5, **decision})
-    path = tmp_path / "job.yaml"
-    path.write_text(yaml.safe_dump(job))
-    db = tmp_path / "g.duckdb"
-    factory.run(job, db=db)
+    path, db, _ = run_job_yaml(tmp_path, job, db="g.duckdb")
     factory.probe(path, db, samples=8, seed=1)
     return [(kind, json.loads(scores)) for kind, scores in query(db, "SELECT kind, scores FROM probe_items")]
 

@@ -6,7 +6,7 @@ import json
 import pytest
 import yaml
 
-from conftest import query
+from support import query
 
 from factory.cli import main
 from factory.spec import DecisionRule

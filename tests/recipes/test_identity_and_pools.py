@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import fake_job, query
+from support import fake_job, query, write_job
 
 from factory.cli import main
 from factory.pipeline import run_job
@@ -90,23 +90,15 @@ def test_a_pool_that_cannot_exclude_the_author_fails_at_load(tmp_path):
 
         spec = parse_job(job)
         bind_roles(spec, make_recipe(spec))
-    assert main(["run", "--quiet", "--db", str(tmp_path / "x.duckdb"), str(_write(tmp_path, job))]) == 2
+    assert main(["run", "--quiet", "--db", str(tmp_path / "x.duckdb"), str(write_job(tmp_path, job))]) == 2
     assert not (tmp_path / "x.duckdb").exists()
-
-
-def _write(tmp_path, job):
-    import yaml
-
-    path = tmp_path / "job.yaml"
-    path.write_text(yaml.safe_dump(job))
-    return path
 
 
 def test_editing_a_user_template_or_recipe_file_makes_another_job(tmp_path):
     """issue 24 item 9: an edit in place kept the fingerprint, so a rerun mixed two
     versions of a template in one job."""
     import yaml
-    from conftest import fake_job
+    from support import fake_job
 
     from factory.spec import load_job
 
@@ -139,7 +131,7 @@ def test_editing_a_user_template_or_recipe_file_makes_another_job(tmp_path):
 
 def test_a_job_made_before_file_hashes_entered_the_fingerprint_continues(tmp_path, monkeypatch):
     import yaml
-    from conftest import fake_job
+    from support import fake_job
 
     import fakes
     from factory.spec import JobSpec, load_job

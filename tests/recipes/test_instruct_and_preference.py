@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import fakes
-from conftest import fake_job, query
+from support import fake_job, query
 
 from factory.api import curate, export
 from factory.pipeline import run_job

@@ -8,19 +8,13 @@ import textwrap
 
 import pytest
 import yaml
-from conftest import fake_job, query
+from support import fake_job, query, write_job
 
 from factory.cli import main
 from factory.pipeline import run_job
 from factory.spec import JobError, load_job, parse_job
 
 FAKE = {"backend": "fake", "model": "fake"}
-
-
-def write_job(tmp_path, job: dict, name: str = "job.yaml"):
-    path = tmp_path / name
-    path.write_text(yaml.safe_dump(job))
-    return path
 
 
 def install_entry_point_package(tmp_path, monkeypatch) -> None:

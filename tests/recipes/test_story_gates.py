@@ -3,7 +3,7 @@ endings, repeated sentences or lines, phrase loops, prompt echo, and too few see
 each a rule check with a reason the verdict (and factory explain) carries."""
 import pytest
 
-from conftest import fake_job
+from support import fake_job
 from factory.probing.corruptions import HELD_OUT, CorruptionContext, corruption_rng
 from factory.recipes import text_checks
 from factory.recipes.tinystories import TinyStories

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import fake_job
+from support import fake_job
 from factory.curation.run import curate
 from factory.keys import content_hash
 from factory.pipeline import run_job

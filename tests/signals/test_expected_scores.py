@@ -11,7 +11,7 @@ import yaml
 
 import factory
 import fakes
-from conftest import fake_job, query
+from support import fake_job, query, run_job_yaml
 from factory.backends import base
 from factory.cli import main
 from factory.decide import decide
@@ -26,12 +26,6 @@ def fake_expects(monkeypatch):
 
     monkeypatch.setattr(review, "EXPECTED_SCORE_BACKENDS", base.EXPECTED_SCORE_BACKENDS)
     fakes.EXPECTED.clear()
-
-
-def run(tmp_path, job: dict, db: str = "f.duckdb"):
-    path = tmp_path / f"{job['name']}.yaml"
-    path.write_text(yaml.safe_dump(job))
-    return factory.run(str(path), db=tmp_path / db)
 
 
 def by_hand(written: int) -> float:
@@ -50,7 +44,7 @@ def test_expected_value_of_a_distribution():
 
 def test_expected_scores_stored_per_review_and_the_rule_reads_them(tmp_path, fake_expects):
     job = fake_job(decision={"review_score": "expected"})
-    run(tmp_path, job)
+    run_job_yaml(tmp_path, job)
     db = tmp_path / "f.duckdb"
     reviews = query(db, """SELECT r.sample_id, r.reviewer_index, r.scores, r.overall, g.value, g.details
                            FROM reviews r JOIN signals g ON g.sample_id = r.sample_id
@@ -75,22 +69,22 @@ def test_expected_scores_stored_per_review_and_the_rule_reads_them(tmp_path, fak
 def test_sampled_and_expected_decide_differently(tmp_path, fake_expects, monkeypatch):
     # Every written score of 4 or more is believed 2.7 lower: fewer stories pass.
     monkeypatch.setattr(fakes, "EXPECTED_SHAPE", {-3: 0.9, 0: 0.1})
-    run(tmp_path, fake_job(), "sampled.duckdb")
+    run_job_yaml(tmp_path, fake_job(), "sampled.duckdb")
     assert fakes.EXPECTED == []  # sampled (the default): no forward pass is paid for
     assert query(tmp_path / "sampled.duckdb", "SELECT count(*) FROM signals WHERE role = 'expected_scores'") \
         == [(0,)]
-    run(tmp_path, fake_job(decision={"review_score": "expected"}), "expected.duckdb")
+    run_job_yaml(tmp_path, fake_job(decision={"review_score": "expected"}), "expected.duckdb")
     sql = "SELECT count(*) FILTER (decision = 'accept') FROM verdicts"
     sampled, expected = (query(tmp_path / f"{name}.duckdb", sql)[0][0] for name in ("sampled", "expected"))
     assert sampled > 0 and expected < sampled
 
 
 def test_expected_scores_are_cached_by_request(tmp_path, fake_expects):
-    run(tmp_path, fake_job(decision={"review_score": "expected"}))
+    run_job_yaml(tmp_path, fake_job(decision={"review_score": "expected"}))
     asked = len(fakes.EXPECTED)
     assert asked == query(tmp_path / "f.duckdb", "SELECT count(*) FROM reviews")[0][0]
     # Another job (another fingerprint) making the same review requests: read back, not computed.
-    run(tmp_path, fake_job(name="again", decision={"review_score": "expected", "accept_mean": 6.5}))
+    run_job_yaml(tmp_path, fake_job(name="again", decision={"review_score": "expected", "accept_mean": 6.5}))
     assert len(fakes.EXPECTED) == asked
 
 
@@ -142,6 +136,6 @@ def test_expected_scores_on_the_embedded_model():
 
 def test_probe_reports_the_expected_signal(tmp_path, fake_expects):
     job = fake_job(decision={"review_score": "expected"}, num_samples=24)
-    run(tmp_path, job)
-    out = factory.probe(str(tmp_path / f"{job['name']}.yaml"), db=tmp_path / "f.duckdb", samples=3)
+    path, db, _ = run_job_yaml(tmp_path, job)
+    out = factory.probe(str(path), db=db, samples=3)
     assert {"reviewers.overall_expected", "reviewers.overall_sampled", "reviewers.plot_expected"} <= set(out["by_signal"])

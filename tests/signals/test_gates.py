@@ -5,19 +5,11 @@ from __future__ import annotations
 
 import json
 
-import yaml
 
 import factory
-from conftest import fake_job, query
+from support import fake_job, query, run_job_yaml
 from factory import api
 from factory.recipes.tinystories import TinyStories, rule_checks
-
-
-def run(tmp_path, job: dict):
-    path = tmp_path / "job.yaml"
-    path.write_text(yaml.safe_dump(job))
-    factory.run(str(path), db=tmp_path / "f.duckdb")
-    return tmp_path / "f.duckdb"
 
 
 def truncating_job(**decision) -> dict:
@@ -27,7 +19,7 @@ def truncating_job(**decision) -> dict:
 
 
 def test_truncated_outputs_are_rejected_with_the_reason(tmp_path):
-    db = run(tmp_path, truncating_job())
+    db = run_job_yaml(tmp_path, truncating_job()).db
     in_play = {r[0] for r in query(db, "SELECT sample_id FROM samples WHERE duplicate_of IS NULL")}
     verdicts = dict(query(db, "SELECT sample_id, stage || ': ' || reason FROM verdicts"))
     assert in_play and all(verdicts[s].startswith("truncated: truncated: the generator stopped at max_tokens")
@@ -41,7 +33,7 @@ def test_truncated_outputs_are_rejected_with_the_reason(tmp_path):
 
 
 def test_keep_lets_truncated_outputs_go_on_to_review(tmp_path):
-    db = run(tmp_path, truncating_job(truncated="keep"))
+    db = run_job_yaml(tmp_path, truncating_job(truncated="keep")).db
     assert query(db, "SELECT count(*) FROM verdicts WHERE stage = 'truncated'")[0][0] == 0
     assert query(db, "SELECT count(*) FROM reviews")[0][0] > 0
     kept = query(db, "SELECT sample_id FROM signals WHERE signal = 'truncated' AND details->>'policy' = 'keep'")
@@ -51,7 +43,7 @@ def test_keep_lets_truncated_outputs_go_on_to_review(tmp_path):
 
 
 def test_complete_outputs_pass_the_truncation_gate(tmp_path):
-    db = run(tmp_path, fake_job())
+    db = run_job_yaml(tmp_path, fake_job()).db
     assert query(db, "SELECT count(*) FROM verdicts WHERE stage = 'truncated'")[0][0] == 0
     assert query(db, "SELECT count(*) FROM signals WHERE signal = 'truncated'")[0][0] == 0
 
@@ -83,7 +75,7 @@ def test_repetition_gate_and_signal(fake_spec):
 
 
 def test_seed_word_gate_in_a_run(tmp_path):
-    db = run(tmp_path, fake_job())
+    db = run_job_yaml(tmp_path, fake_job()).db
     rows = query(db, """SELECT s.rule_checks, v.stage FROM samples s JOIN verdicts v USING (sample_id)
                         WHERE s.duplicate_of IS NULL""")
     complete = [all(json.loads(c)[k] for k in ("has_verb", "has_noun", "has_adjective")) for c, _ in rows]
@@ -92,7 +84,7 @@ def test_seed_word_gate_in_a_run(tmp_path):
 
 
 def test_each_storys_seed_word_share_is_a_signal_in_stats(tmp_path):
-    db = run(tmp_path, fake_job(decision={"min_seed_words": 3}))
+    db = run_job_yaml(tmp_path, fake_job(decision={"min_seed_words": 3})).db
     shares = query(db, "SELECT value FROM signals WHERE signal = 'seed_words'")
     generated = query(db, "SELECT count(*) FROM samples WHERE duplicate_of IS NULL")[0][0]
     assert len(shares) == generated and {v for (v,) in shares} <= {0.0, 0.3333, 0.6667, 1.0}
@@ -107,7 +99,7 @@ def test_a_json_output_cut_off_at_max_tokens_is_a_drop_saying_so(tmp_path):
     (N tokens)", not "invalid JSON: Unterminated string ..."."""
     job = fake_job(num_samples=4, reviewers=2)
     job["roles"]["reviewer"]["model"] = "fake-cut-json"
-    db = run(tmp_path, job)
+    db = run_job_yaml(tmp_path, job).db
     drops = query(db, "SELECT reason, completion_tokens FROM drops WHERE role = 'reviewer'")
     assert drops and all(reason == f"cut off at max_tokens ({tokens} tokens)" for reason, tokens in drops)
     assert not any("invalid JSON" in reason for reason, _ in drops)

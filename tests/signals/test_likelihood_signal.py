@@ -10,26 +10,19 @@ import sys
 import pytest
 import yaml
 
-import factory
 from factory import api
 import fakes
-from conftest import REPO, fake_job, query
+from support import REPO, fake_job, query, run_job_yaml
 from factory.curation.quality import SampleSignals, quality
 from factory.recipes.tinystories import TinyStories
 from factory.spec import JobError, QualityWeights, load_job, parse_job
 
 
-def run(tmp_path, job: dict, limit: int | None = None):
-    path = tmp_path / "job.yaml"
-    path.write_text(yaml.safe_dump(job))
-    return factory.run(str(path), db=tmp_path / "f.duckdb", limit=limit)
-
-
 def test_every_sample_in_play_gets_its_likelihood_once(tmp_path):
     fakes.SCORED.clear()
-    run(tmp_path, fake_job(), limit=4)
+    run_job_yaml(tmp_path, fake_job(), limit=4)
     first = list(fakes.SCORED)
-    run(tmp_path, fake_job())
+    run_job_yaml(tmp_path, fake_job())
     rows = query(tmp_path / "f.duckdb", """SELECT s.text, g.value, g.prompt_tokens, g.details FROM signals g
                                            JOIN samples s USING (sample_id) WHERE g.signal = 'likelihood'""")
     in_play = query(tmp_path / "f.duckdb", "SELECT count(*) FROM samples WHERE duplicate_of IS NULL")[0][0]
@@ -44,15 +37,15 @@ def test_every_sample_in_play_gets_its_likelihood_once(tmp_path):
 
 def test_cached_by_model_and_text_across_jobs(tmp_path):
     fakes.SCORED.clear()
-    run(tmp_path, fake_job(), limit=4)
+    run_job_yaml(tmp_path, fake_job(), limit=4)
     scored = len(fakes.SCORED)
     assert scored > 0
-    run(tmp_path, fake_job(name="same-texts-other-job", reviewers=2), limit=4)  # another job, same stories
+    run_job_yaml(tmp_path, fake_job(name="same-texts-other-job", reviewers=2), limit=4)  # another job, same stories
     assert len(fakes.SCORED) == scored
 
 
 def test_min_likelihood_rejects_before_review(tmp_path):
-    run(tmp_path, fake_job(decision={"accept_mean": 6, "reject_mean": 4, "min_likelihood": -2.5}))
+    run_job_yaml(tmp_path, fake_job(decision={"accept_mean": 6, "reject_mean": 4, "min_likelihood": -2.5}))
     db = tmp_path / "f.duckdb"
     low = {r[0] for r in query(db, "SELECT sample_id FROM signals WHERE signal = 'likelihood' AND value < -2.5")}
     gated = {r[0]: r[1] for r in query(db, "SELECT sample_id, reason FROM verdicts WHERE stage = 'likelihood'")}
@@ -66,7 +59,7 @@ def test_min_likelihood_rejects_before_review(tmp_path):
 
 
 def test_explain_without_a_gate_shows_the_signal_as_off(tmp_path):
-    run(tmp_path, fake_job(), limit=4)
+    run_job_yaml(tmp_path, fake_job(), limit=4)
     sid = query(tmp_path / "f.duckdb", "SELECT sample_id FROM signals WHERE signal = 'likelihood' LIMIT 1")[0][0]
     story = api.explain(sid, tmp_path / "f.duckdb")
     gate = next(g for g in story["gates"] if g["gate"] == "likelihood")

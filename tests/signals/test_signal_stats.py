@@ -1,5 +1,5 @@
 """Stats say which signals were measured and how many verdicts each gate decided (issue 11, item 4)."""
-from conftest import fake_job, query
+from support import fake_job, query
 
 from factory.api import stats
 from factory.pipeline import run_job

@@ -9,7 +9,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import fakes  # noqa: E402
-from conftest import fake_job  # noqa: E402
+from support import fake_job  # noqa: E402
 
 from factory.pipeline import run_job  # noqa: E402
 from factory.spec import parse_job  # noqa: E402

@@ -4,7 +4,7 @@ import threading
 
 import pytest
 
-from conftest import fake_job, query
+from support import fake_job, query
 from factory.calls import Budget, BudgetExceeded
 from factory.pipeline import run_job
 from factory.spec import JobError, parse_job

@@ -25,7 +25,7 @@ def test_boundaries_are_inclusive_as_documented():
 def _half_garbage_reviewers(**decision):
     """Two reviewers per sample from a pool of a good and a garbage model: each sample has
     exactly one valid review."""
-    from conftest import fake_job
+    from support import fake_job
 
     pool = [{"backend": "fake", "model": "fake"}, {"backend": "fake", "model": "fake-garbage"}]
     job = fake_job(reviewers=2, decision={"accept_mean": 1.0, "reject_mean": 1.0, **decision})
@@ -34,7 +34,7 @@ def _half_garbage_reviewers(**decision):
 
 
 def test_without_a_quorum_one_valid_review_of_two_decides_as_before(tmp_path):
-    from conftest import query
+    from support import query
     from factory.pipeline import run_job
     from factory.spec import parse_job
 
@@ -47,7 +47,7 @@ def test_without_a_quorum_one_valid_review_of_two_decides_as_before(tmp_path):
 def test_a_quorum_never_decides_on_fewer_valid_reviews(tmp_path):
     """issue 24 item 3: with reviewers: 2 one review was dropped and the sample accepted on
     the other; decision.min_reviews: 2 drops it (stage 'quorum') with the count."""
-    from conftest import query
+    from support import query
     from factory.pipeline import run_job
     from factory.spec import parse_job
 
@@ -61,7 +61,7 @@ def test_a_quorum_never_decides_on_fewer_valid_reviews(tmp_path):
 
 def test_min_reviews_is_fingerprinted_only_when_set_and_at_most_reviewers(tmp_path, capsys):
     import yaml
-    from conftest import fake_job
+    from support import fake_job
     from factory.cli import main
     from factory.spec import parse_job
 

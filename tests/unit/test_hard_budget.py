@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 import fakes
-from conftest import fake_job, query
+from support import fake_job, query
 from factory import backends
 from factory.backends import Request, register
 from factory.calls import Budget, BudgetExceeded

@@ -5,7 +5,7 @@ import duckdb
 import pytest
 
 import fakes
-from conftest import fake_job, query
+from support import fake_job, query
 from factory.pipeline import run_job
 from factory.spec import JobError, parse_job
 from stores.stats import job_stats

@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 import factory
-from conftest import fake_job, query
+from support import fake_job, query
 from factory.cli import main
 from factory.pipeline import run_job
 from factory.spec import JobError, parse_job

@@ -3,7 +3,7 @@ versions columns, the job under its old fingerprint) stays readable and its job 
 from __future__ import annotations
 
 import duckdb
-from conftest import fake_job, query
+from support import fake_job, query
 
 from factory.pipeline import run_job
 from factory.spec import parse_job

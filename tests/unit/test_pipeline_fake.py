@@ -1,7 +1,7 @@
 """The whole pipeline in-process on the fake backend: rows, drops, dedup, decisions, resume."""
 import duckdb
 
-from conftest import query
+from support import query
 import pytest
 
 import fakes

@@ -3,7 +3,7 @@ import re
 
 import pytest
 
-from conftest import fake_job, query
+from support import fake_job, query
 from factory.calls import BudgetExceeded
 from factory.pipeline import run_job
 from factory.spec import parse_job

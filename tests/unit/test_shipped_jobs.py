@@ -3,7 +3,7 @@
 import pytest
 import yaml
 
-from conftest import REPO
+from support import REPO
 from factory.distill.spec import load_distill
 from factory.spec import load_job
 

@@ -1,7 +1,7 @@
 import pytest
 
 from factory.spec import JobError, load_job, parse_job
-from conftest import REPO, fake_job
+from support import REPO, fake_job
 
 
 def test_demo_job_is_valid():

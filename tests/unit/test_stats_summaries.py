@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 
 import duckdb
-from conftest import fake_job
+from support import fake_job
 from unit.test_old_database import old_database
 
 from factory.api import curate

@@ -3,7 +3,7 @@ import json
 
 import duckdb
 
-from conftest import fake_job
+from support import fake_job
 from factory.pipeline import run_job
 from factory.recipes.textbook import Textbook, repeated_ngram_ratio
 from factory.spec import parse_job

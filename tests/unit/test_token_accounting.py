@@ -5,7 +5,7 @@ the same lineage; a preference candidate's drop carries none)."""
 from __future__ import annotations
 
 import fakes
-from conftest import fake_job, query
+from support import fake_job, query
 
 from factory.pipeline import run_job
 from factory.spec import parse_job
