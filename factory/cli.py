@@ -91,6 +91,11 @@ def _parser() -> argparse.ArgumentParser:
     label_import.add_argument("file", help="labels: sample_id, labeller, decision (accept|reject), scores, note")
     label_import.add_argument("--db", default=DEFAULT_DB)
     label_import.add_argument("--labeller", help="the labeller of rows that name none")
+    browse = sub.add_parser("browse", help="a local web page over the samples, with human labelling")
+    browse.add_argument("job", nargs="?", help="job name or fingerprint (default: every job)")
+    browse.add_argument("--db", default=DEFAULT_DB)
+    browse.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (default 8765)")
+    browse.add_argument("--labeller", help="the name labels are stored under (default: the login name)")
     sub.add_parser("recipes", help="every recipe found (built-in and plugins), its roles, options and origin")
     jobs = sub.add_parser("jobs", help="the jobs in a database: name, fingerprint, recipe, created, counts")
     jobs.add_argument("--db", default=DEFAULT_DB)
@@ -351,6 +356,16 @@ def _label(args, out: Console, err: Console) -> int:
     return 0
 
 
+def _browse(args, out: Console, err: Console) -> int:
+    from factory.browse.serve import serve
+
+    if not 0 < args.port < 65536:
+        _error(f"--port must be 1-65535 (got {args.port})")
+        return 2
+    return serve(args.db, args.job, port=args.port, labeller=args.labeller,
+                 say=lambda line: err.print(line, soft_wrap=True))
+
+
 def _report(args, out: Console, err: Console) -> int:
     from factory.api import report
 
@@ -440,7 +455,7 @@ def main(argv: list[str] | None = None) -> int:
     out, err = LiteralConsole(), LiteralConsole(stderr=True)
     handlers = {"run": _run, "stats": _stats, "sql": _sql, "curate": _curate, "explain": _explain, "export": _export,
                 "report": _report, "distill": _distill, "runs": _runs, "recipes": _recipes, "jobs": _jobs, "init": _init,
-                "probe": _probe, "label": _label}
+                "probe": _probe, "label": _label, "browse": _browse}
     try:
         return handlers[args.command](args, out, err)
     except INVALID_INPUT as e:  # an invalid job, plugin or template: nothing written

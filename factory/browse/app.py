@@ -1,0 +1,213 @@
+"""`factory browse`: a Starlette app over one database. Pages: the sample list (filters,
+sort, pages), a sample (everything `factory explain` knows, the labels, the label form),
+the funnel (linked to the samples behind each number).
+
+Reads never hold the database: each request opens it read-only (or the running job's
+snapshot, stores/snapshot.py) and closes it, under a lock (one request reads at a time) and
+under `factory sql`'s copying marker, so a `factory run` that starts meanwhile waits for the
+request instead of failing "in use". Only a label POST opens it read-write, for one insert.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from contextlib import contextmanager
+from dataclasses import asdict
+from pathlib import Path
+from urllib.parse import parse_qs, urlencode
+
+import jinja2
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from factory.browse.guard import LOOPBACK, Guard, new_token, same_origin, token_ok
+from stores import browse as q
+from stores.connection import DatabaseInUse, StoreError, copying_marker
+from stores.labels import LabelError, checked, put_labels, read_labels
+from stores.snapshot import open_for_reading
+
+HERE = Path(__file__).parent
+Filters = q.Filters
+FLOATS = ("min_score", "max_score", "min_likelihood", "max_likelihood")
+
+
+class BadRequest(ValueError):
+    pass
+
+
+def filters_of(params, default_job: str | None) -> Filters:
+    """The list's filters from a query string; a value outside what is offered is a 400."""
+    f = {"job": params.get("job", default_job) or None}
+    for key in ("verdict", "stage", "flag", "q"):
+        f[key] = params.get(key) or None
+    for key in FLOATS:
+        raw = params.get(key)
+        if raw not in (None, ""):
+            try:
+                f[key] = float(raw)
+            except ValueError:
+                raise BadRequest(f"{key} must be a number (got {raw!r})") from None
+    f["sort"] = params.get("sort") or "seed"
+    if f["sort"] not in q.SORTS:
+        raise BadRequest(f"sort must be one of {', '.join(q.SORTS)}")
+    if f["verdict"] and f["verdict"] not in q.VERDICTS:
+        raise BadRequest(f"verdict must be one of {', '.join(q.VERDICTS)}")
+    if f["flag"] and f["flag"] not in q.FLAGS:
+        raise BadRequest(f"flag must be one of {', '.join(q.FLAGS)}")
+    return Filters(**f)
+
+
+def query_string(f: Filters, **extra) -> str:
+    items = {k: v for k, v in asdict(f).items() if v not in (None, "") and not (k == "sort" and v == "seed")}
+    items.update({k: v for k, v in extra.items() if v is not None})
+    return urlencode(items)
+
+
+def _int(params, key: str, default: int = 0) -> int:
+    raw = params.get(key)
+    try:
+        return max(0, int(raw)) if raw not in (None, "") else default
+    except ValueError:
+        raise BadRequest(f"{key} must be a whole number (got {raw!r})") from None
+
+
+FORM_BYTES = 64 * 1024  # a label is a few hundred bytes; a note of a page or two fits
+
+
+async def form_of(request: Request) -> dict[str, str]:
+    """A urlencoded form (what the page's form posts), parsed without python-multipart."""
+    if request.headers.get("content-type", "").split(";")[0].strip() != "application/x-www-form-urlencoded":
+        raise BadRequest("a label is a form post (application/x-www-form-urlencoded)")
+    body = await request.body()
+    if len(body) > FORM_BYTES:
+        raise BadRequest(f"a label form is at most {FORM_BYTES} bytes")
+    return {k: v[-1] for k, v in parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True).items()}
+
+
+def make_app(db: str | Path, job: str | None = None, port: int = 8765, labeller: str = "me",
+             peers: tuple[str, ...] = LOOPBACK) -> Guard:
+    db = Path(db)
+    token = new_token()
+    lock = threading.Lock()
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,
+                             undefined=jinja2.StrictUndefined)
+    env.globals.update(query_string=query_string, token=token, labeller=labeller, verdicts=q.VERDICTS,
+                       flags=q.FLAGS, sorts=list(q.SORTS))
+
+    @contextmanager
+    def reading():
+        with lock:
+            marker = copying_marker(db, os.getpid())
+            marker.write_text(f"{os.getpid()}\n")
+            try:
+                con = open_for_reading(db)
+            except BaseException:
+                marker.unlink(missing_ok=True)
+                raise
+            try:
+                yield con
+            finally:
+                con.close()
+                marker.unlink(missing_ok=True)
+
+    def render(name: str, status: int = 200, **context) -> HTMLResponse:
+        context = {"note": None, "f": Filters(job=job), **context}
+        return HTMLResponse(env.get_template(name).render(**context), status_code=status)
+
+    def snapshot_note(con) -> str | None:
+        if con.snapshot is None:
+            return None
+        return (f"a running job (PID {con.snapshot.writer_pid}) holds this database: showing its snapshot of "
+                f"{con.snapshot.taken_at.astimezone().strftime('%H:%M:%S')}; labels can be saved when it ends")
+
+    def sample_list(request: Request):
+        f = filters_of(request.query_params, job)
+        offset = _int(request.query_params, "offset")
+        with reading() as con:
+            rows = q.page(con, f, labeller, offset, limit=q.PAGE)
+            context = {"jobs": q.jobs(con), "stages": q.stages(con), "note": snapshot_note(con)}
+        return render("list.html", rows=rows[:q.PAGE], more=len(rows) > q.PAGE, offset=offset, page=q.PAGE, f=f,
+                      **context)
+
+    def go(request: Request):
+        """The sample at position pos of the list under these filters (the sample page's next / previous)."""
+        f = filters_of(request.query_params, job)
+        pos = _int(request.query_params, "pos")
+        with reading() as con:
+            rows = q.page(con, f, labeller, pos, limit=0)
+        if not rows:
+            return RedirectResponse(f"/?{query_string(f)}", 303)
+        return RedirectResponse(f"/sample/{rows[0]['sample_id']}?{query_string(f, pos=pos)}", 303)
+
+    def sample_page(request: Request, message: str | None = None, status: int = 200):
+        from factory.explain import explain
+
+        sid = request.path_params["sample_id"]
+        f = filters_of(request.query_params, job)
+        pos = request.query_params.get("pos")
+        pos = _int(request.query_params, "pos") if pos not in (None, "") else None
+        with reading() as con:
+            try:
+                story = explain(con, sid)
+            except LookupError as e:
+                return render("error.html", 404, message=str(e))
+            labels = read_labels(con, sample_id=story["sample_id"])
+            axes = q.rubric_axes(con, story["job"]["fingerprint"])
+            note = snapshot_note(con)
+        mine = next((lb for lb in labels if lb["labeller"] == labeller), None)
+        return render("sample.html", status, s=story, labels=labels, mine=mine, axes=axes, f=f, pos=pos,
+                      message=message, note=note)
+
+    async def label(request: Request):
+        form = await form_of(request)
+        host = request.headers.get("host", "")
+        if not same_origin(request.headers, host):
+            return render("error.html", 403, message="a label must be posted from this page (cross-origin refused)")
+        if not token_ok(token, form.get("token")):
+            return render("error.html", 403, message="missing or wrong form token: reload the page and label again")
+        sid = request.path_params["sample_id"]
+        f = filters_of(request.query_params, job)
+        axes = [k[len("score_"):] for k in form if k.startswith("score_")]
+        try:
+            lb = checked(sid, form.get("labeller") or labeller, form.get("decision"),
+                         {a: form.get("score_" + a) for a in axes}, form.get("note"), where="label")
+            with lock:
+                put_labels(db, [lb], source="browse")
+        except LabelError as e:
+            return sample_page(request, message=str(e), status=400)
+        except (DatabaseInUse, StoreError) as e:
+            return sample_page(request, message=f"not saved: {e}", status=409)
+        pos = request.query_params.get("pos")
+        if pos not in (None, ""):
+            return RedirectResponse(f"/go?{query_string(f, pos=_int(request.query_params, 'pos') + 1)}", 303)
+        return RedirectResponse(f"/sample/{sid}?{query_string(f)}", 303)
+
+    def funnel(request: Request):
+        from stores.stats import UnknownJob, funnel as job_funnel, resolve_job
+
+        with reading() as con:
+            try:
+                fingerprint = resolve_job(con, request.query_params.get("job") or job)
+            except UnknownJob as e:
+                return render("error.html", 404, message=str(e))
+            numbers = job_funnel(con, fingerprint)
+            bins = q.score_bins(con, fingerprint)
+            note = snapshot_note(con)
+        return render("funnel.html", job=fingerprint, funnel=numbers, bins=bins, f=Filters(job=fingerprint),
+                      note=note, top=max([n for _, n in bins] or [1]))
+
+    async def errors(request: Request, exc: Exception):
+        return render("error.html", 400, message=str(exc))
+
+    app = Starlette(routes=[
+        Route("/", sample_list), Route("/go", go), Route("/funnel", funnel),
+        Route("/sample/{sample_id}", sample_page), Route("/sample/{sample_id}/label", label, methods=["POST"]),
+        Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
+    ], exception_handlers={BadRequest: errors})
+    return Guard(app, port, peers)
+
+
+__all__ = ["make_app", "filters_of"]
