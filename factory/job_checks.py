@@ -96,10 +96,10 @@ def check_roles(spec: JobSpec, recipe) -> None:
     """Every role's template loads and reads only variables the recipe provides; every
     backend is known (plugins import here, not in the middle of a run)."""
     from factory.backends import registered
-    from roles.templates import check_variables, load_template
+    from roles.templates import check_variables
 
     for name, role in spec.roles.items():
-        template = load_template(role.template, spec.base_dir, spec.templates_dir)
+        template = spec.template(role.template)
         check_variables(template, set(recipe.roles[name].provides), f"recipe {recipe.name} (role {name})")
         for ref in role.models():
             try:

@@ -14,7 +14,6 @@ from factory.recipes.base import Recipe
 from factory.spec import JobError, JobSpec
 from factory.steps import BatchState, Context
 from factory.streaming import SerialProgress, run_in_flight
-from roles.templates import load_template
 from stores import BatchRows, Store
 from stores.snapshot import SnapshotWriter, starting_marker
 
@@ -46,7 +45,7 @@ def bind_roles(spec: JobSpec, recipe: Recipe) -> dict[str, BoundRole]:
     bound = {}
     for name, definition in recipe.roles.items():
         role_spec = spec.role(name)
-        template = load_template(role_spec.template, spec.base_dir, spec.templates_dir)
+        template = spec.template(role_spec.template)
         models = [(ref, model_identity(ref).as_dict()) for ref in role_spec.models()]
         role = definition.make(template, recipe)
         if any(ref.backend == "llamacpp" for ref, _ in models):

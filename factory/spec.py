@@ -235,6 +235,8 @@ class JobSpec(Strict):
     # The user files' content hashes when the job was loaded (user_files): a file edited
     # during a run does not change the running job's fingerprint.
     _files: dict | None = PrivateAttr(None)
+    # Where the recipe keeps its templates (Recipe.templates_location), found at load.
+    _recipe_templates: str | None = PrivateAttr(None)
 
     def role(self, name: str) -> RoleSpec:
         return self.roles[name]
@@ -256,6 +258,22 @@ class JobSpec(Strict):
 
         return find_recipe(self.recipe, self._base_dir)
 
+    @property
+    def recipe_templates(self) -> str | None:
+        if self._recipe_templates is None:
+            try:
+                self._recipe_templates = self.recipe_class().templates_location() or ""
+            except Exception:  # noqa: BLE001 - a recipe that cannot be found fails where it is used
+                return None
+        return self._recipe_templates or None
+
+    def template(self, ref: str):
+        """A role's template: name@version from templates_dir, the recipe's templates, then
+        the built-in prompts/; or a .jinja path relative to the job file."""
+        from roles.templates import load_template
+
+        return load_template(ref, self._base_dir, self.templates_dir, self.recipe_templates)
+
     def user_files(self) -> dict[str, str]:
         """sha256 (16 hex) of the content of each user file the job runs with, by the field
         that names it: a recipe file (path/file.py:Class) and each role's template read from
@@ -271,7 +289,7 @@ class JobSpec(Strict):
                 path = Path(self._base_dir) / path
             files["recipe"] = _file_sha256(path)
         for name, role in sorted(self.roles.items()):
-            path = user_template_path(role.template, self._base_dir, self.templates_dir)
+            path = user_template_path(role.template, self._base_dir, self.templates_dir, self.recipe_templates)
             if path is not None:
                 files[f"roles.{name}.template"] = _file_sha256(path)
         return {k: v for k, v in files.items() if v is not None}
@@ -341,7 +359,7 @@ class JobSpec(Strict):
 LEGACY_EXECUTION_FIELDS = {"executor", "engines", "threads_per_engine", "gpus_per_engine", "batch_size"}
 
 
-def _file_sha256(path: Path) -> str | None:
+def _file_sha256(path) -> str | None:  # a Path or a package resource
     try:
         return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
     except OSError:
@@ -434,6 +452,7 @@ def parse_job(data: dict, source: str = "<job>", base_dir: str | None = None) ->
     dumped = options.model_dump(mode="json")
     spec = spec.model_copy(update={"options": dumped or None})
     spec._base_dir = base_dir
+    spec._recipe_templates = recipe.templates_location() or ""
     spec._files = spec.user_files()
     from factory.job_checks import check_expected_scores, check_likelihood, check_reviewers, check_roles, check_rubrics
 

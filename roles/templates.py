@@ -2,7 +2,8 @@
 a user's `templates_dir`, or a template file named by path.
 
 `tinystories/reviewer@1` is the file tinystories/reviewer.v1.jinja, looked up first in the
-job's templates_dir (when it has one), then in prompts/. `./my_reviewer.jinja` (any name
+job's templates_dir (when it has one), then where the job's recipe keeps its templates (a
+plugin's package data or a folder next to its file: `Recipe.templates`), then in prompts/. `./my_reviewer.jinja` (any name
 ending in .jinja) is a file, relative to the job file's folder. A template has two blocks,
 `system` and `user`; each becomes one chat message. The source's sha256 enters every
 request key and every row's lineage, so editing a template without bumping its version
@@ -88,7 +89,7 @@ def _from_source(name: str, version: int, source: str, origin: str) -> PromptTem
     return PromptTemplate(name, version, hashlib.sha256(source.encode()).hexdigest()[:16], source, origin)
 
 
-def _read(path: Path) -> str:
+def _read(path) -> str:
     try:
         return path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
@@ -101,37 +102,65 @@ def is_path_ref(ref: str) -> bool:
     return ref.endswith(".jinja")
 
 
-def user_template_path(ref: str, base_dir: str | None = None, templates_dir: str | None = None) -> Path | None:
+def recipe_root(location: str | None):
+    """Where a recipe's templates are: `package:folder` (package data, read through
+    importlib.resources, so a zipped or installed package works) or an absolute folder."""
+    if not location:
+        return None
+    if ":" in location and not Path(location).is_absolute():
+        package, _, folder = location.partition(":")
+        try:
+            root = resources.files(package)
+        except (ModuleNotFoundError, TypeError) as err:
+            raise TemplateError(f"templates {location!r}: package {package} cannot be read ({err})") from None
+        return root.joinpath(*[p for p in folder.split("/") if p]) if folder else root
+    return Path(location)
+
+
+def user_template_path(ref: str, base_dir: str | None = None, templates_dir: str | None = None,
+                       recipe_templates: str | None = None):
     """The user's file a template ref resolves to (a .jinja path, or name@version found in
-    templates_dir), or None: a built-in template (prompts/) or one that does not resolve."""
+    templates_dir or the recipe's templates), or None: a built-in template (prompts/) or one
+    that does not resolve. A recipe's template may be a package resource (a Traversable)."""
     if is_path_ref(ref):
         path = Path(ref).expanduser()
         if not path.is_absolute() and base_dir:
             path = Path(base_dir) / path
         return path if path.is_file() else None
     match = _NAME.match(ref)
-    if not match or not templates_dir:
+    if not match:
         return None
-    root = Path(templates_dir).expanduser()
-    if not root.is_absolute() and base_dir:
-        root = Path(base_dir) / root
-    path = root / f"{match['name']}.v{int(match['version'])}.jinja"
-    return path if path.is_file() else None
+    relative = f"{match['name']}.v{int(match['version'])}.jinja"
+    if templates_dir:
+        root = Path(templates_dir).expanduser()
+        if not root.is_absolute() and base_dir:
+            root = Path(base_dir) / root
+        if (root / relative).is_file():
+            return root / relative
+    root = recipe_root(recipe_templates)
+    if root is not None:
+        path = root.joinpath(*relative.split("/"))
+        if path.is_file():
+            return path
+    return None
 
 
-def load_template(ref: str, base_dir: str | None = None, templates_dir: str | None = None) -> PromptTemplate:
-    """ref: name@version (templates_dir first, then prompts/) or a .jinja path (relative to base_dir).
-    A user's file edited in place is read again (its size and mtime are part of the cache key)."""
-    path = user_template_path(ref, base_dir, templates_dir)
+def load_template(ref: str, base_dir: str | None = None, templates_dir: str | None = None,
+                  recipe_templates: str | None = None) -> PromptTemplate:
+    """ref: name@version (templates_dir first, then the recipe's templates, then prompts/) or a
+    .jinja path (relative to base_dir). A user's file edited in place is read again (its size
+    and mtime are part of the cache key)."""
+    path = user_template_path(ref, base_dir, templates_dir, recipe_templates)
     try:
-        stamp = (path.stat().st_mtime_ns, path.stat().st_size) if path is not None else None
+        stamp = (path.stat().st_mtime_ns, path.stat().st_size) if isinstance(path, Path) else None
     except OSError:
         stamp = None
-    return _load_template(ref, base_dir, templates_dir, stamp)
+    return _load_template(ref, base_dir, templates_dir, recipe_templates, stamp)
 
 
 @lru_cache(maxsize=128)
-def _load_template(ref: str, base_dir: str | None, templates_dir: str | None, stamp) -> PromptTemplate:
+def _load_template(ref: str, base_dir: str | None, templates_dir: str | None, recipe_templates: str | None,
+                   stamp) -> PromptTemplate:
     if is_path_ref(ref):
         path = Path(ref).expanduser()
         if not path.is_absolute() and base_dir:
@@ -148,15 +177,17 @@ def _load_template(ref: str, base_dir: str | None, templates_dir: str | None, st
                             f"or a path to a .jinja file")
     name, version = match["name"], int(match["version"])
     relative = f"{name}.v{version}.jinja"
-    if templates_dir:
-        root = Path(templates_dir).expanduser()
-        if not root.is_absolute() and base_dir:
-            root = Path(base_dir) / root
-        if (root / relative).is_file():
-            return _from_source(name, version, _read(root / relative), str(root / relative))
+    found = user_template_path(ref, base_dir, templates_dir, recipe_templates)
+    if found is not None:
+        in_package = recipe_templates and not Path(recipe_templates).is_absolute() and ":" in recipe_templates \
+            and not (templates_dir and user_template_path(ref, base_dir, templates_dir) is not None)
+        # a package's template is named package:folder/file, never by its install path
+        origin = f"{recipe_templates.rstrip('/')}/{relative}" if in_package else str(found)
+        return _from_source(name, version, _read(found), origin)
     path = resources.files("prompts").joinpath(relative)
     if not path.is_file():
         where = f"{templates_dir}/{relative} or " if templates_dir else ""
+        where += f"{recipe_templates.rstrip('/')}/{relative} or " if recipe_templates else ""
         raise TemplateError(f"template {ref!r}: no file {where}prompts/{relative}")
     return _from_source(name, version, path.read_text(encoding="utf-8"), "built-in")
 

@@ -16,6 +16,7 @@ import hashlib
 import random
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 from pydantic import BaseModel, ConfigDict
@@ -66,8 +67,25 @@ class Recipe(ABC):
     # export: "text" (one text column), "chat" (SFT `messages`), "pairs" (DPO prompt/chosen/rejected)
     export_kind = "text"
     distill_task: str | None = None  # the `factory distill` task that can read this recipe's jobs
+    # Where the recipe's own name@version templates are, searched after the job's
+    # templates_dir and before the built-in prompts/: "package:folder" (package data of an
+    # installed plugin) or a folder relative to the file that defines the recipe class.
+    templates: str | None = None
     source = "built-in"            # where the registry found it (set by the registry)
     database = None                # the run's database file (set by the pipeline; a recipe may read it)
+
+    @classmethod
+    def templates_location(cls) -> str | None:
+        """`templates` resolved: "package:folder" as given, a folder as an absolute path
+        (used to read files, never stored: rows keep the template's name@version)."""
+        if not cls.templates:
+            return None
+        package, sep, _ = cls.templates.partition(":")
+        if sep and package.replace(".", "").replace("_", "").isalnum():
+            return cls.templates
+        import inspect
+
+        return str((Path(inspect.getfile(cls)).resolve().parent / cls.templates).resolve())
 
     def __init__(self, spec):
         self.spec = spec
@@ -132,13 +150,13 @@ class Recipe(ABC):
     def generator_prompt(self, seed: dict) -> str:
         """The generator's rendered prompt for a seed (the probe's instruction_echo copies a
         line of it); "" when there is no generator template this seed alone can render."""
-        from roles.templates import TemplateError, load_template
+        from roles.templates import TemplateError
 
         role = (self.spec.roles or {}).get("generator")
         if role is None or not seed:
             return ""
         try:
-            template = load_template(role.template, self.spec.base_dir, self.spec.templates_dir)
+            template = self.spec.template(role.template)
             return "\n".join(m["content"] for m in template.render(**seed))
         except (TemplateError, TypeError, KeyError, ValueError):
             return ""

@@ -71,11 +71,10 @@ def role_rubric(spec, recipe_cls, name: str = "reviewer"):
     """The Rubric class the job's role `name` scores with, or None when it has none or the
     role cannot be made here (a recipe that needs more to build its roles: the run finds out)."""
     from roles.reviewer import Rubric
-    from roles.templates import load_template
 
     try:
         role_spec = spec.role(name)
-        template = load_template(role_spec.template, spec.base_dir, spec.templates_dir)
+        template = spec.template(role_spec.template)
         role = recipe_cls.roles[name].make(template, recipe_cls(spec))
     except Exception:  # noqa: BLE001
         return None
@@ -86,11 +85,10 @@ def role_rubric(spec, recipe_cls, name: str = "reviewer"):
 def review_rubric_axes(spec, recipe_cls) -> dict[str, list[int]] | None:
     """The integer axes of the job's reviewer rubric, or None when the role cannot be made
     here (the run then finds out: with_expected)."""
-    from roles.templates import load_template
 
     try:
         role_spec = spec.role("reviewer")
-        template = load_template(role_spec.template, spec.base_dir, spec.templates_dir)
+        template = spec.template(role_spec.template)
         role = recipe_cls.roles["reviewer"].make(template, recipe_cls(spec))
     except Exception:  # noqa: BLE001 - a recipe that needs more to build its roles is checked at run time
         return None
