@@ -25,6 +25,14 @@ def serve(db: str | Path, job: str | None = None, port: int = 8765, labeller: st
     fingerprint = checked_job(db, job)
     labeller = labeller or getpass.getuser() or "me"
     app = make_app(db, fingerprint, port=port, labeller=labeller)
-    say(f"factory browse: http://127.0.0.1:{port}/ (database {db}, labels as {labeller}; Ctrl-C stops)")
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
-    return 0
+    line = f"factory browse: http://127.0.0.1:{port}/ (database {db}, labels as {labeller}; Ctrl-C stops)"
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets=None):
+            await super().startup(sockets)
+            if self.started:  # listening: the URL line means the page answers now (a test waits on it)
+                say(line)
+
+    server = Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    server.run()
+    return 0 if server.started else 1
