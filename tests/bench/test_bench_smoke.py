@@ -95,6 +95,13 @@ def test_stats_1m(tmp_path):
     assert alphas and abs(float(alphas[1]) - float(alphas[2])) < 1e-3, out
 
 
+def test_browse_1m(tmp_path):
+    out = run_bench("browse_1m.py", "--samples", "2000", "--repeats", "1", "--db", str(tmp_path / "browse.duckdb"))
+    number_after(out, r"ratio HTTP page / raw query \(first page\):")
+    number_after(out, r"slowest HTTP page:")
+    assert re.search(r"^first page\s+[0-9.]+\s+[0-9.]+\s+[0-9.]+\s+50$", out, re.M), out
+
+
 def test_curation_rss(tmp_path):
     # 600 samples (a 300-sample baseline): every phase of a real pass on pre-filled vectors.
     out = run_bench("curation_rss.py", "--samples", "600", "--baseline-samples", "300", "--db",
@@ -207,7 +214,7 @@ def test_demo_walltime():
     assert "same request keys/seeds in A and B: True (1 samples)" in out, out
 
 
-SMOKED = {"sandbox_throughput.py", "near_dedup.py", "near_dedup_ray.py", "semantic_dedup.py", "stats_1m.py", "driver_rss.py", "curation_rss.py",
+SMOKED = {"sandbox_throughput.py", "near_dedup.py", "near_dedup_ray.py", "semantic_dedup.py", "stats_1m.py", "browse_1m.py", "driver_rss.py", "curation_rss.py",
           "training_throughput.py", "generation_throughput.py", "openai_throughput.py", "vllm_throughput.py",
           "likelihood_cost.py", "paraphrase_contamination.py", "batched_generation.py", "prefix_sharing.py",
           "distributed_training.py", "streaming_pipeline.py", "demo_walltime.py"}

@@ -142,3 +142,25 @@ def test_funnel_links_to_the_samples_behind_each_number(client, job_db, query):
     href, n = accepted.group(1).replace("&amp;", "&"), int(accepted.group(2))
     assert n == query(db, "SELECT count(*) FROM verdicts WHERE decision = 'accept'")[0][0]
     assert len(re.findall(r'<tr class="row"', client.get(href).text)) == n
+
+
+def test_a_database_made_before_signals_and_labels(job_db, ids, query):
+    """Read as it is (read-only, not migrated): the list and the sample page work without the
+    signals and labels tables; the first label migrates it."""
+    import duckdb
+
+    db, _ = job_db
+    con = duckdb.connect(str(db))
+    con.execute("DROP TABLE signals")
+    con.execute("DROP TABLE labels")
+    con.execute("DROP TABLE likelihood_cache")
+    con.execute("DELETE FROM schema_migrations WHERE name IN ('m009_signals', 'm012_labels')")
+    con.close()
+    app = make_app(db, None, port=PORT, labeller="ann", peers=("testclient",))
+    with TestClient(app, base_url=BASE, follow_redirects=False) as c:
+        assert len(re.findall(r'<tr class="row"', c.get("/").text)) == len(ids)
+        assert c.get("/", params={"flag": "labelled"}).text.count('<tr class="row"') == 0
+        html = c.get(f"/sample/{ids[0]}").text
+        assert 'id="no-labels"' in html
+        assert c.post(f"/sample/{ids[0]}/label", data={"decision": "accept", "token": token_of(html)}).status_code == 303
+    assert query(db, "SELECT sample_id, decision FROM labels") == [(ids[0], "accept")]
