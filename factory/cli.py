@@ -392,7 +392,8 @@ def _distill(args, out: Console, err: Console) -> int:
 
 def _runs(args, out: Console, err: Console) -> int:
     from factory.api import runs as finished_runs
-    from factory.distill.compare import heldout_comparisons, heldout_table, latest_per_mixture, runs_table, verdict
+    from factory.distill.compare import (accuracy_comparisons, heldout_comparisons, heldout_table,
+                                         latest_per_mixture, runs_table, verdict)
 
     runs = finished_runs(args.db, args.distill)
     if args.json:
@@ -407,7 +408,8 @@ def _runs(args, out: Console, err: Console) -> int:
         if (held := heldout_table(name, latest)) is not None:  # stories: held-out loss, teacher likelihood
             out.print(held)
         out.print(verdict(latest), soft_wrap=True)
-    for line in heldout_comparisons(latest_per_mixture(runs)):  # stories distillations on the same items
+    latest = latest_per_mixture(runs)
+    for line in heldout_comparisons(latest) + accuracy_comparisons(latest):  # distillations on the same items
         out.print(line, soft_wrap=True)
     return 0
 

@@ -337,3 +337,34 @@ def heldout_comparisons(latest: dict[str, list[dict]]) -> list[str]:
             if len(have) >= 2:
                 lines.append(_heldout_line(have, key, items_key, label))
     return lines
+
+
+def _evaluation_of(r: dict) -> str:
+    """Runs graded on the same evaluation settings draw the same items (builtin: the generator
+    seed; held_out / file: the same source), less those each training set removed for overlap:
+    the seed-level test pairs them on the items both kept."""
+    e = (r.get("metrics") or {}).get("evaluation") or {}
+    return repr(sorted((k, repr(v)) for k, v in e.items()))
+
+
+def accuracy_comparisons(latest: dict[str, list[dict]]) -> list[str]:
+    """math distillations that each train one mixture, graded on the same evaluation settings
+    (e.g. verified-only vs every answered solution of one job): one line per set, the most
+    accurate against each other by seed_calls on their shared items, as heldout_comparisons
+    does for stories."""
+    by_eval: dict[str, dict[str, list[dict]]] = {}
+    for distill, runs in latest.items():
+        math_runs = [r for r in runs if r.get("task") == "math" and r.get("items") and r["value"] is not None]
+        if math_runs and len({r["mixture"] for r in math_runs}) == 1:
+            by_eval.setdefault(_evaluation_of(math_runs[0]), {})[distill] = math_runs
+    lines = []
+    for have in by_eval.values():
+        if len(have) < 2:
+            continue
+        value = {d: mean(r["value"] for r in rs) for d, rs in have.items()}
+        best = max(have, key=value.__getitem__)
+        calls = seed_calls(have, best, "items")
+        head = f"{best} ({have[best][0]['mixture']}) {_fmt(value[best])}"
+        lines.append("accuracy across distillations graded on the same items: "
+                     + _called(head, {f"{d} ({_fmt(value[d])})": t for d, t in calls.items()}))
+    return lines

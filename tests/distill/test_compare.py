@@ -36,3 +36,29 @@ def test_all_equal_is_a_tie():
 def test_the_newest_run_per_mixture_counts():
     old, new = run("long", 0.1, 0, 0.2), run("long", 0.3, 0.2, 0.4)
     assert latest_per_mixture([old, run("short", 0.2, 0.1, 0.3), new]) == {"d": [new, run("short", 0.2, 0.1, 0.3)]}
+
+
+def math_run(distill, seed, correct, mixture="short", evaluation=None):
+    """A finished math run of one seed graded 1/0 on items i0..; `correct`: the items it got right."""
+    items = {f"i{k}": float(k in correct) for k in range(20)}
+    return {"distill": distill, "mixture": mixture, "task": "math", "metric": "accuracy", "value": sum(items.values()) / 20,
+            "items": items, "metrics": {"seed": seed, "evaluation": evaluation or {"source": "builtin", "seed": 1000}}}
+
+
+def test_math_distillations_on_the_same_items_are_compared_seed_by_seed():
+    from factory.distill.compare import accuracy_comparisons
+
+    # verified-only ahead by 5, 4 and 6 items of 20 in seeds 1-3: +0.25, +0.20, +0.30, mean 0.25,
+    # sd 0.05, t(0.975, 2) = 4.303: [0.25 - 0.124, 0.25 + 0.124], clear of 0
+    latest = {"verified": [math_run("verified", s, range(k)) for s, k in ((1, 10), (2, 9), (3, 11))],
+              "answered": [math_run("answered", s, range(5)) for s in (1, 2, 3)],
+              "other-eval": [math_run("other-eval", 1, range(20), evaluation={"source": "builtin", "seed": 7})],
+              "two-mixtures": [math_run("two-mixtures", 1, range(3)), math_run("two-mixtures", 1, range(3), "long")]}
+    (line,) = accuracy_comparisons(latest)
+    assert line.startswith("accuracy across distillations graded on the same items: best: verified (short) 0.500")
+    assert "vs answered (0.250): +0.250 (seed 1 +0.250, seed 2 +0.200, seed 3 +0.300), 95% t-interval across " \
+           "seeds [0.126, 0.374]" in line
+    assert "other-eval" not in line and "two-mixtures" not in line
+    # one seed each: not a call
+    (line,) = accuracy_comparisons({d: rs[:1] for d, rs in latest.items() if d in ("verified", "answered")})
+    assert line.startswith("accuracy across distillations graded on the same items: not enough seeds to call")
