@@ -1,4 +1,22 @@
-"""`factory run | stats | sql`: errors are one line, never a traceback.
+"""The `factory` command, one verb a subcommand (factory/api.py is the same verbs in Python);
+errors are one line, never a traceback.
+
+Verbs (`factory VERB --help` for the options):
+  make data      run JOB.yaml          run or resume a job
+                 curate JOB            near and semantic dedup, decontamination, quality scores
+  look at it     stats [JOB]           the funnel, score histograms, agreement, tokens
+                 sql "SELECT ..."      one read-only, bounded query
+                 explain SAMPLE_ID     the whole story of one sample
+                 report [JOB]          one self-contained HTML quality report
+                 browse [JOB]          a local web page over the samples, with human labelling
+                 label import FILE     human labels made elsewhere (CSV/JSONL)
+                 probe JOB             can the judge tell good from bad?
+  take it out    export [JOB]          the accepted view as parquet, jsonl or a HF dataset
+  distill        distill SPEC.yaml     train students on mixtures of a job's solutions, evaluate them
+                 runs                  compare the distillation runs
+  around them    jobs                  the jobs in a database
+                 recipes               every recipe found, built-in and plugins
+                 init NAME             a working job file and a one-file recipe to start from
 
 Exit codes: 0 ok; 1 a runtime problem (database busy, model package missing, server
 unreachable, unknown job); 2 an invalid job file or command line (nothing written);

@@ -7,7 +7,7 @@ of those (issue 13: on a GPU that is most of the card).
 What stays as with one batch at a time, and why it holds here:
 - The driver is DuckDB's only writer and a batch's rows commit with its done-marks in one
   transaction, from this (the main) thread, in batch order: the done seeds of a killed run
-  are a prefix of its batches, as before, and a rerun starts at the first uncommitted one.
+  are a prefix of its batches, and a rerun starts at the first uncommitted one.
 - Each batch thread reads and writes through its own cursor (a DuckDB connection's last
   result and open transaction belong to the connection: two threads on one read each
   other's results). Every write transaction (completions cache, likelihood cache, a batch's

@@ -182,7 +182,7 @@ def _wait_for_first_snapshot(db: Path, pid: int | None) -> bool:
 def open_for_reading(db: str | Path, config: dict | None = None) -> Connection:
     """A read-only connection to db; while a run writes db, to the run's latest snapshot
     (con.snapshot says when it was taken, and one line on stderr says so). Without a
-    snapshot, the "in use by another process" StoreError as before."""
+    snapshot, the "in use by another process" StoreError (DuckDB allows one writer process)."""
     attempts = waits = 0
     while True:
         try:

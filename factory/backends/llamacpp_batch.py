@@ -202,7 +202,8 @@ class BatchedDecoder:
         if source is not None and source != seq:
             # Across streams llama.cpp copies a whole stream (p0 = p1 = -1; a partial range
             # asserts): the buffer copy runs at the next decode (~94 MB for SmolLM2 at 4,096
-            # cells; with it, demo reviews took 0.49x the unshared wall time, docs/benchmarks.md).
+            # cells), cheaper than prefilling the shared prefix again: reviews in 0.485x the
+            # time (docs/benchmarks.md, "Shared prompt prefixes").
             llama_cpp.llama_memory_seq_cp(memory, source, seq, -1, -1)
         llama_cpp.llama_memory_seq_rm(memory, seq, shared, -1)  # the source's later cells (or all) go
         self.held.pop(seq, None)

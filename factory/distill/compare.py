@@ -244,8 +244,8 @@ def heldout_table(distill: str, runs: list[dict]) -> Table | None:
     """Stories runs only (None otherwise): per run, the held-out loss (nats per token on
     held-out accepted stories) and the teacher's mean log-probability per token of the
     student's continuations, each with its 95% bootstrap interval over items; per mixture of
-    a `seeds` spec, the mean across seeds with its t-interval. A run made before these were
-    measured shows "-"."""
+    a `seeds` spec, the mean across seeds with its t-interval. A run without them (recorded
+    without a stories evaluation of that kind) shows "-"."""
     if not runs or runs[0].get("task") != "stories":
         return None
     seeded = any((r.get("metrics") or {}).get("seed") is not None for r in runs)

@@ -57,9 +57,9 @@ def device_of(spec: DistillSpec) -> str:
 
 def run_id_of(spec: DistillSpec, plan: Plan, mixture_id: str, seed: int | None = None,
               tokenizer: str | None = None) -> str:
-    """seed None (a spec without `seeds`): the formula of every run made before seeds existed.
+    """seed None (a spec without `seeds`): the seed stays out of the id, so single-seed ids are stable.
     With a seed, spec is the seed's spec (with_seed) and the seed enters the id by name too.
-    tokenizer: a trained tokenizer's sha256 (None for SmolLM2's: ids made before stand)."""
+    tokenizer: a trained tokenizer's sha256 (None for SmolLM2's, the default: out of the id)."""
     extra = [{"tokenizer": tokenizer}] if tokenizer else []
     if seed is None:
         return digest("run", mixture_id, spec.run_settings(), plan.eval_set, *extra)

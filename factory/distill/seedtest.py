@@ -15,10 +15,9 @@ trained models, so the seed is the unit:
    multisets and its percentile interval is about [min d_s, max d_s], which misses the mean
    whenever all 3 seeds fall on one side of it: 2 x (1/2)^3 = 25% of the time.
 
-The old test averaged each item over the seeds and resampled items, treating the trained
-models as fixed: with two identical arms, 3 seeds and 50 items it called a clear difference
-in 152-190 of 200 simulations (issue 22); tests/distill/test_seedtest.py holds this one to
-at most 10%.
+Why not average each item over the seeds and resample items: that treats the trained models
+as fixed, and with two identical arms, 3 seeds and 50 items it called a clear difference in
+152-190 of 200 simulations; tests/distill/test_seedtest.py holds this test to at most 10%.
 """
 from __future__ import annotations
 

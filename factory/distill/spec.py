@@ -96,7 +96,8 @@ class TokenizerSpec(Strict):
         return self
 
 
-# A student dumped for an id leaves the tokenizer out at its default: ids made before it stand.
+# A student dumped for an id leaves the tokenizer out at its default: a spec that names no
+# tokenizer keeps the id it has without this field, so its stored runs are found, not retrained.
 DEFAULT_TOKENIZER = {"kind": "smollm2", "vocab_size": None}
 
 
@@ -184,8 +185,8 @@ class GKDSpec(Strict):
                                "continues the row's first prompt_tokens tokens")
 
 
-# Fields whose default must not enter ids or keys: every run id, resume key and fingerprint
-# made before they existed stays what it was.
+# Fields whose default must not enter ids or keys: a spec that leaves them at the default
+# keeps the run ids, resume keys and fingerprints it has without them (runs on disk resume).
 TRAINING_DEFAULTS = {"method": "sft", "kd": None, "gkd": None, "precision": "fp32", "grad_accumulation": 1}
 # How a run is executed, not what it computes: never in ids or keys. workers N splits every
 # batch across N DDP processes whose averaged gradients are the one process's (same global
@@ -351,8 +352,8 @@ class DistillSpec(Strict):
         return [MixtureSpec(name=m, parts=builtin[m]) if isinstance(m, str) else m for m in chosen]
 
     def run_settings(self) -> dict:
-        """What, besides the data, decides a run's result: part of its id. New training fields
-        at their default are left out, so the ids of runs made before they existed hold."""
+        """What, besides the data, decides a run's result: part of its id. Training fields at
+        their default (TRAINING_DEFAULTS) are left out, so adding a field changes no id."""
         out = self.model_dump(mode="json", include={"task", "evaluation"})
         return {**out, "student": self.student.identity(), "training": self.training.identity()}
 

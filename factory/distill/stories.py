@@ -93,7 +93,7 @@ def evaluate_stories(student, items: list[EvalItem], spec: EvaluationSpec, grade
     losses_fn(stories) -> (nats, tokens) per held-out story (heldout.story_losses bound to
     the student): the held-out loss. teacher: heldout.TeacherScorer (its continuations and
     identity): the teacher's log-likelihood of each continuation. Either left out, its
-    metrics are absent (runs made before they existed show "-")."""
+    metrics are absent (shown as "-")."""
     generate_fn = generate_fn or generate
     prompts = [story_prompt(item.question) for item in items]
     outputs = generate_fn(student, prompts, spec.max_new_tokens, sample=False, seed=spec.seed)

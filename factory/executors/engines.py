@@ -38,7 +38,7 @@ class EngineCache:
         engine = self.engine(ref, entry)
         # execution.slots_per_engine > 1: an engine that can decode several requests together
         # (llamacpp's generate_batched) does, sharing its slots with concurrent callers;
-        # others take them one call at a time as before.
+        # others take them one call at a time (the engine's lock: one llama.cpp context is not thread-safe).
         if self.slots > 1 and callable(getattr(engine, "generate_batched", None)):
             return engine.generate_batched(requests, self.slots)
         with self._lock(ref):
