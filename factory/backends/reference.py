@@ -26,7 +26,7 @@ version and the sha256 of this file, so a changed writer never reuses cached com
 `wrong_rate` (solver roles only, default 0): on that seeded share of problems the long and
 short solutions carry one arithmetic slip, propagated to the final answer
 (reference_slip.py); the identity, and so every row's lineage and request key, then carries
-wrong_rate and the slip writer's sha256. At 0 both stay out of the identity, so a job without wrong_rate keeps its fingerprint and rows.
+wrong_rate and the slip writer's sha256. At 0 the identity is what it was before the field.
 """
 from __future__ import annotations
 
