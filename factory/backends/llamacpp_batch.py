@@ -27,6 +27,10 @@ import time
 
 from factory.backends.base import Completion, Request
 
+# KV cells of one sequence (llamacpp.py's n_ctx; here, each slot's stream). 4096 holds the
+# longest prompt we send (a story plus three reviews, ~1,500 tokens) with room.
+CONTEXT_TOKENS = 4096
+
 BATCH_TOKENS = 512  # tokens per llama_decode call (llama.cpp's default n_batch)
 PENALTY_LAST_N = 64  # Llama's last_n_tokens_size: the window the repeat penalty looks at
 
@@ -35,8 +39,6 @@ def batch_context(backend, slots: int):
     """A second llama_context on the backend's weights for batched decoding (built on first
     use, so slots 1 allocates nothing): `slots` KV streams of CONTEXT_TOKENS each
     (~23 KB a token for SmolLM2-135M in f16: 4 slots ~380 MB, 16 ~1.5 GB)."""
-    from factory.backends.llamacpp import CONTEXT_TOKENS
-
     # One per slot count (a bench switching 4 <-> 16 rebuilt 1.5 GB per switch otherwise).
     contexts = backend.__dict__.setdefault("_batched", {})
     if slots not in contexts:
@@ -218,8 +220,6 @@ class BatchedDecoder:
         b.n_tokens = len(items)
 
     def _start(self, ticket, request: Request, prompt: tuple, seq: int, shared: int, logits) -> _Slot:
-        from factory.backends.llamacpp import CONTEXT_TOKENS
-
         # create_completion's cap: max_tokens no further than the context's end
         limit = min(request.sampling["max_tokens"], CONTEXT_TOKENS - len(prompt))
         slot = _Slot(ticket, request, self._sampler(request), limit, len(prompt), len(prompt))
@@ -322,8 +322,6 @@ class BatchedDecoder:
 def prompt_tokens(backend, request: Request) -> tuple:
     """The request's rendered prompt as tokens; a prompt the context cannot hold is refused
     before anything is decoded."""
-    from factory.backends.llamacpp import CONTEXT_TOKENS
-
     prompt = tuple(backend._prompt_tokens(request.messages))
     if len(prompt) >= CONTEXT_TOKENS:
         raise ValueError(f"llamacpp: prompt of request {request.key} is {len(prompt)} tokens; "
