@@ -17,8 +17,8 @@ SORTS = {
     "seed": "s.job, s.seed_index, s.sample_id",
     "score": "v.mean_score DESC NULLS LAST, s.job, s.seed_index, s.sample_id",
     "-score": "v.mean_score ASC NULLS LAST, s.job, s.seed_index, s.sample_id",
-    "likelihood": "likelihood DESC NULLS LAST, s.job, s.seed_index, s.sample_id",
-    "-likelihood": "likelihood ASC NULLS LAST, s.job, s.seed_index, s.sample_id",
+    "likelihood": "lk.value DESC NULLS LAST, s.job, s.seed_index, s.sample_id",
+    "-likelihood": "lk.value ASC NULLS LAST, s.job, s.seed_index, s.sample_id",
 }
 VERDICTS = ("accept", "reject", "drop", "none")
 FLAGS = ("duplicate", "near_duplicate", "contaminated", "labelled", "unlabelled", "disagree")
@@ -67,7 +67,7 @@ def _where(f: Filters, have: set[str]) -> tuple[list[str], list]:
     if f.max_likelihood is not None:
         add("lk.value <= ?", f.max_likelihood)
     if f.q:
-        add("s.text ILIKE ? ESCAPE '\\'", "%" + f.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%")
+        add("contains(lower(s.text), ?)", f.q.lower())  # a plain substring: no LIKE wildcards to escape
     flag = {"duplicate": "s.duplicate_of IS NOT NULL",
             "near_duplicate": "EXISTS (SELECT 1 FROM dedup_clusters d WHERE d.sample_id = s.sample_id AND NOT d.kept)",
             "contaminated": "EXISTS (SELECT 1 FROM contamination c WHERE c.sample_id = s.sample_id)"}
@@ -81,29 +81,55 @@ def _where(f: Filters, have: set[str]) -> tuple[list[str], list]:
     return where, params
 
 
+def _ids(con, f: Filters, have: set[str], labeller: str, offset: int, limit: int) -> list[str]:
+    """The page's sample ids in order, joining only what the filters and the sort read: the
+    first page of a 1M-sample job is then a top-N over samples alone."""
+    where, params = _where(f, have)
+    text = " ".join(where) + " " + SORTS[f.sort]
+    joins, join_params = [], []
+    if "v." in text:
+        joins.append("LEFT JOIN verdicts v ON v.sample_id = s.sample_id")
+    if "lk." in text:
+        joins.append("LEFT JOIN signals lk ON lk.sample_id = s.sample_id AND lk.signal = 'likelihood'"
+                     if "signals" in have else "LEFT JOIN (SELECT NULL::VARCHAR AS sample_id, NULL::DOUBLE AS value) lk ON false")
+    if "mine." in text:
+        joins.append("LEFT JOIN labels mine ON mine.sample_id = s.sample_id AND mine.labeller = ?")
+        join_params.append(labeller)
+    sql = f"""SELECT s.sample_id FROM samples s {' '.join(joins)} {'WHERE ' + ' AND '.join(where) if where else ''}
+              ORDER BY {SORTS[f.sort]} LIMIT ? OFFSET ?"""
+    return [r[0] for r in con.execute(sql, join_params + params + [limit, offset]).fetchall()]
+
+
 def page(con, f: Filters, labeller: str, offset: int = 0, limit: int = PAGE) -> list[dict]:
     """limit + 1 rows at most (the extra one says a next page exists): id, job, seed index,
     the first 200 characters, verdict, stage, mean score, likelihood, duplicate, my label.
-    A database made before the signals or labels tables (read, not migrated) has neither."""
+    The ids first (_ids), then each table's columns by a list of ids: DuckDB answers
+    `sample_id IN (?, ?, ...)` of constants from the primary key's index (4 ms for 51 ids at
+    1M samples against 0.3 s for the same rows joined). A database made before the signals
+    or labels tables (read, not migrated) has neither."""
     have = tables(con)
-    joins, params = [], []
+    ids = _ids(con, f, have, labeller, offset, limit + 1)
+    if not ids:
+        return []
+    marks = ", ".join("?" * len(ids))
+    rows = {r["sample_id"]: {**r, "decision": None, "stage": None, "mean_score": None, "likelihood": None,
+                             "my_label": None}
+            for r in dict_rows(con, f"""SELECT sample_id, job, seed_index, left(text, 200) AS snippet,
+                                        duplicate_of IS NOT NULL AS duplicate FROM samples
+                                        WHERE sample_id IN ({marks})""", ids)}
+    for sid, decision, stage, mean in con.execute(
+            f"SELECT sample_id, decision, stage, mean_score FROM verdicts WHERE sample_id IN ({marks})", ids).fetchall():
+        rows[sid].update(decision=decision, stage=stage, mean_score=mean)
     if "signals" in have:
-        joins.append("LEFT JOIN signals lk ON lk.sample_id = s.sample_id AND lk.signal = 'likelihood'")
-    else:
-        joins.append("LEFT JOIN (SELECT NULL::VARCHAR AS sample_id, NULL::DOUBLE AS value) lk ON false")
+        for sid, signal, value in con.execute(
+                f"SELECT sample_id, signal, value FROM signals WHERE sample_id IN ({marks})", ids).fetchall():
+            if signal == "likelihood":
+                rows[sid]["likelihood"] = value
     if "labels" in have:
-        joins.append("LEFT JOIN labels mine ON mine.sample_id = s.sample_id AND mine.labeller = ?")
-        params.append(labeller)
-    else:
-        joins.append("LEFT JOIN (SELECT NULL::VARCHAR AS decision) mine ON false")
-    where, where_params = _where(f, have)
-    sql = f"""SELECT s.sample_id, s.job, s.seed_index, left(s.text, 200) AS snippet, v.decision, v.stage,
-                     v.mean_score, lk.value AS likelihood, s.duplicate_of IS NOT NULL AS duplicate,
-                     mine.decision AS my_label
-              FROM samples s LEFT JOIN verdicts v ON v.sample_id = s.sample_id {' '.join(joins)}
-              {'WHERE ' + ' AND '.join(where) if where else ''}
-              ORDER BY {SORTS[f.sort]} LIMIT ? OFFSET ?"""
-    return dict_rows(con, sql, params + where_params + [limit + 1, offset])
+        for sid, decision in con.execute(f"SELECT sample_id, decision FROM labels WHERE labeller = ? "
+                                         f"AND sample_id IN ({marks})", [labeller, *ids]).fetchall():
+            rows[sid]["my_label"] = decision
+    return [rows[sid] for sid in ids]
 
 
 def score_bins(con, job: str) -> list[tuple[int, int]]:
@@ -129,3 +155,16 @@ def rubric_axes(con, job: str) -> list[str]:
 
     scores = json.loads(row[0]) if isinstance(row[0], str) else row[0]
     return [a for a, v in scores.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+
+
+def raw_calls(con, sample_id: str) -> list[dict]:
+    """The raw output of every model call behind one sample, from the completions cache by
+    each row's request key: the generation, each review, the adjudication. (The rendered
+    prompt is not stored: its hash is part of the key.)"""
+    return dict_rows(con, """
+        WITH k AS (SELECT 'generation' AS call, request_key FROM samples WHERE sample_id = ?
+                   UNION ALL SELECT 'review ' || reviewer_index, request_key FROM reviews WHERE sample_id = ?
+                   UNION ALL SELECT 'adjudication', request_key FROM verdicts WHERE sample_id = ?)
+        SELECT k.call, c.finish_reason, c.prompt_tokens, c.completion_tokens, c.text AS raw_output
+        FROM k JOIN completions c ON c.request_key = k.request_key ORDER BY k.call""",
+        [sample_id, sample_id, sample_id])

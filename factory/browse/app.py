@@ -25,7 +25,7 @@ from starlette.staticfiles import StaticFiles
 
 from factory.browse.guard import LOOPBACK, Guard, new_token, same_origin, token_ok
 from stores import browse as q
-from stores.connection import DatabaseInUse, StoreError, copying_marker
+from stores.connection import StoreError, copying_marker
 from stores.labels import LabelError, checked, put_labels, read_labels
 from stores.snapshot import open_for_reading
 
@@ -156,9 +156,10 @@ def make_app(db: str | Path, job: str | None = None, port: int = 8765, labeller:
                 return render("error.html", 404, message=str(e))
             labels = read_labels(con, sample_id=story["sample_id"])
             axes = q.rubric_axes(con, story["job"]["fingerprint"])
+            calls = q.raw_calls(con, story["sample_id"])
             note = snapshot_note(con)
         mine = next((lb for lb in labels if lb["labeller"] == labeller), None)
-        return render("sample.html", status, s=story, labels=labels, mine=mine, axes=axes, f=f, pos=pos,
+        return render("sample.html", status, s=story, labels=labels, mine=mine, axes=axes, calls=calls, f=f, pos=pos,
                       message=message, note=note)
 
     async def label(request: Request):
@@ -178,8 +179,11 @@ def make_app(db: str | Path, job: str | None = None, port: int = 8765, labeller:
                 put_labels(db, [lb], source="browse")
         except LabelError as e:
             return sample_page(request, message=str(e), status=400)
-        except (DatabaseInUse, StoreError) as e:
-            return sample_page(request, message=f"not saved: {e}", status=409)
+        except StoreError as e:  # a run holds the database (DatabaseInUse), a full disk
+            try:
+                return sample_page(request, message=f"not saved: {e}", status=409)
+            except StoreError:  # nothing to show either: held by a process that keeps no snapshot
+                return render("error.html", 409, message=f"not saved: {e}")
         pos = request.query_params.get("pos")
         if pos not in (None, ""):
             return RedirectResponse(f"/go?{query_string(f, pos=_int(request.query_params, 'pos') + 1)}", 303)
@@ -202,11 +206,14 @@ def make_app(db: str | Path, job: str | None = None, port: int = 8765, labeller:
     async def errors(request: Request, exc: Exception):
         return render("error.html", 400, message=str(exc))
 
+    async def unreadable(request: Request, exc: Exception):
+        return render("error.html", 503, message=str(exc))
+
     app = Starlette(routes=[
         Route("/", sample_list), Route("/go", go), Route("/funnel", funnel),
         Route("/sample/{sample_id}", sample_page), Route("/sample/{sample_id}/label", label, methods=["POST"]),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
-    ], exception_handlers={BadRequest: errors})
+    ], exception_handlers={BadRequest: errors, StoreError: unreadable})
     return Guard(app, port, peers)
 
 

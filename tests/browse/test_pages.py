@@ -67,7 +67,7 @@ def test_bad_filters_are_400_not_sql(client, params):
     assert r.status_code == 400 and 'id="error"' in r.text
 
 
-def test_sample_page_shows_the_explain_story(client, ids, job_db):
+def test_sample_page_shows_the_explain_story(client, ids, job_db, query):
     from factory.api import explain
 
     db, _ = job_db
@@ -78,6 +78,9 @@ def test_sample_page_shows_the_explain_story(client, ids, job_db):
     for review in story["reviews"]:
         assert (review["critique"] or "") .replace("'", "&#39;").replace('"', "&#34;")[:30] in r.text
     assert story["verdict"]["stage"] in r.text and "generation (lineage)" in r.text
+    raw = query(db, "SELECT count(*) FROM reviews r JOIN completions c USING (request_key) WHERE r.sample_id = ?",
+                [ids[0]])[0][0]
+    assert r.text.count("<td>review ") == raw > 0  # each review's raw output, from the completions cache
     assert client.get("/sample/no-such").status_code == 404
 
 
@@ -163,4 +166,30 @@ def test_a_database_made_before_signals_and_labels(job_db, ids, query):
         html = c.get(f"/sample/{ids[0]}").text
         assert 'id="no-labels"' in html
         assert c.post(f"/sample/{ids[0]}/label", data={"decision": "accept", "token": token_of(html)}).status_code == 303
+    assert query(db, "SELECT sample_id, decision FROM labels") == [(ids[0], "accept")]
+
+
+def test_a_database_held_by_another_process(client, job_db, ids, query):
+    """Held read-write by a process that keeps no snapshot: pages say so in one line (503),
+    a label is refused (409) and nothing is written; released, the same label is stored."""
+    import subprocess
+    import sys
+
+    db, _ = job_db
+    token = token_of(client.get(f"/sample/{ids[0]}").text)
+    holder = subprocess.Popen([sys.executable, "-c", "import duckdb, sys; c = duckdb.connect(sys.argv[1]); "
+                               "print('held', flush=True); sys.stdin.readline()", str(db)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        page = client.get("/")
+        assert page.status_code == 503 and "in use by another process" in page.text
+        refused = client.post(f"/sample/{ids[0]}/label", data={"decision": "accept", "token": token})
+        assert refused.status_code == 409 and "not saved" in refused.text
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=60)
+    assert query(db, "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'labels'")[0][0] == 0 or \
+        query(db, "SELECT count(*) FROM labels") == [(0,)]
+    assert client.post(f"/sample/{ids[0]}/label", data={"decision": "accept", "token": token}).status_code == 303
     assert query(db, "SELECT sample_id, decision FROM labels") == [(ids[0], "accept")]
