@@ -12,7 +12,7 @@ from factory.executors import make_executor
 from factory.keys import digest
 from factory.recipes.base import Recipe
 from factory.spec import JobError, JobSpec
-from factory.steps import BatchState, Context
+from factory.steps import BatchState, Context, StepError, check_steps
 from factory.streaming import SerialProgress, run_in_flight
 from stores import BatchRows, Store
 from stores.snapshot import SnapshotWriter, starting_marker
@@ -81,6 +81,10 @@ def make_recipe(spec: JobSpec, db: str | Path | None = None) -> Recipe:
     recipe = spec.recipe_class()(spec)
     recipe.database = Path(db or spec.db)  # a recipe may read earlier jobs of the run's database
     recipe.capacity()  # a missing seed file fails here, before the database exists
+    try:
+        check_steps(recipe.steps(), recipe.name)
+    except StepError as err:
+        raise JobError(f"recipe: {err}") from None
     return recipe
 
 

@@ -52,8 +52,36 @@ def did_you_mean(name: str, choices) -> str:
     return f"; did you mean {close[0]}?" if close else ""
 
 
+# Folders of user files imported by path: each is put on sys.path, so a recipe or backend
+# file may import a module next to it, and shipped to Ray workers (ray_runtime_env).
+USER_DIRS: list[str] = []
+
+
+def add_user_dir(folder) -> None:
+    folder = str(Path(folder).resolve())
+    if folder not in sys.path:
+        sys.path.append(folder)  # after the installed packages: a user file never shadows one
+    if folder not in USER_DIRS:
+        USER_DIRS.append(folder)
+
+
+def ray_runtime_env(upload: bool) -> dict | None:
+    """What Ray workers need to import the user's modules (None without user folders): on
+    this machine, the folders on PYTHONPATH; for a cluster joined by address, whose machines
+    lack the driver's paths, the recipe's (first) folder uploaded as the workers'
+    working_dir, its databases left out (Ray uploads only in ray.init's runtime_env)."""
+    if not USER_DIRS:
+        return None
+    if upload:
+        return {"working_dir": USER_DIRS[0], "excludes": ["*.duckdb", "*.duckdb.*", "*.wal", "__pycache__", ".git"]}
+    import os
+
+    return {"env_vars": {"PYTHONPATH": os.pathsep.join([*USER_DIRS, *filter(None, [os.environ.get("PYTHONPATH")])])}}
+
+
 def _import_file(path: Path, what: str, ref: str):
     path = path.resolve()
+    add_user_dir(path.parent)
     # A stable module name per file: the same file imported twice is one module.
     name = "factory_user_" + hashlib.sha256(str(path).encode()).hexdigest()[:12]
     if name in sys.modules:

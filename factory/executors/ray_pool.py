@@ -19,6 +19,7 @@ from factory.executors.admission import Admit, take_admitted
 from factory.executors.engines import EngineCache
 from factory.executors import reaper
 from factory.executors.grouping import call_size
+from factory.plugins import ray_runtime_env
 
 # Ray 2.60 writes ~/.ray/auth_token unless told not to; a local tool should not.
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
@@ -78,8 +79,10 @@ class RayExecutor:
         self._owns_ray = not ray.is_initialized()
         self._reaper = None
         if self._owns_ray:
+            # A user file's own imports (a module next to it) resolve in the workers too.
+            env = ray_runtime_env(upload=address is not None)
             ray.init(address=address, include_dashboard=False, log_to_driver=False,
-                     logging_level="ERROR", configure_logging=True)
+                     logging_level="ERROR", configure_logging=True, **({"runtime_env": env} if env else {}))
             # The Ray processes this driver started end with it, kill -9 included
             # (executors/reaper.py); a cluster it only joined is not its to end.
             node = ray._private.worker._global_node  # no public API names the session
@@ -96,8 +99,10 @@ class RayExecutor:
         # flight) run at once, so a batched engine's slots take requests from all of them
         # (backends/llamacpp_queue.py); every other call still holds the engine's lock
         # (executors/engines.py). 2 calls per actor per driver thread, with room to spare.
+        # In a Ray started by someone else on this machine, the actors get the user folders.
+        env = None if self._owns_ray else ray_runtime_env(upload=False)
         actor_cls = ray.remote(num_cpus=threads, num_gpus=gpus, max_restarts=2, max_task_retries=2,
-                               max_concurrency=ACTOR_CONCURRENCY)(EngineActor)
+                               max_concurrency=ACTOR_CONCURRENCY, **({"runtime_env": env} if env else {}))(EngineActor)
         self.actors = [actor_cls.remote(threads, slots) for _ in range(self.engines)]
 
     def generate(self, ref, requests: list[Request], on_completion=None, entry=None,

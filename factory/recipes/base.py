@@ -116,6 +116,15 @@ class Recipe(ABC):
         """Model-free signals of one text, stored with the sample."""
         return None
 
+    def checks_of(self, seed: dict, text: str, parsed) -> dict | None:
+        """rule_checks with the generator's parsed output when the recipe's rule_checks takes
+        it (`def rule_checks(self, seed, text, parsed)`: a JSON recipe reads its fields)."""
+        import inspect
+
+        if len(inspect.signature(self.rule_checks).parameters) >= 3:
+            return self.rule_checks(seed, text, parsed)
+        return self.rule_checks(seed, text)
+
     def rule_reject(self, checks: dict | None) -> tuple[str, str] | None:
         """(stage, reason) when a rule rejects the text before any review is paid for."""
         return None

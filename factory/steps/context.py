@@ -1,6 +1,7 @@
 """What every step of a batch shares: the job, its bound roles, the caller (cache, budget,
 executor), the store (read-only use: exact dedup lookups), the recipe; and the two row
-helpers every step uses (a drop row, a verdict row)."""
+helpers every step uses: a drop, a verdict, a signal, a gate (a signal whose verdicts
+`factory stats` counts), each one call that writes the row with its lineage."""
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
@@ -65,3 +66,36 @@ def add_verdict(ctx: Context, batch: BatchRows, sample: str, decision: str, stag
     batch.add("verdicts", {"sample_id": sample, "job": ctx.job, "decision": decision, "stage": stage,
                            "reason": reason, "mean_score": mean, "spread": spread, "n_reviews": n_reviews,
                            **(lineage or NO_LINEAGE)})
+
+
+def signal_row(ctx: Context, sample: str | None, name: str, value: float, details: dict | None = None,
+               lineage: dict | None = None, **fields) -> dict:
+    """A `signals` row: the sample's measure `name` = value, with the lineage of what made it
+    (LINEAGE_FIELDS taken from `lineage`, e.g. the sample row; the rest null) and any of
+    those fields given by name (model, request_key, role, ...)."""
+    taken = {k: (lineage or {}).get(k) for k in LINEAGE_FIELDS}
+    return {"sample_id": sample, "job": ctx.job, "signal": name, "value": value, "details": details,
+            **taken, **fields}
+
+
+def add_signal(ctx: Context, batch: BatchRows, sample: str, name: str, value: float, details: dict | None = None,
+               lineage: dict | None = None, **fields) -> None:
+    """One `signals` row (signal_row) added to the batch: `factory stats` summarizes it
+    (samples, mean, range) and `factory explain` shows it."""
+    batch.add("signals", signal_row(ctx, sample, name, value, details, lineage, **fields))
+
+
+def add_gate(ctx: Context, state, index: int, name: str, passed: bool, reason: str, value: float | None = None,
+             details: dict | None = None) -> bool:
+    """A gate on the sample in play at seed `index`: its signal row (value: 1.0 passed, 0.0
+    failed, unless given; lineage: the sample's generation) and, when it failed, a reject
+    verdict of stage `name` (so `factory stats` counts the verdicts the gate decided) and the
+    sample leaves play. Returns passed."""
+    row = state.samples[index]
+    add_signal(ctx, state.batch, row["sample_id"], name, float(passed) if value is None else value,
+               {**(details or {}), "passed": passed, **({} if passed else {"reason": reason})}, row)
+    if not passed:
+        add_verdict(ctx, state.batch, row["sample_id"], "reject", name, reason)
+        del state.samples[index]
+        state.to_review.pop(index, None)
+    return passed

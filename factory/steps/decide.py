@@ -14,6 +14,7 @@ from roles import Drop
 
 class Decide:
     role = "adjudicator"
+    reads, writes = ("samples", "to_review", "reviews"), ()
 
     def run(self, ctx: Context, state: BatchState) -> None:
         rule, batch = ctx.spec.decision, state.batch

@@ -8,6 +8,8 @@ from factory.steps.state import BatchState
 
 
 class ExactDedup:
+    reads, writes = ("made",), ("made", "samples")
+
     def run(self, ctx: Context, state: BatchState) -> None:
         seen = ctx.store.samples_by_hash(ctx.job, [r["content_hash"] for r in state.made.values()])
         for i in sorted(state.made):

@@ -10,6 +10,7 @@ from roles import Drop
 
 class Generate:
     role = "generator"
+    reads, writes = ("seeds",), ("made", "parsed")
 
     def run(self, ctx: Context, state: BatchState) -> None:
         for call in ctx.call(self.role, [(i, 0, seed) for i, seed in state.seeds.items()]):
@@ -17,8 +18,9 @@ class Generate:
             if isinstance(call.parsed, Drop):
                 add_drop(ctx, state.batch, i, self.role, call.parsed, call.lineage)
                 continue
+            state.parsed[i] = call.parsed
             text, payload = ctx.recipe.sample_of(state.seeds[i], call.parsed)
             state.made[i] = {"sample_id": sample_id(ctx.job, i), "job": ctx.job, "seed_id": seed_id(ctx.job, i),
                              "seed_index": i, "text": text, "content_hash": content_hash(text),
-                             "duplicate_of": None, "rule_checks": ctx.recipe.rule_checks(state.seeds[i], text),
+                             "duplicate_of": None, "rule_checks": ctx.recipe.checks_of(state.seeds[i], text, call.parsed),
                              "payload": payload, **call.lineage}

@@ -23,7 +23,7 @@ from factory.backends import model_identity
 from factory.backends.base import SCORING_BACKENDS, SERVER_SCORING_BACKENDS
 from factory.calls import library_versions
 from factory.keys import digest
-from factory.steps.context import NO_LINEAGE, Context, add_verdict
+from factory.steps.context import Context, add_verdict, signal_row
 from factory.steps.state import BatchState
 from stores.signals import cached_likelihoods, put_likelihoods
 
@@ -66,6 +66,8 @@ def score_key(identity: dict, text: str) -> str:
 
 
 class ScoreLikelihood:
+    reads, writes = ("samples",), ("samples",)
+
     def run(self, ctx: Context, state: BatchState) -> None:
         if not state.samples or not scores_in(ctx.spec):
             return
@@ -86,10 +88,10 @@ class ScoreLikelihood:
         for i in sorted(state.samples):
             sample, key = state.samples[i]["sample_id"], keys[i]
             mean_logprob, n_tokens, seconds = scores[key]
-            rows.append({"sample_id": sample, "job": ctx.job, "signal": "likelihood", "value": mean_logprob,
-                         "details": {"n_tokens": n_tokens, "unit": "mean natural-log probability per token"},
-                         **NO_LINEAGE, "model": identity, "request_key": key, "prompt_tokens": n_tokens,
-                         "completion_tokens": 0, "seconds": seconds, "versions": library_versions(), "role": ROLE})
+            rows.append(signal_row(ctx, sample, "likelihood", mean_logprob,
+                                   {"n_tokens": n_tokens, "unit": "mean natural-log probability per token"},
+                                   model=identity, request_key=key, prompt_tokens=n_tokens, completion_tokens=0,
+                                   seconds=seconds, versions=library_versions(), role=ROLE))
             if minimum is not None and mean_logprob < minimum:
                 add_verdict(ctx, state.batch, sample, "reject", "likelihood",
                             f"mean log-likelihood {mean_logprob:.3f} < {minimum:g} under {identity['model']} "

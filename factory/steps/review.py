@@ -24,7 +24,7 @@ from dataclasses import replace
 from factory.backends.base import EXPECTED_SCORE_BACKENDS, expected_value
 from factory.calls import library_versions
 from factory.keys import digest, request_seed
-from factory.steps.context import NO_LINEAGE, Call, Context, add_drop
+from factory.steps.context import Call, Context, add_drop, signal_row
 from factory.steps.state import BatchState
 from roles import Drop
 from roles.reviewer import integer_axes
@@ -34,6 +34,7 @@ ROLE = "expected_scores"  # the signals rows' role (no completion of its own)
 
 class Review:
     role = "reviewer"
+    reads, writes = ("samples", "to_review"), ("reviews",)
 
     def run(self, ctx: Context, state: BatchState) -> None:
         items = state.to_review
@@ -56,7 +57,7 @@ class Review:
                                         "sample_id": sample, "reviewer_index": call.slot, **call.parsed.as_dict(),
                                         **call.lineage})
         for call, row in expected_rows:
-            state.batch.add("signals", {"sample_id": items[call.index][0], "job": ctx.job, **row})
+            state.batch.add("signals", {**row, "sample_id": items[call.index][0]})
 
 
 def can_expect(backend: str, base_dir: str | None = None) -> bool:
@@ -157,11 +158,10 @@ def with_expected(ctx: Context, role: str, items: list[tuple[int, int, dict]], e
         expected = {"axes": axes, "overall": overall, "sampled_overall": review.overall}
         review = replace(review, expected=expected, overall=overall if decide_on_expected else review.overall)
         out[n] = replace(call, parsed=review)
-        rows.append((out[n], {
-            "signal": f"{ROLE}.{call.slot}", "value": overall,
-            "details": {"axes": axes, "sampled": review.scores, "probabilities": dists,
-                        "unit": "expectation of each integer axis under the reviewer's token probabilities"},
-            **NO_LINEAGE, "model": bound.models[request.route][1],
-            "request_key": request.key, "prompt_tokens": None, "completion_tokens": 0,
-            "seconds": seconds.get(request.key, 0.0), "versions": library_versions(), "role": ROLE}))
+        rows.append((out[n], signal_row(
+            ctx, None, f"{ROLE}.{call.slot}", overall,
+            {"axes": axes, "sampled": review.scores, "probabilities": dists,
+             "unit": "expectation of each integer axis under the reviewer's token probabilities"},
+            model=bound.models[request.route][1], request_key=request.key, completion_tokens=0,
+            seconds=seconds.get(request.key, 0.0), versions=library_versions(), role=ROLE)))
     return out, rows

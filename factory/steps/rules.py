@@ -4,16 +4,17 @@ checks into `signals` rows (Recipe.rule_signal_rows: TinyStories' seed_words sha
 `factory stats` summarizes (mean, range, verdicts decided) and `factory explain` shows."""
 from __future__ import annotations
 
-from factory.steps.context import NO_LINEAGE, Context, add_verdict
+from factory.steps.context import Context, add_signal, add_verdict
 from factory.steps.state import BatchState
 
 
 class ApplyRules:
+    reads, writes = ("seeds", "samples"), ("to_review",)
+
     def run(self, ctx: Context, state: BatchState) -> None:
         for i, row in state.samples.items():
             for name, (value, details) in ctx.recipe.rule_signal_rows(row["rule_checks"]).items():
-                state.batch.add("signals", {"sample_id": row["sample_id"], "job": ctx.job, "signal": name,
-                                            "value": value, "details": details, **NO_LINEAGE, "role": "rules"})
+                add_signal(ctx, state.batch, row["sample_id"], name, value, details, role="rules")
             rejected = ctx.recipe.rule_reject(row["rule_checks"])
             if rejected:
                 add_verdict(ctx, state.batch, row["sample_id"], "reject", *rejected)

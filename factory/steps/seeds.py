@@ -15,6 +15,8 @@ class SeedDrop:
 
 
 class MakeSeeds:
+    reads, writes = (), ("seeds",)
+
     def run(self, ctx: Context, state: BatchState) -> None:
         for i in state.indices:
             seed = ctx.recipe.make_seed(i)

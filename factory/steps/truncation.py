@@ -10,11 +10,13 @@ cached completions decides the same way.
 """
 from __future__ import annotations
 
-from factory.steps.context import Context, add_verdict
+from factory.steps.context import Context, add_verdict, signal_row
 from factory.steps.state import BatchState
 
 
 class RejectTruncated:
+    reads, writes = ("samples",), ("samples",)
+
     def run(self, ctx: Context, state: BatchState) -> None:
         policy = ctx.spec.decision.truncated
         keys = {i: row["request_key"] for i, row in state.samples.items() if row.get("request_key")}
@@ -26,11 +28,8 @@ class RejectTruncated:
                 continue
             row = state.samples[i]
             tokens = completion["completion_tokens"]
-            rows.append({**{k: row.get(k) for k in ("template", "template_sha256", "role_version", "model",
-                                                     "sampling", "request_seed", "request_key", "prompt_tokens",
-                                                     "completion_tokens", "seconds", "versions", "role")},
-                         "sample_id": row["sample_id"], "job": ctx.job, "signal": "truncated", "value": 1.0,
-                         "details": {"finish_reason": "length", "completion_tokens": tokens, "policy": policy}})
+            rows.append(signal_row(ctx, row["sample_id"], "truncated", 1.0,
+                                   {"finish_reason": "length", "completion_tokens": tokens, "policy": policy}, row))
             if policy == "reject":
                 add_verdict(ctx, state.batch, row["sample_id"], "reject", "truncated",
                             f"truncated: the generator stopped at max_tokens ({tokens} tokens), the text is cut off")
