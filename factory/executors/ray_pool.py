@@ -120,11 +120,11 @@ class RayExecutor:
 
         def submit() -> None:
             # Admitted as it is queued on an actor: a queued call is as good as sent. A call
-            # carries up to `slots` requests (1: one request per call, as before slots existed)
-            # and no more than an even share of what is left among the least loaded actors; it
-            # goes to one of them. Dealt actor by actor, a batch of 6 stories with 8 slots went
-            # to the first actor in one call while the second idled (the demo with 4 slots ran
-            # 167 s against 134 s with 1; dealt evenly, 128 s: docs/benchmarks.md).
+            # carries up to `slots` requests (slots 1: one request a call) and no more than an
+            # even share of what is left among the least loaded actors; it goes to one of them.
+            # Why the even share: with 2 actors and 8 slots, a batch of 6 stories would
+            # otherwise go to the first actor in one call while the second idles (the demo's
+            # wall times both ways: docs/benchmarks.md, "The demo through `factory run`").
             while pending:
                 actor_index = min(load, key=lambda i: (load[i], i))
                 if load[actor_index] >= IN_FLIGHT_PER_ACTOR:
