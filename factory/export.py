@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -23,11 +24,58 @@ def size_category(rows: int) -> str:
     return next((name for limit, name in SIZE_CATEGORIES if rows < limit), "n>10M")
 
 
-def records(recipe, rows: list[dict]) -> list[dict]:
+def records(recipe, rows: list[dict], scores: dict | None = None) -> list[dict]:
     """Each accepted row -> the columns every export has + the recipe's own columns
-    (text; chat `messages`; prompt/chosen/rejected; math's question and solutions)."""
+    (text; chat `messages`; prompt/chosen/rejected; math's question and solutions) + the
+    scores (score_columns: per-axis review means, signals, the deciding stage)."""
+    scores = scores or {}
     return [{"sample_id": r["sample_id"], "seed_index": r["seed_index"], **recipe.export_record(r),
-             "quality_score": r["quality_score"], "review_mean": r["review_mean"]} for r in rows]
+             "quality_score": _float(r["quality_score"]), "review_mean": _float(r["review_mean"]),
+             **scores.get(r["sample_id"], {})} for r in rows]
+
+
+def _float(v) -> float | None:
+    return None if v is None else float(v)
+
+
+def _column(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_]+", "_", name).strip("_")
+
+
+def score_columns(con, job: str, sample_ids: list[str]) -> tuple[dict[str, dict], list[str]]:
+    """sample id -> {review_<axis>: mean of its reviews' numeric axis, signal_<name>: the
+    signal's value (expected_scores.k: mean over k), decided_by: the verdict's stage}, and
+    the column names in order: every sample gets every column (null where it has none), so
+    the schema is the job's, not the rows'."""
+    if not sample_ids:
+        return {}, []
+    axes = con.execute(
+        """SELECT r.sample_id, j.key, avg(TRY_CAST(j.value AS DOUBLE)) FROM reviews r, json_each(r.scores) j
+           WHERE r.job = ? AND r.sample_id IN (SELECT unnest(?)) AND json_type(j.value) IN ('UBIGINT', 'BIGINT',
+                 'DOUBLE', 'BOOLEAN') GROUP BY ALL""", [job, sample_ids]).fetchall()
+    signals = con.execute(
+        """SELECT sample_id, regexp_replace(signal, '[.][0-9]+$', ''), avg(value) FROM signals
+           WHERE job = ? AND sample_id IN (SELECT unnest(?)) GROUP BY ALL""", [job, sample_ids]).fetchall()
+    stages = con.execute("SELECT sample_id, stage FROM verdicts WHERE job = ? AND sample_id IN (SELECT unnest(?))",
+                         [job, sample_ids]).fetchall()
+    all_axes = sorted({f"review_{_column(a)}" for _, a, _ in axes} - {"review_mean"})
+    all_signals = sorted({f"signal_{_column(n)}" for _, n, _ in signals})
+    columns = [*all_axes, *all_signals, "decided_by"]
+    out = {sid: dict.fromkeys(columns) for sid in sample_ids}
+    for sid, axis, mean in axes:
+        if f"review_{_column(axis)}" in all_axes:
+            out[sid][f"review_{_column(axis)}"] = _float(mean)
+    for sid, name, value in signals:
+        out[sid][f"signal_{_column(name)}"] = _float(value)
+    for sid, stage in stages:
+        out[sid]["decided_by"] = stage
+    return out, columns
+
+
+def _recipe_label(recipe: str) -> str:
+    """A file recipe as file.py:Class (the store keeps its absolute path; a card never does)."""
+    target, sep, attr = recipe.rpartition(":")
+    return f"{Path(target).name}:{attr}" if sep and target.endswith(".py") else recipe
 
 
 def _curation_text(curation: dict | None) -> str:
@@ -47,17 +95,47 @@ def _scripted_text(stats: dict) -> str:
             "generator's worked steps (backend `reference`), not by a model." if roles else "")
 
 
+def _axes_table(stats: dict) -> str:
+    """The rubric's axes over every review of the job: mean, stddev, how many reviews."""
+    axes = {k: v for k, v in (stats.get("scores") or {}).items() if "histogram" in v or k == "overall"}
+    if not axes:
+        return "No reviews (reviewers: 0, or none parsed).\n"
+    lines = ["| axis | mean | stddev | reviews |", "|---|---|---|---|"]
+    for axis, a in axes.items():
+        n = sum(a.get("histogram", {}).values()) if "histogram" in a else "-"
+        lines.append(f"| {axis} | {a['mean']} | {a['stddev'] if a['stddev'] is not None else '-'} | {n} |")
+    return "\n".join(lines) + "\n"
+
+
+def _gates_table(stats: dict) -> str:
+    """What rejected or dropped samples before and at review (verdict stages), and each
+    signal with the verdicts it decided."""
+    f = stats["funnel"]
+    lines = ["| stage | rejected |", "|---|---|"]
+    lines += [f"| {stage} | {n} |" for stage, n in f.get("rejected_by_stage", {}).items()]
+    lines += [f"| dropped: {why} | {n} |" for why, n in f.get("drop_reasons", {}).items()]
+    signals = stats.get("signals") or {}
+    if signals:
+        lines += ["", "| signal | samples | mean | min | max | verdicts it decided |", "|---|---|---|---|---|---|"]
+        lines += [f"| {name} | {g['samples']} | {g['mean']} | {g['min']} | {g['max']} | {g['verdicts_decided']} |"
+                  for name, g in signals.items()]
+    return "\n".join(lines) + "\n"
+
+
 def dataset_card(stats: dict, lineage: dict, rows: int, fmt: str, columns: list[str] | None = None,
                  curation: dict | None = None) -> str:
     f = stats["funnel"]
+    recipe = _recipe_label(stats["recipe"])
+    spec = {**lineage["spec"], **({"recipe": _recipe_label(lineage["spec"]["recipe"])}
+                                  if isinstance(lineage["spec"].get("recipe"), str) else {})}
     return f"""---
 pretty_name: {stats['name']}
 size_categories: [{size_category(rows)}]
-tags: [synthetic, factory, {stats['recipe']}]
+tags: [synthetic, factory, {recipe}]
 ---
 # {stats['name']}
 
-Synthetic {stats['recipe']} data made by factory: a Generator wrote each sample, Reviewers
+Synthetic {recipe} data made by factory: a Generator wrote each sample, Reviewers
 scored it, the decision rule `{json.dumps(stats['decision_rule'], sort_keys=True)}` (and an
 Adjudicator where reviewers disagreed) decided. {_curation_text(curation)}{_scripted_text(stats)}
 {rows} rows, format `{fmt}`, columns: {', '.join(f'`{c}`' for c in columns or [])}.
@@ -69,6 +147,10 @@ Adjudicator where reviewers disagreed) decided. {_curation_text(curation)}{_scri
                                                  "rejected", "dropped")) + f"""
 | exported (the accepted view) | {rows} |
 
+## Review scores by axis
+""" + _axes_table(stats) + """
+## Gates and signals
+""" + _gates_table(stats) + """
 ## Lineage
 Models:
 """ + "\n".join(f"- `{json.dumps(m, sort_keys=True)}`" for m in lineage["models"]) + """
@@ -83,7 +165,7 @@ Templates:
 
 ## Job (fingerprint {stats['job']})
 ```json
-{json.dumps(lineage['spec'], indent=2, sort_keys=True)}
+{json.dumps(spec, indent=2, sort_keys=True)}
 ```
 """
 
@@ -102,8 +184,14 @@ def export(con, job: str, fmt: str, out_dir: str | Path) -> dict:
     import pandas as pd
 
     recipe = find_recipe(stats["recipe"])
-    rows = records(recipe, accepted_rows(con, stats["job"]))
+    accepted = accepted_rows(con, stats["job"])
+    scores, score_names = score_columns(con, stats["job"], [r["sample_id"] for r in accepted])
+    rows = records(recipe, accepted, scores)
     frame = pd.DataFrame.from_records(rows) if rows else pd.DataFrame(columns=["sample_id", "seed_index"])
+    # Score columns are float64 whether or not a value exists yet (quality_score before
+    # `factory curate`: all null, still float64), so a schema never changes with curation.
+    for name in ("quality_score", "review_mean", *(c for c in score_names if c != "decided_by")):
+        frame[name] = frame[name].astype("float64") if name in frame else pd.Series(dtype="float64")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".export-", dir=out_dir.parent))
     import datasets
