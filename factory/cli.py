@@ -7,6 +7,7 @@ Verbs (`factory VERB --help` for the options):
   look at it     stats [JOB]           the funnel, score histograms, agreement, tokens
                  sql "SELECT ..."      one read-only, bounded query
                  explain SAMPLE_ID     the whole story of one sample
+                 preview JOB           every role's messages for the first seeds (--run: run them, store nothing)
                  report [JOB]          one self-contained HTML quality report
                  browse [JOB]          a local web page over the samples, with human labelling
                  label import FILE     human labels made elsewhere (CSV/JSONL)
@@ -82,6 +83,13 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument("sample_id", help="a sample id (or a unique prefix)")
     explain.add_argument("--db", default=DEFAULT_DB)
     explain.add_argument("--json", action="store_true")
+    preview = sub.add_parser("preview", help="every role's rendered messages for the first seeds, no model call; "
+                             "--run runs them and shows outputs, gates and verdicts, writing nothing to the job's db")
+    preview.add_argument("job", help="a job YAML file")
+    preview.add_argument("--n", type=int, default=3, help="how many seeds (default 3)")
+    preview.add_argument("--run", action="store_true", help="run them through the job's pipeline in a temporary db")
+    preview.add_argument("--address", default=None, help="with --run: a Ray cluster to join")
+    preview.add_argument("--json", action="store_true")
     export = sub.add_parser("export", help="export a job's accepted view")
     export.add_argument("job", nargs="?", help="job name or fingerprint (optional when the db holds one job)")
     export.add_argument("--db", default=DEFAULT_DB)
@@ -318,6 +326,20 @@ def _probe_gold(args, out: Console) -> int:
     return 0
 
 
+def _preview(args, out: Console, err: Console) -> int:
+    from factory.preview import preview, preview_text
+
+    spec = load_job(args.job)  # JobError -> exit 2
+    if args.n < 1:
+        raise JobError(f"--n: must be >= 1 (got {args.n})")
+    entries = preview(spec, args.n, run=args.run, address=args.address)
+    if args.json:
+        print(json.dumps(entries, indent=2, sort_keys=True, default=str))
+    else:
+        out.print(preview_text(entries), soft_wrap=True, highlight=False)
+    return 0
+
+
 def _explain(args, out: Console, err: Console) -> int:
     from factory.api import explain
 
@@ -475,7 +497,7 @@ def main(argv: list[str] | None = None) -> int:
     out, err = LiteralConsole(), LiteralConsole(stderr=True)
     handlers = {"run": _run, "stats": _stats, "sql": _sql, "curate": _curate, "explain": _explain, "export": _export,
                 "report": _report, "distill": _distill, "runs": _runs, "recipes": _recipes, "jobs": _jobs, "init": _init,
-                "probe": _probe, "label": _label, "browse": _browse}
+                "probe": _probe, "label": _label, "browse": _browse, "preview": _preview}
     try:
         return handlers[args.command](args, out, err)
     except INVALID_INPUT as e:  # an invalid job, plugin or template: nothing written
