@@ -35,6 +35,9 @@ class Filters:
     min_likelihood: float | None = None
     max_likelihood: float | None = None
     flag: str | None = None
+    axis: str | None = None  # a rubric axis: its mean over the sample's reviews within min_axis..max_axis
+    min_axis: float | None = None
+    max_axis: float | None = None
     q: str | None = None
     sort: str = "seed"
 
@@ -66,6 +69,12 @@ def _where(f: Filters, have: set[str]) -> tuple[list[str], list]:
         add("lk.value >= ?", f.min_likelihood)
     if f.max_likelihood is not None:
         add("lk.value <= ?", f.max_likelihood)
+    if f.axis and (f.min_axis is not None or f.max_axis is not None):
+        # one JSON read per review of the job: only when asked (several seconds at 1M samples)
+        path = "$." + f.axis
+        add("""s.sample_id IN (SELECT sample_id FROM reviews r WHERE r.job = s.job GROUP BY sample_id
+               HAVING avg(TRY_CAST(json_extract_string(r.scores, ?) AS DOUBLE)) BETWEEN ? AND ?)""",
+            path, -1e308 if f.min_axis is None else f.min_axis, 1e308 if f.max_axis is None else f.max_axis)
     if f.q:
         add("contains(lower(s.text), ?)", f.q.lower())  # a plain substring: no LIKE wildcards to escape
     flag = {"duplicate": "s.duplicate_of IS NOT NULL",
@@ -168,3 +177,16 @@ def raw_calls(con, sample_id: str) -> list[dict]:
         SELECT k.call, c.finish_reason, c.prompt_tokens, c.completion_tokens, c.text AS raw_output
         FROM k JOIN completions c ON c.request_key = k.request_key ORDER BY k.call""",
         [sample_id, sample_id, sample_id])
+
+
+def cluster_members(con, sample_id: str) -> list[dict]:
+    """The other members of the sample's near / semantic duplicate clusters (and the samples
+    that are exact duplicates of it, or it of them): method, sample, kept."""
+    return dict_rows(con, """
+        SELECT d.method, d.sample_id, d.kept, d.similarity FROM dedup_clusters d
+        WHERE (d.method, d.cluster_id) IN (SELECT (method, cluster_id) FROM dedup_clusters WHERE sample_id = ?)
+          AND d.sample_id <> ?
+        UNION ALL
+        SELECT 'exact', s.sample_id, s.duplicate_of IS NULL, 1.0 FROM samples s
+        WHERE s.sample_id <> ? AND (s.duplicate_of = ? OR s.sample_id = (SELECT duplicate_of FROM samples WHERE sample_id = ?))
+        ORDER BY 1, 2""", [sample_id] * 5)

@@ -10,6 +10,7 @@ request instead of failing "in use". Only a label POST opens it read-write, for 
 from __future__ import annotations
 
 import os
+import re
 import threading
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -31,7 +32,8 @@ from stores.snapshot import open_for_reading
 
 HERE = Path(__file__).parent
 Filters = q.Filters
-FLOATS = ("min_score", "max_score", "min_likelihood", "max_likelihood")
+FLOATS = ("min_score", "max_score", "min_likelihood", "max_likelihood", "min_axis", "max_axis")
+AXIS = re.compile(r"[A-Za-z0-9_]{1,64}")  # a rubric axis name: a JSON key the filter reads
 
 
 class BadRequest(ValueError):
@@ -41,8 +43,10 @@ class BadRequest(ValueError):
 def filters_of(params, default_job: str | None) -> Filters:
     """The list's filters from a query string; a value outside what is offered is a 400."""
     f = {"job": params.get("job", default_job) or None}
-    for key in ("verdict", "stage", "flag", "q"):
+    for key in ("verdict", "stage", "flag", "q", "axis"):
         f[key] = params.get(key) or None
+    if f["axis"] and not AXIS.fullmatch(f["axis"]):
+        raise BadRequest(f"axis must be a rubric axis name (letters, digits, _; got {f['axis']!r})")
     for key in FLOATS:
         raw = params.get(key)
         if raw not in (None, ""):
@@ -128,7 +132,9 @@ def make_app(db: str | Path, job: str | None = None, port: int = 8765, labeller:
         offset = _int(request.query_params, "offset")
         with reading() as con:
             rows = q.page(con, f, labeller, offset, limit=q.PAGE)
-            context = {"jobs": q.jobs(con), "stages": q.stages(con), "note": snapshot_note(con)}
+            jobs = q.jobs(con)
+            context = {"jobs": jobs, "stages": q.stages(con), "note": snapshot_note(con),
+                       "axes": q.rubric_axes(con, f.job or (jobs[0]["fingerprint"] if jobs else ""))}
         return render("list.html", rows=rows[:q.PAGE], more=len(rows) > q.PAGE, offset=offset, page=q.PAGE, f=f,
                       **context)
 
@@ -157,9 +163,11 @@ def make_app(db: str | Path, job: str | None = None, port: int = 8765, labeller:
             labels = read_labels(con, sample_id=story["sample_id"])
             axes = q.rubric_axes(con, story["job"]["fingerprint"])
             calls = q.raw_calls(con, story["sample_id"])
+            members = q.cluster_members(con, story["sample_id"])
             note = snapshot_note(con)
         mine = next((lb for lb in labels if lb["labeller"] == labeller), None)
-        return render("sample.html", status, s=story, labels=labels, mine=mine, axes=axes, calls=calls, f=f, pos=pos,
+        return render("sample.html", status, s=story, labels=labels, mine=mine, axes=axes, calls=calls, members=members, f=f,
+                      pos=pos,
                       message=message, note=note)
 
     async def label(request: Request):

@@ -193,3 +193,28 @@ def test_a_database_held_by_another_process(client, job_db, ids, query):
         query(db, "SELECT count(*) FROM labels") == [(0,)]
     assert client.post(f"/sample/{ids[0]}/label", data={"decision": "accept", "token": token}).status_code == 303
     assert query(db, "SELECT sample_id, decision FROM labels") == [(ids[0], "accept")]
+
+
+def test_sample_page_lists_its_duplicate_cluster(job_db, ids):
+    import duckdb
+
+    db, job = job_db
+    con = duckdb.connect(str(db))
+    con.execute("INSERT INTO dedup_clusters (job, method, cluster_id, sample_id, kept, similarity) "
+                "VALUES (?, 'near', 'c1', ?, true, 0.9), (?, 'near', 'c1', ?, false, 0.9)", [job, ids[0], job, ids[1]])
+    con.close()
+    app = make_app(db, None, port=PORT, labeller="ann", peers=("testclient",))
+    with TestClient(app, base_url=BASE) as c:
+        html = c.get(f"/sample/{ids[0]}").text
+    members = html.split('id="members"')[1].split("</table>")[0]
+    assert f'href="/sample/{ids[1]}"' in members and ids[0] not in members
+
+
+def test_axis_range_filter(client, job_db, query):
+    db, job = job_db
+    axis = query(db, "SELECT j.key FROM reviews r, json_each(r.scores) j LIMIT 1")[0][0]
+    expected = query(db, """SELECT count(*) FROM (SELECT sample_id FROM reviews GROUP BY sample_id
+                            HAVING avg((scores->>?)::DOUBLE) BETWEEN 3 AND 8)""", ["$." + axis])[0][0]
+    got = client.get("/", params={"axis": axis, "min_axis": 3, "max_axis": 8}).text
+    assert got.count('<tr class="row"') == expected
+    assert client.get("/", params={"axis": "x') OR 1=1 --", "min_axis": 1}).status_code == 400
