@@ -4,7 +4,8 @@ verbatim copy, curated against a 230-row subset of GSM8K train. The paraphrases 
 8-gram with their source, so only the embedding check can flag them.
 
 At the default threshold (0.80, bench/paraphrase_contamination.py against all of GSM8K
-train: 23/30 recalled, 2/100 clean problems flagged) the subset gives 23 of 30 paraphrases
+train: 23/30 recalled, 2/100 clean problems flagged on this tuning split; 17/30 and 3/100 on
+the held-out split, tests/data/paraphrases_heldout.jsonl) the subset gives 23 of 30 paraphrases
 (their source-row cosines run 0.73-0.94) and no clean problem (their closest-row cosines
 run 0.45-0.75)."""
 import json
@@ -156,3 +157,14 @@ def test_old_contamination_rows_become_ngram_flags(tmp_path):
     assert "m007_semantic_contamination" in migrate(con)
     assert con.execute("SELECT ngram_size, method, similarity FROM contamination").fetchall() == [(8, "ngram", None)]
     con.close()
+
+
+def test_the_tuning_and_held_out_paraphrases_share_no_row_and_no_text():
+    """bench/paraphrase_contamination.py chooses the threshold on paraphrases.jsonl and reports it
+    on paraphrases_heldout.jsonl: the held-out split must reword other GSM8K rows, in other words."""
+    heldout = [json.loads(line) for line in (DATA / "paraphrases_heldout.jsonl").read_text().splitlines()]
+    assert len(heldout) == 30 and all(set(p) == {"text", "train_row", "benchmark_question"} for p in heldout)
+    assert len({p["train_row"] for p in heldout}) == 30
+    assert not {p["train_row"] for p in PLANTED} & {p["train_row"] for p in heldout}
+    assert not {p["text"] for p in PLANTED} & {p["text"] for p in heldout}
+    assert not {p["benchmark_question"] for p in PLANTED} & {p["benchmark_question"] for p in heldout}
