@@ -173,11 +173,35 @@ def probe_section(con, job: str) -> str:
                                 fmt=lambda v: "–" if v is None else f"{v:.2f}")
 
 
+# Human labels against the verdict (`factory probe --gold`), beside the corruption probe: the
+# probe says whether the score ranks good above bad; this says whether people agree with it.
+GOLD_SECTION = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined).from_string("""
+<h2 id="gold">The judge against people</h2>
+<p>{{ line }}.</p>
+{% if v.disagreements %}<table><tr><th>sample</th><th>labeller</th><th>people</th><th>verdict</th></tr>
+{% for d in v.disagreements[:20] %}<tr><td><code>{{ d.sample_id }}</code></td><td>{{ d.labeller }}</td>
+<td>{{ d.people }}</td><td>{{ d.model }} ({{ d.stage }})</td></tr>{% endfor %}</table>
+<p class="note">The first {{ [v.disagreements | length, 20] | min }} of {{ v.disagreements | length }} disagreements;
+<code>factory explain SAMPLE</code> or <code>factory browse</code> (flag: disagree) shows each.</p>{% endif %}
+""")
+
+
+def gold_section(con, job: str) -> str:
+    from factory.probing.gold import gold
+    from factory.probing.render import gold_line
+    from stores.labels import label_count
+
+    if not label_count(con, job):
+        return ""
+    summary = gold(con, job)
+    return GOLD_SECTION.render(line=gold_line(summary), v=summary["verdict"])
+
+
 def render_report(con, job: str | None) -> str:
     stats = job_stats(con, job)
     fp = stats["job"]
     page = _render_page(con, stats, fp)
-    section = probe_section(con, fp)
+    section = probe_section(con, fp) + gold_section(con, fp)
     return page.replace("</body>", section + "</body>", 1) if section else page
 
 

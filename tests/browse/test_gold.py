@@ -79,6 +79,12 @@ def test_probe_gold_on_a_real_job(job_db, ids, tmp_path, capsys):
     assert "gold: the verdict agrees with people on" in out
     assert main(["stats", "--db", str(db)]) == 0
     assert "gold: the verdict agrees with people on" in capsys.readouterr().out
+    # the HTML report carries the same headline beside the probe, and each disagreement
+    report = tmp_path / "r.html"
+    assert main(["report", "browse-job", "--db", str(db), "--out", str(report)]) == 0
+    html = report.read_text()
+    assert 'id="gold"' in html and "gold: the verdict agrees with people on" in html
+    assert all(d["sample_id"] in html for d in g["verdict"]["disagreements"])
 
 
 def test_probe_gold_without_labels_is_one_line(job_db, capsys):
