@@ -192,6 +192,7 @@ def test_vllm_throughput_arguments():
         assert "vllm is not installed" in err, err
 
 
+@pytest.mark.model  # all-MiniLM-L6-v2 (sentence-transformers) embeds the texts
 def test_paraphrase_contamination():
     out = run_bench("paraphrase_contamination.py", "--clean", "5", "--benchmark", "tests/data/gsm8k_train_subset.jsonl")
     assert re.search(r"^\| 0\.80 \| \d+/30", out, re.M), out

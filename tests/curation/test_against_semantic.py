@@ -50,6 +50,7 @@ def counted_embed(monkeypatch):
     return calls
 
 
+@pytest.mark.model  # all-MiniLM-L6-v2 (sentence-transformers) embeds the texts
 def test_paraphrase_of_another_jobs_story_is_removed(tmp_path, counted_embed):
     db = tmp_path / "s.duckdb"
     build(db)
@@ -68,6 +69,7 @@ def test_paraphrase_of_another_jobs_story_is_removed(tmp_path, counted_embed):
         assert counted_embed == []
 
 
+@pytest.mark.model  # all-MiniLM-L6-v2 (sentence-transformers) embeds the texts
 def test_paraphrase_of_a_corpus_row_is_removed_and_the_corpus_embedded_once(tmp_path, counted_embed):
     db = tmp_path / "s.duckdb"
     build(db)

@@ -64,6 +64,7 @@ def config(bench_file, **kw):
     return CurationSpec(decontaminate=[{"path": str(bench_file)}], **kw)
 
 
+@pytest.mark.model  # all-MiniLM-L6-v2 (sentence-transformers) embeds the texts
 def test_planted_duplicates_and_contamination_are_found(tmp_path, bench_file):
     db = tmp_path / "c.duckdb"
     build(db)
@@ -98,6 +99,7 @@ def test_a_failing_pass_leaves_the_previous_state(tmp_path, bench_file):
         assert store.con.execute("SELECT count(*) FROM contamination WHERE method = 'ngram'").fetchone()[0] == 2
 
 
+@pytest.mark.model  # all-MiniLM-L6-v2 (sentence-transformers) embeds the texts
 def test_rerun_reuses_embeddings_and_gives_the_same_result(tmp_path, bench_file):
     db = tmp_path / "c.duckdb"
     build(db)
@@ -109,6 +111,7 @@ def test_rerun_reuses_embeddings_and_gives_the_same_result(tmp_path, bench_file)
         assert store.con.execute("SELECT count(*) FROM embeddings").fetchone()[0] == n
 
 
+@pytest.mark.model  # all-MiniLM-L6-v2 (sentence-transformers) embeds the texts
 def test_stats_explain_and_export_after_curation(tmp_path, bench_file):
     db = tmp_path / "c.duckdb"
     build(db)

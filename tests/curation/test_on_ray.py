@@ -20,6 +20,9 @@ from stores import Store  # noqa: E402
 from test_curation import JOB, bench_file, build, config  # noqa: E402,F401
 from test_near_dedup_recall import make_corpus  # noqa: E402
 
+# Every test embeds with all-MiniLM-L6-v2 (sentence-transformers), on Ray workers and here.
+pytestmark = pytest.mark.model
+
 TABLES = {
     "dedup_clusters": "SELECT method, cluster_id, sample_id, kept, similarity FROM dedup_clusters",
     "contamination": "SELECT * EXCLUDE (job) FROM contamination",

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 
 import duckdb
+import pytest
 from support import fake_job
 from unit.test_old_database import old_database
 
@@ -60,6 +61,7 @@ def test_a_math_job_summarizes_its_verifications_and_attempts(tmp_path):
     assert summary == exact and exact["verification"]["checked"] > 0 and exact["verification"]["attempts"]
 
 
+@pytest.mark.model  # all-MiniLM-L6-v2 (sentence-transformers) embeds the texts
 def test_after_a_curation_pass_and_batches_written_after_it(tmp_path):
     db = tmp_path / "c.duckdb"
     bench = tmp_path / "bench.jsonl"
