@@ -74,6 +74,7 @@ def flags(con) -> list[tuple]:
                           FROM contamination WHERE job = ? ORDER BY ALL""", [JOB]).fetchall()
 
 
+@pytest.mark.model  # all-MiniLM-L6-v2 (sentence-transformers) embeds the texts
 def test_paraphrases_are_flagged_clean_problems_are_not_and_the_cache_is_reused(tmp_path, embed_calls):
     db = tmp_path / "p.duckdb"
     build(db)
@@ -121,6 +122,7 @@ def test_paraphrases_are_flagged_clean_problems_are_not_and_the_cache_is_reused(
         assert flags(store.con) == first
 
 
+@pytest.mark.model  # all-MiniLM-L6-v2 (sentence-transformers) embeds the texts
 def test_a_changed_benchmark_file_is_embedded_again_and_off_means_no_embedding(tmp_path, embed_calls):
     db = tmp_path / "p.duckdb"
     build(db)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 import fakes
 from support import fake_job, query
 
@@ -21,6 +23,7 @@ def run(tmp_path, recipe: str, roles: tuple[str, ...], **extra):
     return db
 
 
+@pytest.mark.model  # curate() embeds the samples with all-MiniLM-L6-v2 (semantic dedup is on)
 def test_instruct_exports_chat_messages_that_datasets_loads(tmp_path):
     import datasets
 
@@ -37,6 +40,7 @@ def test_instruct_exports_chat_messages_that_datasets_loads(tmp_path):
     assert "long_solution" not in card
 
 
+@pytest.mark.model  # curate() embeds the samples with all-MiniLM-L6-v2 (semantic dedup is on)
 def test_preference_pairs_best_and_worst_candidates_by_margin(tmp_path):
     db = run(tmp_path, "preference", ("prompt_writer", "generator", "reviewer"), reviewers=2,
              options={"candidates": 3, "min_margin": 0.5})
@@ -61,6 +65,7 @@ def test_preference_pairs_best_and_worst_candidates_by_margin(tmp_path):
     assert all(c != r for c, r in zip(ds["chosen"], ds["rejected"]))  # len(ds) > 0 above
 
 
+@pytest.mark.model  # curate() embeds the samples with all-MiniLM-L6-v2 (semantic dedup is on)
 def test_the_fake_answers_any_schema_and_serves_a_script_first(tmp_path):
     fakes.script('{"instruction": "Tell me a fact about bees, please.", "response": "Bees dance to talk."}')
     db = run(tmp_path, "instruct", ("generator", "reviewer", "adjudicator"))
