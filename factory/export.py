@@ -47,8 +47,6 @@ def score_columns(con, job: str, sample_ids: list[str]) -> tuple[dict[str, dict]
     signal's value (expected_scores.k: mean over k), decided_by: the verdict's stage}, and
     the column names in order: every sample gets every column (null where it has none), so
     the schema is the job's, not the rows'."""
-    if not sample_ids:
-        return {}, []
     axes = con.execute(
         """SELECT r.sample_id, j.key, avg(TRY_CAST(j.value AS DOUBLE)) FROM reviews r, json_each(r.scores) j
            WHERE r.job = ? AND r.sample_id IN (SELECT unnest(?)) AND json_type(j.value) IN ('UBIGINT', 'BIGINT',
@@ -58,8 +56,13 @@ def score_columns(con, job: str, sample_ids: list[str]) -> tuple[dict[str, dict]
            WHERE job = ? AND sample_id IN (SELECT unnest(?)) GROUP BY ALL""", [job, sample_ids]).fetchall()
     stages = con.execute("SELECT sample_id, stage FROM verdicts WHERE job = ? AND sample_id IN (SELECT unnest(?))",
                          [job, sample_ids]).fetchall()
-    all_axes = sorted({f"review_{_column(a)}" for _, a, _ in axes} - {"review_mean"})
-    all_signals = sorted({f"signal_{_column(n)}" for _, n, _ in signals})
+    # the columns of the job's every review and signal, not only the exported rows'
+    job_axes = con.execute("""SELECT DISTINCT j.key FROM reviews r, json_each(r.scores) j WHERE r.job = ?
+                              AND json_type(j.value) IN ('UBIGINT', 'BIGINT', 'DOUBLE', 'BOOLEAN')""", [job]).fetchall()
+    job_signals = con.execute("SELECT DISTINCT regexp_replace(signal, '[.][0-9]+$', '') FROM signals WHERE job = ?",
+                              [job]).fetchall()
+    all_axes = sorted({f"review_{_column(a)}" for (a,) in job_axes} - {"review_mean"})
+    all_signals = sorted({f"signal_{_column(n)}" for (n,) in job_signals})
     columns = [*all_axes, *all_signals, "decided_by"]
     out = {sid: dict.fromkeys(columns) for sid in sample_ids}
     for sid, axis, mean in axes:
@@ -192,6 +195,8 @@ def export(con, job: str, fmt: str, out_dir: str | Path) -> dict:
     # `factory curate`: all null, still float64), so a schema never changes with curation.
     for name in ("quality_score", "review_mean", *(c for c in score_names if c != "decided_by")):
         frame[name] = frame[name].astype("float64") if name in frame else pd.Series(dtype="float64")
+    if "decided_by" in score_names and "decided_by" not in frame:
+        frame["decided_by"] = pd.Series(dtype="object")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".export-", dir=out_dir.parent))
     import datasets
