@@ -1,4 +1,4 @@
-"""training.workers > 1: train.py's loop (run_loop) in N Ray Train workers (TorchTrainer, DDP:
+"""training.workers > 1: loop.py's run_loop in N Ray Train workers (TorchTrainer, DDP:
 gloo on CPU, nccl on GPU) on the Ray cluster this process has joined, else the one at
 `factory distill --address`, else RAY_ADDRESS or the cluster `ray start` made here, else a
 local Ray (ray.init's own rules).
@@ -70,7 +70,7 @@ def _worker(config: dict) -> None:
     import ray.train
     from ray.train.torch import get_device, prepare_model
 
-    from factory.distill.train import run_loop
+    from factory.distill.loop import run_loop
 
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()
@@ -78,26 +78,22 @@ def _worker(config: dict) -> None:
     device = get_device()
     wrapped = prepare_model(model)  # to this worker's device, inside DDP
     on_step = (lambda *step: ray.get(channel.report.remote(*step))) if rank == 0 else None
-    # KD: the CE and KL of rank 0's share of the last step (a share, not the whole batch)
-    kd_last = {} if loop.config.method == "kd" else None
-    progress, resumed_from, seconds, tokens_here = run_loop(model, loop, device, rank, world, wrapped, on_step,
-                                                            kd_stats=kd_last)
-    if rank == 0 and progress["step"] == loop.total:
-        state = {"key": loop.resume_key, "progress": progress, "resumed_from": resumed_from, "seconds": seconds,
-                 "tokens_here": tokens_here, "kd_last": kd_last or {},
+    outcome = run_loop(model, loop, device, rank, world, wrapped, on_step)
+    if rank == 0 and outcome.progress["step"] == loop.total:
+        # KD's stats are the CE and KL of rank 0's share of the last step (a share, not the whole batch)
+        state = {"key": loop.resume_key, **outcome._asdict(),
                  "trainable": {n: p.detach().cpu() for n, p in model.named_parameters() if p.requires_grad}}
         write_dir_atomically(Path(config["last"]), lambda tmp: torch.save(state, tmp / "state.pt"))
 
 
-def train_on_ray(student: Student, loop, run_dir: Path, on_step=None,
-                 kd_stats: dict | None = None) -> tuple[dict, int, float, int]:
-    """run_loop's (progress, resumed_from, seconds, tokens_here) from loop.config.workers
-    workers; student.model ends up with the trained weights, as after run_loop in-process;
-    kd_stats gets last_ce and last_kl (rank 0's share of the last step) as run_loop's would."""
+def train_on_ray(student: Student, loop, run_dir: Path, on_step=None):
+    """run_loop's LoopResult from loop.config.workers workers (its stats: rank 0's, e.g. KD's
+    last_ce and last_kl of rank 0's share of the last step); student.model ends up with the
+    trained weights, as after run_loop in-process."""
     from ray.train import RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
-    from factory.distill.train import TrainError
+    from factory.distill.loop import LoopResult, TrainError
 
     model = student.model
     device = next(model.parameters()).device
@@ -151,6 +147,4 @@ def train_on_ray(student: Student, loop, run_dir: Path, on_step=None,
         for name, tensor in state["trainable"].items():
             trainable[name].copy_(tensor)
     shutil.rmtree(work, ignore_errors=True)
-    if kd_stats is not None:
-        kd_stats.update(state.get("kd_last") or {})
-    return state["progress"], state["resumed_from"], state["seconds"], state["tokens_here"]
+    return LoopResult(**{name: state[name] for name in LoopResult._fields})

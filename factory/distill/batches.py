@@ -1,0 +1,68 @@
+"""Rows to token batches: a row's input_ids and labels (the loss on the target only), and an
+epoch's batches in an order that is a pure function of (seed, epoch), so a resumed run sees
+the same batches; optionally packed into blocks of max_length tokens."""
+from __future__ import annotations
+
+import math
+import random
+
+import torch
+
+IGNORE = -100  # the label that transformers' cross-entropy skips
+
+
+def encode_row(tokenizer, prompt: str, target: str, max_length: int) -> dict:
+    """input_ids and labels of one row: labels are IGNORE on the prompt and the ids of the
+    target + one EOS. Prompt and target are tokenized apart (no special tokens), so the
+    boundary is exactly where the text says; an empty prompt puts the loss on every token."""
+    prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"] if prompt else []
+    target_ids = tokenizer(target, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    input_ids = (prompt_ids + target_ids)[:max_length]
+    labels = ([IGNORE] * len(prompt_ids) + target_ids)[:max_length]
+    return {"input_ids": input_ids, "labels": labels}
+
+
+def make_batches(encoded: list[dict], batch_size: int, seed: int, epoch: int, packing: bool,
+                 max_length: int, pad_id: int) -> list[dict]:
+    """One epoch's batches (input_ids, attention_mask, labels tensors), in an order fixed by
+    (seed, epoch). Unpacked: batch_size rows, right-padded to the longest. Packed: the rows
+    in that order are concatenated and cut into blocks of exactly max_length tokens (the
+    last block padded); a row may straddle two blocks and attends to the rows before it in
+    its block. Every label survives packing; only the first token of a block is unpredicted.
+
+    Rows may carry per-token tensors besides input_ids and labels (KD's kd_ids, kd_logp
+    [n, k] and kd_mask [n]): they are ordered, packed and zero-padded the same way."""
+    order = list(range(len(encoded)))
+    random.Random(f"{seed}:{epoch}").shuffle(order)
+    extra = [k for k in (encoded[0] if encoded else {}) if k not in ("input_ids", "labels")]
+    if packing:
+        ids = [t for i in order for t in encoded[i]["input_ids"]]
+        labels = [t for i in order for t in encoded[i]["labels"]]
+        joined = {k: torch.cat([encoded[i][k] for i in order]) for k in extra}
+        sequences = [{"input_ids": ids[s:s + max_length], "labels": labels[s:s + max_length],
+                      **{k: v[s:s + max_length] for k, v in joined.items()}}
+                     for s in range(0, len(ids), max_length)]
+        width = lambda chunk: max_length  # noqa: E731
+    else:
+        sequences = [encoded[i] for i in order]
+        width = lambda chunk: max(len(r["input_ids"]) for r in chunk)  # noqa: E731
+    batches = []
+    for start in range(0, len(sequences), batch_size):
+        chunk = sequences[start:start + batch_size]
+        w = width(chunk)
+        batches.append({
+            "input_ids": torch.tensor([r["input_ids"] + [pad_id] * (w - len(r["input_ids"])) for r in chunk]),
+            "attention_mask": torch.tensor([[1] * len(r["input_ids"]) + [0] * (w - len(r["input_ids"])) for r in chunk]),
+            "labels": torch.tensor([r["labels"] + [IGNORE] * (w - len(r["labels"])) for r in chunk]),
+            **{k: torch.stack([_pad(r[k], w) for r in chunk]) for k in extra},
+        })
+    return batches
+
+
+def _pad(t: torch.Tensor, width: int) -> torch.Tensor:
+    return torch.cat([t, t.new_zeros((width - len(t), *t.shape[1:]))])
+
+
+def batches_per_epoch(encoded: list[dict], batch_size: int, packing: bool, max_length: int) -> int:
+    sequences = math.ceil(sum(len(r["input_ids"]) for r in encoded) / max_length) if packing else len(encoded)
+    return math.ceil(sequences / batch_size)
