@@ -1,6 +1,6 @@
 """One process's part of a DDP step (training.workers > 1, ray_train.py): its share of each
 micro-batch, the weight of its backward pass, when gradients sync, and the values every rank
-must agree on. With world 1 (one process) each method is the identity, so train.py's
+must agree on. With world 1 (one process) each method is the identity, so loop.py's
 run_loop reads the same for one process and for N."""
 from __future__ import annotations
 

@@ -31,7 +31,7 @@ from factory.distill.kd import _at_least_fp32
 from factory.distill.spec import GKDSpec
 from factory.keys import digest
 
-IGNORE = -100  # train.py's label for "no loss here"
+IGNORE = -100  # batches.py's label for "no loss here"
 
 
 def generalized_jsd(student_logits: torch.Tensor, teacher_logits: torch.Tensor, beta: float,

@@ -3,7 +3,7 @@ its top-k log-probabilities per position (cached, kd_cache.py), and the loss
 
     alpha * CE(data) + (1 - alpha) * T^2 * KL(teacher_T || student_T)
 
-on the answer tokens (the labels train.py already masks). T^2 keeps the KL's gradient on the
+on the answer tokens (the labels batches.py already masks). T^2 keeps the KL's gradient on the
 scale of the CE's as T grows (Hinton et al. 2015).
 
 The KL is over the teacher's top-k tokens plus one bucket holding the rest of the mass on
@@ -28,7 +28,7 @@ from factory.distill.kd_cache import TopKCache
 from factory.distill.spec import KDSpec, StudentSpec, TeacherSpec
 from factory.distill.student import StudentError, _load_hf_dir, _smollm2_fp32, check_hf_dir, smollm2_gguf_path
 
-IGNORE = -100  # train.py's label for "no loss here"
+IGNORE = -100  # batches.py's label for "no loss here"
 TEACHER_BATCH = 8  # rows per teacher forward pass
 
 
