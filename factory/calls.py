@@ -252,6 +252,7 @@ class Caller:
         unique = list({r.key: r for r in requests if r.key not in hits}.values())
         fresh: dict[str, Completion] = {}
         route_of = {r.key: r.route for r in unique}
+        messages_of = {r.key: r.messages for r in unique}
         role = bound.name
         unsaved: list[Completion] = []
         last_save = [time.monotonic()]
@@ -262,7 +263,8 @@ class Caller:
                 return
             rows = [{"request_key": c.key, "model": bound.models[route_of[c.key]][1], "text": c.text,
                      "prompt_tokens": c.prompt_tokens, "completion_tokens": c.completion_tokens,
-                     "seconds": round(c.seconds, 4), "finish_reason": c.finish_reason} for c in unsaved]
+                     "seconds": round(c.seconds, 4), "finish_reason": c.finish_reason,
+                     "messages": list(messages_of[c.key])} for c in unsaved]
             unsaved.clear()
             last_save[0] = time.monotonic()
             self.store.put_completions(rows)

@@ -80,5 +80,6 @@ def explain(con, sample_id: str) -> dict:
         "contamination": sections["contamination"],
         "outside_duplicate": (sections["outside_duplicate"] or [None])[0],
         "quality": (sections["quality"] or [None])[0],
+        "calls": [{**c, "messages": _json(c["messages"])} for c in rows["calls"]],
         "in_accepted_view": rows["in_accepted_view"],
     }

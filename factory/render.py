@@ -179,5 +179,14 @@ def explain_view(story: dict):
                          f"{o['kind']} {o['against_name']} ({o['against']}) {where}: {o['snippet']!r}"))
     if story["quality"]:
         tree.add(f"quality score {story['quality']['score']}: {json.dumps(story['quality']['components'])}")
+    calls = tree.add(f"{len(story.get('calls') or [])} model call(s): what each sent and got back")
+    for c in story.get("calls") or []:
+        call = calls.add(f"{c['call']} (request {c['request_key'][:16]}, {c['prompt_tokens']} + "
+                         f"{c['completion_tokens']} tokens, finish {c['finish_reason']})")
+        if not isinstance(c["messages"], list):
+            call.add("messages: not stored (cached before completions kept their messages)")
+        for m in c["messages"] or []:
+            call.add(_styled((f"[{m.get('role')}] ", "bold"), str(m.get("content"))))
+        call.add(_styled(("[output] ", "bold"), c["raw_output"]))
     tree.add(f"in the accepted view: {'yes' if story['in_accepted_view'] else 'no'}")
     return tree

@@ -166,19 +166,6 @@ def rubric_axes(con, job: str) -> list[str]:
     return [a for a, v in scores.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
 
 
-def raw_calls(con, sample_id: str) -> list[dict]:
-    """The raw output of every model call behind one sample, from the completions cache by
-    each row's request key: the generation, each review, the adjudication. (The rendered
-    prompt is not stored: its hash is part of the key.)"""
-    return dict_rows(con, """
-        WITH k AS (SELECT 'generation' AS call, request_key FROM samples WHERE sample_id = ?
-                   UNION ALL SELECT 'review ' || reviewer_index, request_key FROM reviews WHERE sample_id = ?
-                   UNION ALL SELECT 'adjudication', request_key FROM verdicts WHERE sample_id = ?)
-        SELECT k.call, c.finish_reason, c.prompt_tokens, c.completion_tokens, c.text AS raw_output
-        FROM k JOIN completions c ON c.request_key = k.request_key ORDER BY k.call""",
-        [sample_id, sample_id, sample_id])
-
-
 def cluster_members(con, sample_id: str) -> list[dict]:
     """The other members of the sample's near / semantic duplicate clusters (and the samples
     that are exact duplicates of it, or it of them): method, sample, kept."""

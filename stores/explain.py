@@ -35,6 +35,32 @@ def _has_table(con, section: str) -> bool:
         "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table]).fetchone()[0])
 
 
+# Every model call behind one sample, with what it sent (the rendered messages, from the
+# completions cache: m013) and what came back. A call shared by two samples (the same
+# request) is one cached completion, shown under each.
+CALLS = """
+    WITH p AS (SELECT ?::VARCHAR AS sid),
+    k AS (SELECT 1 AS n, 'generation' AS call, s.request_key FROM samples s, p WHERE s.sample_id = p.sid
+          UNION ALL SELECT 2, 'review ' || r.reviewer_index, r.request_key FROM reviews r, p WHERE r.sample_id = p.sid
+          UNION ALL SELECT 3, 'dropped ' || d.role || coalesce(' ' || d.reviewer_index, ''), d.request_key
+                    FROM drops d, p WHERE d.sample_id = p.sid
+          UNION ALL SELECT 4, 'adjudication', v.request_key FROM verdicts v, p WHERE v.sample_id = p.sid
+          UNION ALL SELECT 5, 'solution ' || o.kind || ' ' || o.attempt, o.request_key
+                    FROM solutions o, p WHERE o.sample_id = p.sid)
+    SELECT k.call, k.request_key, c.finish_reason, c.prompt_tokens, c.completion_tokens, {messages} AS messages,
+           c.text AS raw_output
+    FROM k JOIN completions c ON c.request_key = k.request_key ORDER BY k.n, k.call"""
+
+
+def calls(con, sample_id: str) -> list[dict]:
+    """Each call behind the sample: its name (generation, review k, dropped reviewer k,
+    adjudication, solution kind k), request key, finish reason, tokens, messages (a JSON
+    list of {role, content}; None when cached before m013) and raw output."""
+    has_messages = con.execute("""SELECT count(*) FROM information_schema.columns
+                                  WHERE table_name = 'completions' AND column_name = 'messages'""").fetchone()[0]
+    return dict_rows(con, CALLS.format(messages="c.messages" if has_messages else "NULL"), [sample_id])
+
+
 def samples_starting_with(con, prefix: str) -> list[str]:
     """The ids of the samples whose id starts with prefix (a whole id matches itself)."""
     return [r[0] for r in con.execute("SELECT sample_id FROM samples WHERE sample_id LIKE ? || '%'",
@@ -53,6 +79,7 @@ def sample_rows(con, sample_id: str) -> dict:
                                      [sample["job"]]).fetchone()[0],
         **{section: dict_rows(con, sql, [sample_id]) if _has_table(con, section) else []
            for section, sql in SAMPLE_SECTIONS.items()},
+        "calls": calls(con, sample_id),
         "in_accepted_view": bool(con.execute("SELECT count(*) FROM accepted WHERE sample_id = ?",
                                              [sample_id]).fetchone()[0]),
     }

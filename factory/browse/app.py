@@ -162,11 +162,11 @@ def make_app(db: str | Path, job: str | None = None, port: int = 8765, labeller:
                 return render("error.html", 404, message=str(e))
             labels = read_labels(con, sample_id=story["sample_id"])
             axes = q.rubric_axes(con, story["job"]["fingerprint"])
-            calls = q.raw_calls(con, story["sample_id"])
             members = q.cluster_members(con, story["sample_id"])
             note = snapshot_note(con)
         mine = next((lb for lb in labels if lb["labeller"] == labeller), None)
-        return render("sample.html", status, s=story, labels=labels, mine=mine, axes=axes, calls=calls, members=members, f=f,
+        return render("sample.html", status, s=story, labels=labels, mine=mine, axes=axes, calls=story["calls"],
+                      members=members, f=f,
                       pos=pos,
                       message=message, note=note)
 

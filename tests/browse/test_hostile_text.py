@@ -26,6 +26,8 @@ def hostile_db(job_db, ids):
     con.execute("UPDATE reviews SET critique = ?, label = ? WHERE sample_id = ?", [HOSTILE, BREAKOUT, ids[0]])
     con.execute("UPDATE seeds SET payload = json_object('words', ?) WHERE seed_id = "
                 "(SELECT seed_id FROM samples WHERE sample_id = ?)", [HOSTILE, ids[0]])
+    con.execute("""UPDATE completions SET messages = json_array(json_object('role', 'user', 'content', ?))
+                   WHERE request_key IN (SELECT request_key FROM reviews WHERE sample_id = ?)""", [HOSTILE, ids[0]])
     con.close()
     put_labels(db, [checked(ids[0], BREAKOUT, "reject", note=HOSTILE)], source="browse")
     return db, job
@@ -39,6 +41,9 @@ def _assert_inert(html: str) -> None:
 
 def test_hostile_text_is_escaped_everywhere(hostile_db, ids):
     db, _ = hostile_db
+    con = duckdb.connect(str(db), read_only=True)
+    reviews = con.execute("SELECT count(*) FROM reviews WHERE sample_id = ?", [ids[0]]).fetchone()[0]
+    con.close()
     app = make_app(db, None, port=PORT, labeller="ann", peers=("testclient",))
     with TestClient(app, base_url=f"http://127.0.0.1:{PORT}") as c:
         sample = c.get(f"/sample/{ids[0]}").text
@@ -46,6 +51,9 @@ def test_hostile_text_is_escaped_everywhere(hostile_db, ids):
         assert "&lt;script&gt;window.__pwned = 1&lt;/script&gt;" in sample
         assert "&#34;&gt;&lt;img src=x onerror=&#34;window.__pwned = 2&#34;&gt;" in sample
         assert MARKDOWN in sample  # shown as the text it is, not as a link
+        calls = sample[sample.index('<div id="calls">'):]
+        calls = calls[:calls.index("<h2>")]
+        assert calls.count("&lt;script&gt;window.__pwned = 1&lt;/script&gt;") == reviews > 0  # each review's message
         listing = c.get("/", params={"q": "upon a time <script>"}).text
         _assert_inert(listing)
         assert "&lt;script&gt;" in listing and 'value="upon a time &lt;script&gt;"' in listing

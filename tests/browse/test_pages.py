@@ -81,6 +81,10 @@ def test_sample_page_shows_the_explain_story(client, ids, job_db, query):
     raw = query(db, "SELECT count(*) FROM reviews r JOIN completions c USING (request_key) WHERE r.sample_id = ?",
                 [ids[0]])[0][0]
     assert r.text.count("<td>review ") == raw > 0  # each review's raw output, from the completions cache
+    for call in story["calls"]:  # and the messages each call sent, escaped as the page escapes text
+        for m in call["messages"]:
+            assert m["content"].replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;") \
+                .replace("'", "&#39;").replace('"', "&#34;") in r.text
     assert client.get("/sample/no-such").status_code == 404
 
 

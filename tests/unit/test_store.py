@@ -9,7 +9,7 @@ def test_migrations_are_numbered_and_applied_once(tmp_path):
     Store(db).close()
     Store(db).close()
     con = duckdb.connect(str(db), read_only=True)
-    assert con.execute("SELECT version, name FROM schema_migrations").fetchall() == [(1, "m001_initial"), (2, "m002_verification"), (3, "m003_curation"), (4, "m004_distill"), (5, "m005_role_and_versions"), (6, "m006_job_curation"), (7, "m007_semantic_contamination"), (8, "m008_probe"), (9, "m009_signals"), (10, "m010_outside_duplicates"), (11, "m011_stats_summaries"), (12, "m012_labels")]
+    assert con.execute("SELECT version, name FROM schema_migrations").fetchall() == [(1, "m001_initial"), (2, "m002_verification"), (3, "m003_curation"), (4, "m004_distill"), (5, "m005_role_and_versions"), (6, "m006_job_curation"), (7, "m007_semantic_contamination"), (8, "m008_probe"), (9, "m009_signals"), (10, "m010_outside_duplicates"), (11, "m011_stats_summaries"), (12, "m012_labels"), (13, "m013_completion_messages")]
 
 
 def test_a_failing_batch_leaves_nothing(tmp_path):
