@@ -7,6 +7,7 @@ import json
 import numpy as np
 
 from stores.curation import outside_duplicate_counts
+from stores.diversity import mean_pairwise_distance
 
 
 def acceptance_by(con, job: str, column: str) -> dict:
@@ -67,8 +68,6 @@ def diversity(con, job: str) -> dict:
                           WHERE a.job = ? ORDER BY hash(a.sample_id) LIMIT 2000""", [job]).fetchall()
     distance = None
     if len(rows) >= 2:
-        from factory.curation.semantic_dedup import mean_pairwise_distance
-
         distance = mean_pairwise_distance(np.asarray([r[0] for r in rows], dtype=np.float32))
     return {"distinct_3gram_ratio": round(distinct / total, 4) if total else None,
             "mean_pairwise_embedding_distance": distance}

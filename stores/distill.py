@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from stores.stats import scripted_teacher
-from stores.store import _insert
+from stores.insert import insert_rows
 from stores.transaction import transaction
 
 
@@ -54,7 +54,7 @@ def _insert_together(con, tables: list[tuple[str, list[dict]]]) -> None:
     """Rows of several tables in one transaction: all of them or none."""
     with transaction(con):
         for table, rows in tables:
-            _insert(con, table, rows)
+            insert_rows(con, table, rows)
 
 
 def record_mixture(con, mixture: dict, rows: list[dict]) -> None:

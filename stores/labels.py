@@ -14,7 +14,7 @@ from pathlib import Path
 from stores.connection import StoreError, open_database
 from stores.migrations import migrate
 from stores.rows import dict_rows
-from stores.store import _insert
+from stores.insert import insert_rows
 from stores.transaction import transaction
 
 DECISIONS = ("accept", "reject")
@@ -90,7 +90,7 @@ def put_labels(db: str | Path, labels: list[Label], source: str) -> int:
                  "decision": lb.decision, "scores": json.dumps(lb.scores, sort_keys=True), "note": lb.note,
                  "source": source} for lb in last.values()]
         with transaction(con):
-            _insert(con, "labels", rows, "ON CONFLICT (sample_id, labeller) DO UPDATE SET decision = excluded.decision, "
+            insert_rows(con, "labels", rows, "ON CONFLICT (sample_id, labeller) DO UPDATE SET decision = excluded.decision, "
                     "scores = excluded.scores, note = excluded.note, source = excluded.source, "
                     "labelled_at = now()")
         return len(rows)

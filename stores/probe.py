@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from stores.rows import dict_rows
-from stores.store import _insert
+from stores.insert import insert_rows
 from stores.transaction import transaction
 
 
@@ -30,8 +30,8 @@ def accepted_for_probe(con, job: str) -> list[dict]:
 def write_probe(con, run: dict, items: list[dict]) -> None:
     """A run's row and its items, in one transaction: a probe is stored whole or not at all."""
     with transaction(con):
-        _insert(con, "probe_runs", [run])
-        _insert(con, "probe_items", items)
+        insert_rows(con, "probe_runs", [run])
+        insert_rows(con, "probe_items", items)
 
 
 def _has_probe_tables(con) -> bool:

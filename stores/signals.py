@@ -5,7 +5,7 @@ the batch's samples and done marks (stores/store.py TABLES_WRITTEN_PER_BATCH).
 """
 from __future__ import annotations
 
-from stores.store import _insert
+from stores.insert import insert_rows
 from stores.transaction import transaction
 
 
@@ -21,4 +21,4 @@ def cached_likelihoods(con, keys: list[str]) -> dict[str, tuple[float, int, floa
 def put_likelihoods(con, rows: list[dict]) -> None:
     """rows: score_key, model (identity dict), mean_logprob, n_tokens, seconds."""
     with transaction(con):
-        _insert(con, "likelihood_cache", rows, "ON CONFLICT (score_key) DO NOTHING")
+        insert_rows(con, "likelihood_cache", rows, "ON CONFLICT (score_key) DO NOTHING")

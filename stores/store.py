@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
-import pyarrow as pa
 
 from stores.connection import StoreError, open_database
+from stores.insert import insert_rows
 from stores.migrations import migrate
 from stores.summaries import add_batch
 from stores.tokens import role_tokens
@@ -34,34 +34,6 @@ class BatchRows:
 
     def add(self, table: str, row: dict) -> None:
         self.rows[table].append(row)
-
-
-def _value(v):
-    if isinstance(v, (dict, list, tuple)):
-        return json.dumps(v, sort_keys=True)  # ensure_ascii: lone surrogates become \\udxxx escapes
-    if isinstance(v, str):
-        try:
-            v.encode("utf-8")
-        except UnicodeEncodeError:
-            # A model's bytes that are not text (lone surrogates) are stored escaped, not lost:
-            # the row is kept and the write does not crash (issue 15: garbage never stops a job).
-            return v.encode("utf-8", "backslashreplace").decode("utf-8")
-    return v
-
-
-def _insert(con, table: str, rows: list[dict], on_conflict: str = "") -> None:
-    """Rows through an Arrow table: one statement per table and batch. executemany binds row
-    by row: measured here 0.43 s against 0.003 s for a 1,000-row batch (the first Arrow
-    insert of a process pays ~0.2 s once)."""
-    if not rows:
-        return
-    columns = list(rows[0])
-    arrow = pa.Table.from_pylist([{c: _value(row[c]) for c in columns} for row in rows])
-    # On failure the name stays registered (an aborted transaction refuses the unregister);
-    # the next register of the same name replaces it.
-    con.register("batch_rows", arrow)
-    con.execute(f"INSERT INTO {table} ({', '.join(columns)}) SELECT {', '.join(columns)} FROM batch_rows {on_conflict}")
-    con.unregister("batch_rows")
 
 
 class Store:
@@ -124,7 +96,7 @@ class Store:
 
     def put_completions(self, rows: list[dict]) -> None:
         with self._disk_full_named(), transaction(self.con):
-            _insert(self.con, "completions", rows, "ON CONFLICT (request_key) DO NOTHING")
+            insert_rows(self.con, "completions", rows, "ON CONFLICT (request_key) DO NOTHING")
 
     # exact dedup
     def samples_by_hash(self, job: str, hashes: list[str]) -> dict[str, str]:
@@ -142,8 +114,8 @@ class Store:
     def write_batch(self, batch: BatchRows) -> None:
         with self._disk_full_named(), transaction(self.con):
             for table in TABLES_WRITTEN_PER_BATCH:
-                _insert(self.con, table, batch.rows[table])
-            _insert(self.con, "done_seeds",
+                insert_rows(self.con, table, batch.rows[table])
+            insert_rows(self.con, "done_seeds",
                     [{"job": batch.job, "seed_index": i, "batch_id": batch.batch_id} for i in batch.seed_indices])
             add_batch(self.con, batch.job, batch.rows)  # the job's stats summary, in the batch's transaction
 

@@ -20,6 +20,8 @@ from __future__ import annotations
 import duckdb
 import numpy as np
 
+from stores.diversity import mean_pairwise_distance
+from stores.insert import insert_rows
 from stores.summary_sql import (COUNTED, DIVERSITY_EMBEDDINGS, REMOVAL_STAMP, REMOVED_ACCEPTED, SUBSET_KEPT,
                                 counters_sql, subset_sql)
 
@@ -73,11 +75,9 @@ def add_batch(con, job: str, rows: dict[str, list[dict]]) -> None:
         # outside write_batch since the last batch (tests/fuzz deletes a job's rows and reruns it)
         rebuild(con, job)
         return
-    from stores.store import _insert  # stores.store imports this module
-
     for table in COUNTED:
         con.execute(f"CREATE TEMP TABLE IF NOT EXISTS {STAGED}{table} AS FROM main.{table} LIMIT 0")
-        _insert(con, f"{STAGED}{table}", rows.get(table, []))
+        insert_rows(con, f"{STAGED}{table}", rows.get(table, []))
     staged = (lambda table: f"{STAGED}{table}")
     con.execute(MERGE.format(counters=counters_sql(staged)), {"job": job})
     con.execute(f"INSERT INTO stats_subsets SELECT $job, * FROM ({subset_sql(staged, None)}) ON CONFLICT DO NOTHING",
@@ -109,8 +109,6 @@ def removal_stamp(con) -> str:
 
 def embedding_distance(con, job: str) -> float | None:
     """The mean pairwise embedding distance of stores/curation_stats.py diversity."""
-    from factory.curation.semantic_dedup import mean_pairwise_distance
-
     rows = con.execute(DIVERSITY_EMBEDDINGS, [job]).fetchall()
     return mean_pairwise_distance(np.asarray([r[0] for r in rows], dtype=np.float32)) if len(rows) >= 2 else None
 

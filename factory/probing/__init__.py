@@ -1,3 +1,3 @@
 """`factory probe`: corruptions of accepted samples scored by the job's own signals
-(run.py), corruption kinds (corruptions.py), metrics (metrics.py), extra signals
-(signals.py). Imports nothing here: recipes import corruptions.py from their methods."""
+(run.py), metrics (metrics.py), extra signals (signals.py). The corruption kinds are
+declared by recipes (factory/recipes/corruptions.py). Imports nothing here."""

@@ -35,7 +35,7 @@ from factory.decide import decision_score, rejected_score
 from factory.keys import digest
 from factory.pipeline import bind_roles, make_recipe
 from factory.probing import metrics
-from factory.probing.corruptions import CorruptionContext, corruption_rng
+from factory.recipes.corruptions import CorruptionContext, corruption_rng
 from factory.probing.job import database, resolve
 from factory.probing.signals import extra_signals, likelihood_tokens
 from factory.steps.review import with_expected

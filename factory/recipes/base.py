@@ -141,18 +141,18 @@ class Recipe(ABC):
     # probe
     @classmethod
     def probe_corruptions(cls) -> dict:
-        """kind -> corruption `(text, rng, ctx) -> str | None` (factory/probing/corruptions.py):
+        """kind -> corruption `(text, rng, ctx) -> str | None` (factory/recipes/corruptions.py):
         what `factory probe` makes of accepted samples to see whether the judge scores them
         lower. The generic five; a recipe adds its own kinds."""
-        from factory.probing.corruptions import GENERIC
+        from factory.recipes.corruptions import GENERIC
 
         return dict(GENERIC)
 
     @classmethod
     def probe_held_out(cls) -> dict:
         """Corruption kinds the probe reports apart as "held-out kinds": no threshold or
-        weight of the recipe is chosen on them (factory/probing/corruptions.py HELD_OUT)."""
-        from factory.probing.corruptions import HELD_OUT
+        weight of the recipe is chosen on them (factory/recipes/corruptions.py HELD_OUT)."""
+        from factory.recipes.corruptions import HELD_OUT
 
         return dict(HELD_OUT)
 

@@ -182,7 +182,7 @@ class Math(Recipe):
     def probe_corruptions(cls) -> dict:
         # The question is the sample: its reference answer stays, so a changed number makes
         # a problem that answer no longer solves.
-        from factory.probing.corruptions import changed_number
+        from factory.recipes.corruptions import changed_number
 
         return {**super().probe_corruptions(), "number_changed": changed_number}
 

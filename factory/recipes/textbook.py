@@ -117,6 +117,6 @@ class Textbook(TextRecipe):
 
     @classmethod
     def probe_corruptions(cls) -> dict:
-        from factory.probing.corruptions import wrong_fact_or_number
+        from factory.recipes.corruptions import wrong_fact_or_number
 
         return {**super().probe_corruptions(), "wrong_fact_or_number": wrong_fact_or_number}

@@ -134,6 +134,6 @@ class TinyStories(TextRecipe):
 
     @classmethod
     def probe_corruptions(cls) -> dict:
-        from factory.probing.corruptions import seed_words_removed
+        from factory.recipes.corruptions import seed_words_removed
 
         return {**super().probe_corruptions(), "seed_words_removed": seed_words_removed}

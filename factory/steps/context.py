@@ -10,7 +10,7 @@ from factory.calls import BoundRole, Caller
 from factory.keys import digest, request_seed, seed_id
 from roles import Drop
 from stores import BatchRows
-from stores.store import _value as stored_form
+from stores.insert import stored_value as stored_form
 
 LINEAGE_FIELDS = ("role", "template", "template_sha256", "role_version", "model", "sampling", "request_seed",
                   "request_key", "prompt_tokens", "completion_tokens", "seconds", "versions")

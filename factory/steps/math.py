@@ -6,9 +6,9 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from factory.job_errors import JobError
 from factory.keys import content_hash, digest, sample_id, seed_id
 from factory.sandbox import run_program
-from factory.spec import JobError
 from factory.steps.context import NO_LINEAGE, Context, add_drop, add_verdict
 from factory.steps.state import BatchState
 from factory.verify.verifier import canonical_number, verify

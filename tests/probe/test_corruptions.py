@@ -1,7 +1,7 @@
 """Every corruption kind: deterministic in (seed, sample id, kind), different from the original."""
 import pytest
 
-from factory.probing.corruptions import (GENERIC, CorruptionContext, changed_number, corruption_rng, negated_statement,
+from factory.recipes.corruptions import (GENERIC, CorruptionContext, changed_number, corruption_rng, negated_statement,
                                        seed_words_removed, sentences, wrong_fact_or_number)
 from factory.recipes.math import Math
 from factory.recipes.textbook import Textbook

@@ -4,7 +4,7 @@ each a rule check with a reason the verdict (and factory explain) carries."""
 import pytest
 
 from support import fake_job
-from factory.probing.corruptions import HELD_OUT, CorruptionContext, corruption_rng
+from factory.recipes.corruptions import HELD_OUT, CorruptionContext, corruption_rng
 from factory.recipes import text_checks
 from factory.recipes.tinystories import TinyStories
 from factory.spec import parse_job

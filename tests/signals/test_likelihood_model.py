@@ -49,7 +49,7 @@ def test_the_zlib_ratio_does_not_reward_a_repeated_sentence_as_the_likelihood_do
     token log-likelihood (18 of 21 demo pairs); likelihood_zlib ranks the original higher."""
     from factory.backends.llamacpp import LlamaCppBackend
     from factory.decide import decision_score
-    from factory.probing.corruptions import sentence_repeated
+    from factory.recipes.corruptions import sentence_repeated
 
     class Middle:  # the corruption draws the sentence to repeat: take the second
         @staticmethod

@@ -7,8 +7,6 @@ import ast
 import re
 from pathlib import Path
 
-import pytest
-
 from support import REPO
 
 PACKAGES = ("factory", "stores", "roles", "prompts")
@@ -153,16 +151,9 @@ def test_the_walk_sees_function_level_imports_and_finds_a_cycle():
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
 
 
-# Counted on 2026-12-02 (issue 26): the 17-module cycle spec -> recipes.registry ->
-# recipes.base -> steps -> steps.review -> calls/job_checks -> spec, the 3-module one of
-# stores.migrations -> summaries -> store -> migrations, and 14 upward imports (e.g.
-# spec -> recipes.registry, stores.summaries -> factory.curation). Moving those modules is
-# issue 26 item 1, in other hands while this was written; the markers go when it lands.
-@pytest.mark.xfail(strict=True, reason="2 import cycles (17 and 3 modules) today; issue 26 item 1")
 def test_no_import_cycle():
     assert [c for c in cycles(graph()) if c not in KEPT_CYCLES] == []
 
 
-@pytest.mark.xfail(strict=True, reason="14 upward imports between the layers today; issue 26 item 1")
 def test_no_import_from_a_higher_layer():
     assert upward(graph(), layer_of()) == []
