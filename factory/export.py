@@ -183,10 +183,11 @@ def export(con, job: str, fmt: str, out_dir: str | Path) -> dict:
     warn_if_uncurated(con, stats["job"], job or stats["name"])
     from factory.recipes.registry import find_recipe
     from stores.export_rows import accepted_rows, last_curation, lineage
+    from stores.jobs import loadable_recipe
 
     import pandas as pd
 
-    recipe = find_recipe(stats["recipe"])
+    recipe = find_recipe(loadable_recipe(con, stats["recipe"]))
     accepted = accepted_rows(con, stats["job"])
     scores, score_names = score_columns(con, stats["job"], [r["sample_id"] for r in accepted])
     rows = records(recipe, accepted, scores)

@@ -246,11 +246,17 @@ class JobSpec(Strict):
         return self._base_dir
 
     def recipe_reference(self) -> str:
-        """The recipe as the store records it: a file reference made absolute, so curate and
-        export find the class from any folder."""
+        """The recipe as the store records it (jobs.recipe): a file reference relative to the
+        job file's folder (`lib/facts.py:Facts`; an absolute one in the YAML is made relative,
+        `../shared/facts.py:Facts`), so no row holds a path of the machine that ran it; readers
+        look it up from their folder, then the database's (stores/jobs.py loadable_recipe).
+        Not part of the fingerprint: the canonical spec keeps the YAML's `recipe` as written."""
+        import os
+
         target, sep, attr = self.recipe.rpartition(":")
-        if sep and target.endswith(".py") and self._base_dir and not Path(target).is_absolute():
-            return f"{(Path(self._base_dir) / target).resolve()}:{attr}"
+        if sep and target.endswith(".py") and self._base_dir and Path(target).expanduser().is_absolute():
+            relative = os.path.relpath(Path(target).expanduser().resolve(), Path(self._base_dir).resolve())
+            return f"{Path(relative).as_posix()}:{attr}"
         return self.recipe
 
     def recipe_class(self):

@@ -26,8 +26,10 @@ def sample_signals(con, job: str) -> list[tuple]:
 
 def job_curation(con, job: str) -> tuple[str, dict | None]:
     """(recipe, the curation settings stored with the job or None)."""
+    from stores.jobs import loadable_recipe
+
     recipe, stored = con.execute("SELECT recipe, curation FROM jobs WHERE fingerprint = ?", [job]).fetchone()
-    return recipe, None if stored is None else json.loads(stored)
+    return loadable_recipe(con, recipe), None if stored is None else json.loads(stored)
 
 
 def last_pass_config(con, job: str) -> dict | None:
