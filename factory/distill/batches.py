@@ -22,13 +22,22 @@ def encode_row(tokenizer, prompt: str, target: str, max_length: int) -> dict:
     return {"input_ids": input_ids, "labels": labels}
 
 
+# Rows sorted by length within windows of this many batches (HF Trainer's group_by_length uses
+# 50 too): wide enough that nearly every batch is one length class, narrow enough that an
+# epoch's early and late rows do not meet.
+LENGTH_WINDOW_BATCHES = 50
+
+
 def make_batches(encoded: list[dict], batch_size: int, seed: int, epoch: int, packing: bool,
-                 max_length: int, pad_id: int) -> list[dict]:
+                 max_length: int, pad_id: int, group_by_length: bool = False) -> list[dict]:
     """One epoch's batches (input_ids, attention_mask, labels tensors), in an order fixed by
     (seed, epoch). Unpacked: batch_size rows, right-padded to the longest. Packed: the rows
     in that order are concatenated and cut into blocks of exactly max_length tokens (the
     last block padded); a row may straddle two blocks and attends to the rows before it in
     its block. Every label survives packing; only the first token of a block is unpredicted.
+    group_by_length (unpacked only): the shuffled rows are sorted by length within windows
+    of LENGTH_WINDOW_BATCHES batches, cut into batches, and the batches shuffled again; a
+    mix of 20% ~335-token and 80% ~66-token rows then pads ~1.1x its tokens instead of ~4x.
 
     Rows may carry per-token tensors besides input_ids and labels (KD's kd_ids, kd_logp
     [n, k] and kd_mask [n]): they are ordered, packed and zero-padded the same way."""
@@ -44,6 +53,10 @@ def make_batches(encoded: list[dict], batch_size: int, seed: int, epoch: int, pa
                      for s in range(0, len(ids), max_length)]
         width = lambda chunk: max_length  # noqa: E731
     else:
+        if group_by_length:
+            window = batch_size * LENGTH_WINDOW_BATCHES
+            order = [i for s in range(0, len(order), window)
+                     for i in sorted(order[s:s + window], key=lambda i: -len(encoded[i]["input_ids"]))]
         sequences = [encoded[i] for i in order]
         width = lambda chunk: max(len(r["input_ids"]) for r in chunk)  # noqa: E731
     batches = []
@@ -56,6 +69,8 @@ def make_batches(encoded: list[dict], batch_size: int, seed: int, epoch: int, pa
             "labels": torch.tensor([r["labels"] + [IGNORE] * (w - len(r["labels"])) for r in chunk]),
             **{k: torch.stack([_pad(r[k], w) for r in chunk]) for k in extra},
         })
+    if group_by_length and not packing:  # else every window would start with its longest batch
+        random.Random(f"{seed}:{epoch}:batches").shuffle(batches)
     return batches
 
 

@@ -133,7 +133,7 @@ def run_loop(model, loop: Loop, device, rank: int = 0, world: int = 1, wrapped=N
         if config.precision == "bf16" else contextlib.nullcontext
     epoch_batches = functools.lru_cache(maxsize=1)(
         lambda epoch: make_batches(loop.usable, config.batch_size, config.seed, epoch, config.packing,
-                                   config.max_length, loop.pad_id))
+                                   config.max_length, loop.pad_id, config.group_by_length))
     stats = {"on_policy_batches": 0} if config.method == "gkd" else {}
     tokens_here = 0
     with _torch_threads(config.threads):

@@ -187,7 +187,8 @@ class GKDSpec(Strict):
 
 # Fields whose default must not enter ids or keys: a spec that leaves them at the default
 # keeps the run ids, resume keys and fingerprints it has without them (runs on disk resume).
-TRAINING_DEFAULTS = {"method": "sft", "kd": None, "gkd": None, "precision": "fp32", "grad_accumulation": 1}
+TRAINING_DEFAULTS = {"method": "sft", "kd": None, "gkd": None, "precision": "fp32", "grad_accumulation": 1,
+                     "group_by_length": False}
 # How a run is executed, not what it computes: never in ids or keys. workers N splits every
 # batch across N DDP processes whose averaged gradients are the one process's (same global
 # batch), so a run keeps its id and checkpoints whatever N is (tests/distill/test_ray_train.py).
@@ -208,6 +209,9 @@ class TrainingSpec(Strict):
     warmup_steps: int = Field(0, ge=0)
     max_length: int = Field(256, ge=16, le=32768, description="tokens per row (prompt + answer); longer rows are cut")
     packing: bool = Field(False, description="concatenate rows into max_length blocks (loss masks kept)")
+    group_by_length: bool = Field(False, description="unpacked rows: batch rows of similar length together "
+                                  "(sorted within windows of 50 batches, batches then shuffled), so a mixture "
+                                  "of long and short rows is not padded to its long rows in every batch")
     checkpoint_every: int = Field(25, ge=1, description="optimizer steps between checkpoints")
     seed: int = Field(0, ge=0, description="data order and dropout")
     lora: LoraSpec | None = Field(None, description="train LoRA adapters (peft) instead of every weight")
@@ -235,13 +239,15 @@ class TrainingSpec(Strict):
         if self.method == "gkd" and self.workers > 1:
             raise ValueError("method gkd trains in one process (workers: 1): the teacher scores the student's "
                              "samples at every step, and that is not built for Ray Train workers")
+        if self.group_by_length and self.packing:
+            raise ValueError("group_by_length is for unpacked rows: packed blocks all have max_length tokens")
         if self.workers > self.batch_size:
             raise ValueError(f"workers ({self.workers}) must be <= batch_size ({self.batch_size}): "
                              "each worker takes a share of every batch")
         return self
 
     def identity(self, exclude: set[str] = frozenset()) -> dict:
-        """The settings as JSON, without method/kd/gkd/precision/grad_accumulation at their default
+        """The settings as JSON, without method/kd/gkd/precision/grad_accumulation/group_by_length at their default
         and never with workers (TRAINING_EXECUTION)."""
         out = self.model_dump(mode="json", exclude=set(exclude) | TRAINING_EXECUTION)
         for key, default in TRAINING_DEFAULTS.items():

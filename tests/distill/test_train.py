@@ -74,6 +74,34 @@ def test_unpacked_batches_are_right_padded_and_seeded(tokenizer):
     assert not all(torch.equal(x["input_ids"], y["input_ids"]) for x, y in zip(batches, next_epoch))
 
 
+def test_grouped_batches_keep_every_row_and_pad_less():
+    # 20% rows of 40 tokens among rows of 8 (the mix-long shape): plain batches of 8 nearly
+    # all hold a long row and pad to it; grouped ones hold one length class each.
+    lengths = [40 if i % 5 == 0 else 8 for i in range(400)]
+    encoded = [{"input_ids": [i % 50 + 1] * n, "labels": [i % 50 + 1] * n} for i, n in enumerate(lengths)]
+    plain = make_batches(encoded, 8, seed=0, epoch=0, packing=False, max_length=64, pad_id=0)
+    grouped = make_batches(encoded, 8, seed=0, epoch=0, packing=False, max_length=64, pad_id=0,
+                           group_by_length=True)
+    assert len(grouped) == len(plain) == 50
+    assert _labels(grouped) == _labels(plain)  # every row once, nothing cut
+    cells = lambda batches: sum(b["input_ids"].numel() for b in batches)  # noqa: E731
+    assert cells(grouped) == sum(lengths) < cells(plain) / 2
+    widths = [b["input_ids"].shape[1] for b in grouped]
+    assert widths != sorted(widths, reverse=True)  # batches shuffled, not longest first
+    again = make_batches(encoded, 8, seed=0, epoch=0, packing=False, max_length=64, pad_id=0, group_by_length=True)
+    later = make_batches(encoded, 8, seed=0, epoch=1, packing=False, max_length=64, pad_id=0, group_by_length=True)
+    assert all(torch.equal(x["input_ids"], y["input_ids"]) for x, y in zip(grouped, again))
+    assert not all(torch.equal(x["input_ids"], y["input_ids"]) for x, y in zip(grouped, later))
+
+
+def test_grouping_is_refused_with_packing_and_leaves_ids_alone_when_off():
+    from factory.distill.spec import TrainingSpec
+    with pytest.raises(ValueError, match="group_by_length is for unpacked rows"):
+        TrainingSpec(packing=True, group_by_length=True)
+    assert "group_by_length" not in TrainingSpec().identity()
+    assert TrainingSpec(group_by_length=True).identity()["group_by_length"] is True
+
+
 def _labels(batches) -> Counter:
     return Counter(t for b in batches for t in b["labels"].flatten().tolist() if t != IGNORE)
 
