@@ -37,7 +37,7 @@ AXIS = re.compile(r"[A-Za-z0-9_]{1,64}")  # a rubric axis name: a JSON key the f
 
 
 class BadRequest(ValueError):
-    pass
+    exit_code = 1  # a runtime problem (factory/cli.py's codes)
 
 
 def filters_of(params, default_job: str | None) -> Filters:
