@@ -132,15 +132,24 @@ def runs(db: str | Path, distill: str | None = None) -> list[dict]:
     return _reading(db, lambda con: list_runs(con, distill))
 
 
+def sql_rows(query: str, db: str | Path, timeout: float = 30.0, memory_limit: str | None = None,
+             on_stuck=None) -> tuple[list[str], list[tuple]]:
+    """(column names, rows as tuples) of one read-only statement: what `factory sql` prints,
+    columns kept when no row comes back. on_stuck(line): called when a query ignores the
+    interrupt at its limit (the CLI ends the process there). Errors as sql()'s, and the
+    duckdb.Error of a read that fails (a typo, an unknown table)."""
+    from stores.read_only_sql import run_read_only
+
+    return run_read_only(db, query, timeout=timeout, memory_limit=memory_limit, on_stuck=on_stuck)
+
+
 def sql(query: str, db: str | Path, timeout: float = 30.0, memory_limit: str | None = None) -> list[dict]:
     """One statement that reads (SELECT, WITH, DESCRIBE, SHOW, EXPLAIN, SUMMARIZE); rows as
     dicts. Anything else, several statements or a file other than the database raise
     stores.read_only_sql.RefusedStatement (a ValueError) with one line saying why. Past
     `timeout` seconds or `memory_limit` (a DuckDB size such as "2GB"; default a quarter of
     the machine; never a spill to disk): stores.query_limits.QueryLimit, one line naming it."""
-    from stores.read_only_sql import run_read_only
-
-    columns, rows = run_read_only(db, query, timeout=timeout, memory_limit=memory_limit)
+    columns, rows = sql_rows(query, db, timeout=timeout, memory_limit=memory_limit)
     return [dict(zip(columns, row)) for row in rows]
 
 
@@ -164,3 +173,59 @@ def init(name: str, directory: str | Path = ".") -> dict:
     from factory.scaffold import init as write
 
     return write(name, directory)
+
+
+def preview(job: str | Path | dict | JobSpec, n: int = 3, run: bool = False, address: str | None = None) -> list[dict]:
+    """Every role's rendered messages for the job's first n seeds, no model call (what
+    `factory preview` prints); run=True runs them through the job's pipeline in a temporary
+    database and adds each sample's story and the seed's drops. The job's db is not touched."""
+    from factory.preview import preview as entries
+
+    spec = spec_of(job) or load_job(job)
+    return entries(spec, n, run=run, address=address)
+
+
+def gold(job: str | Path, db: str | Path | None = None) -> dict:
+    """Every signal and the verdict compared with the human labels of a job (what `factory
+    probe --gold` prints; read-only, no model call). job: a YAML path, or a job name /
+    fingerprint in db; db defaults to the YAML's db, else factory.duckdb. No label:
+    factory.probing.gold.NoLabels (a LookupError)."""
+    from factory.probing.gold import NoLabels, gold as compare, labelled_job
+
+    if db is None:
+        db = load_job(job).db if _is_job_file(job) else JobSpec.model_fields["db"].default
+    summary = _reading(db, lambda con: compare(con, labelled_job(con, str(job))), snapshot_ok=True)
+    if not summary["labels"]:
+        raise NoLabels(f"job {job} has no human labels in {db}: label samples with factory browse, "
+                       "or factory label import FILE")
+    return summary
+
+
+def _is_job_file(job) -> bool:
+    return str(job).endswith((".yaml", ".yml")) and Path(job).is_file()
+
+
+def import_labels(db: str | Path, file: str | Path, labeller: str | None = None) -> int:
+    """Every label of a .jsonl or .csv file into db (all or none: stores.labels.LabelError
+    names the first bad row); labeller names rows that name none. Returns the labels stored."""
+    from factory.labels import import_labels as store
+
+    return store(db, file, labeller)
+
+
+def export_labels(db: str | Path, job: str | None = None, *, out: str | Path, format: str = "jsonl") -> dict:
+    """The human labels (of one job, or all) as OUT/labels.jsonl or .csv: {"rows", "format",
+    "path"}. A bad format or an existing file: stores.labels.LabelError, nothing written."""
+    from factory.labels import export_labels as write
+    from stores.stats import resolve_job
+
+    return _reading(db, lambda con: write(con, None if job is None else resolve_job(con, job), out, format),
+                    snapshot_ok=True)
+
+
+def browse(db: str | Path, job: str | None = None, port: int = 8765, labeller: str | None = None, say=print) -> int:
+    """Serve a local web page over the samples, with human labelling, on 127.0.0.1:port
+    until interrupted; labeller defaults to the login name. say(line) receives the address."""
+    from factory.browse.serve import serve
+
+    return serve(db, job, port=port, labeller=labeller, say=say)

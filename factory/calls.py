@@ -24,10 +24,12 @@ SAVE_EVERY_S = 1.0
 class RoleFailed(RuntimeError):
     """An engine could not serve a role (a model that does not fit, a package missing in a
     worker): the message names the role and the model, then the engine's own error."""
+    exit_code = 1  # a runtime problem (factory/cli.py's codes)
 
 
 class BudgetExceeded(RuntimeError):
     """A token budget was reached: the job stops; committed batches and cached completions stay."""
+    exit_code = 3  # stopped at a token budget: committed work kept (factory/cli.py's codes)
 
 
 @lru_cache(maxsize=1)

@@ -19,9 +19,10 @@ Verbs (`factory VERB --help` for the options):
                  recipes               every recipe found, built-in and plugins
                  init NAME             a working job file and a one-file recipe to start from
 
-Exit codes: 0 ok; 1 a runtime problem (database busy, model package missing, server
-unreachable, unknown job); 2 an invalid job file or command line (nothing written);
-3 stopped at a token budget (committed work kept; rerun with a higher cap to resume).
+Exit codes (each error class declares its own `exit_code`): 0 ok; 1 a runtime problem
+(database busy, model package missing, server unreachable, unknown job); 2 an invalid job
+file or command line (nothing written); 3 stopped at a token budget (committed work kept;
+rerun with a higher cap to resume).
 """
 from __future__ import annotations
 
@@ -32,23 +33,43 @@ import json
 import os
 import re
 import sys
-from pathlib import Path
 
 from rich.console import Console
 
-from factory.backends import MissingPackage
+from factory import api
 from factory.calls import BudgetExceeded
 from factory.literal_console import LiteralConsole, visible
 from factory.plugins import PluginError
 from factory.spec import JobError, load_job
 from roles.templates import TemplateError
-from stores import StoreError, open_database
-from stores.stats import UnknownJob, job_stats
 
 DEFAULT_DB = "factory.duckdb"
-# What an invalid job, plugin or template raises: exit 2, one line, nothing written (a test
-# makes each of them and checks that no database file appears).
+# What loading an invalid job, plugin or template raises (exit_code 2): one line, nothing
+# written (tests/cli/test_invalid_job_writes_nothing.py makes each and checks that no file appears).
 INVALID_INPUT = (JobError, PluginError, TemplateError)
+# Python's own exceptions cannot carry an exit_code: what reaches the user as one of these
+# (a missing file, a bad value a library raised) is a runtime problem, exit 1.
+PYTHON_ERRORS = (FileNotFoundError, FileExistsError, ValueError, LookupError, ConnectionError, RuntimeError)
+
+
+class UsageError(ValueError):
+    """A command-line value out of range (--limit 0, --port 0); the message names the option."""
+    exit_code = 2  # bad input, as an invalid job file: nothing written
+
+
+class QueryFailed(RuntimeError):
+    """A read `factory sql` ran that DuckDB could not do; the first line of DuckDB's message."""
+    exit_code = 1  # a runtime problem, as a database that cannot be read
+
+
+def exit_code(e: BaseException) -> int | None:
+    """The exit code of an error shown as one line: its class's exit_code (every error class
+    of factory/, stores/ and roles/ the CLI can show declares one: tests/cli/test_exit_codes.py),
+    1 for Python's own; None for any other (main shows its traceback unless the disk is full)."""
+    code = getattr(type(e), "exit_code", None)
+    if isinstance(code, int):
+        return code
+    return 1 if isinstance(e, PYTHON_ERRORS) else None
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -139,41 +160,28 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _reading(db: str, read):
-    """read(con) on a read-only connection that is closed whatever happens."""
-    con = open_database(db, read_only=True)
-    try:
-        return read(con)
-    finally:
-        con.close()
-
-
 def _run(args, out: Console, err: Console) -> int:
-    from factory.pipeline import run_job
     from factory.progress import RichProgress
+    from factory.render import print_all, stats_tables
 
     spec = load_job(args.job)  # JobError -> exit 2 before anything is written
     if args.limit is not None and args.limit < 1:
-        raise JobError(f"--limit: must be >= 1 (got {args.limit})")
+        raise UsageError(f"--limit: must be >= 1 (got {args.limit})")
     db = args.db or spec.db
     progress = None if args.quiet else RichProgress(err)
-    result = run_job(spec, db=db, limit=args.limit, address=args.address, progress=progress)
+    result = api.run(spec, db=db, limit=args.limit, address=args.address, progress=progress)
     if result.seeds_processed == 0:
         err.print(f"job {spec.name} ({result.job}): all {result.seeds_done_before} seeds already done, no model calls",
                   soft_wrap=True)
     else:
         err.print(f"job {spec.name} ({result.job}): {result.seeds_processed} seeds processed "
                   f"({result.seeds_done_before} done before), {result.model_calls} model calls, db {db}", soft_wrap=True)
-    from factory.render import print_all, stats_tables
-
-    print_all(out, stats_tables(_reading(db, lambda con: job_stats(con, result.job))))
+    print_all(out, stats_tables(api.stats(db, result.job)))
     return 0
 
 
 def _stats(args, out: Console, err: Console) -> int:
-    from factory.api import stats as read_stats
-
-    stats = read_stats(args.db, args.job, exact=args.exact)  # while a run writes the db: its snapshot, and a line saying so
+    stats = api.stats(args.db, args.job, exact=args.exact)  # while a run writes the db: its snapshot, and a line saying so
     if args.json:
         print(json.dumps(stats, indent=2, sort_keys=True))
     else:
@@ -192,44 +200,28 @@ def _stats(args, out: Console, err: Console) -> int:
 def _gold_headline(db: str, job: str) -> str | None:
     """The --gold headline for stats when the job has labels (a few hundred rows: cheap);
     not in --json, whose keys describe the job's own rows."""
-    from factory.probing.gold import gold
+    from factory.probing.gold import NoLabels
     from factory.probing.render import gold_line
-    from stores.labels import label_count
-    from stores.snapshot import open_for_reading
 
-    con = open_for_reading(db)
     try:
-        return gold_line(gold(con, job)) if label_count(con, job) else None
-    finally:
-        con.close()
+        return gold_line(api.gold(job, db))
+    except NoLabels:
+        return None
 
 
 def _sql(args, out: Console, err: Console) -> int:
     import duckdb
-
-    from stores.query_limits import checked_memory_limit, checked_timeout
-    from stores.read_only_sql import RefusedStatement, run_read_only
-
-    try:
-        timeout, memory_limit = checked_timeout(args.timeout), checked_memory_limit(args.memory_limit)
-    except ValueError as e:  # a bad --timeout or --memory-limit: bad input
-        _error(str(e))
-        return 2
 
     def stuck(line: str) -> None:  # a query that ignores the interrupt: end the process, with the line
         _error(line)
         sys.stdout.flush()
         os._exit(1)
 
-    try:
-        columns, rows = run_read_only(args.db, args.query, timeout=timeout, memory_limit=memory_limit,
-                                      on_stuck=stuck)  # past a limit: QueryLimit, one line, exit 1 (main)
-    except RefusedStatement as e:  # a write, several statements, a file other than the database
-        _error(str(e))
-        return 2
-    except duckdb.Error as e:  # a read that fails: a typo, an unknown table
-        _error(str(e).splitlines()[0])
-        return 1
+    try:  # a refused statement: exit 2; past a limit: QueryLimit, exit 1 (main)
+        columns, rows = api.sql_rows(args.query, args.db, timeout=args.timeout, memory_limit=args.memory_limit,
+                                     on_stuck=stuck)
+    except duckdb.Error as e:  # a read that fails (a typo, an unknown table): its first line
+        raise QueryFailed(str(e).splitlines()[0]) from None
     if args.json:
         for row in rows:
             print(json.dumps(dict(zip(columns, row)), default=str))
@@ -241,9 +233,9 @@ def _sql(args, out: Console, err: Console) -> int:
 
 
 def _curate(args, out: Console, err: Console) -> int:
-    from factory.curation.resolve import curate_job, report_lines
+    from factory.curation.resolve import report_lines
 
-    for line in report_lines(curate_job(args.job, args.db, args.address)):  # the same path as factory.api.curate
+    for line in report_lines(api.curate(args.job, args.db, args.address)):
         err.print(line, soft_wrap=True)
     return 0
 
@@ -271,14 +263,13 @@ def _warnings_as_lines():
 
 
 def _probe(args, out: Console, err: Console) -> int:
-    from factory.api import probe
     from factory.probing.render import headline, tables
 
     if args.gold:
         return _probe_gold(args, out)
     kinds = [k.strip() for k in args.kinds.split(",") if k.strip()] if args.kinds else None
-    summary = probe(args.job, args.db, samples=args.samples, seed=args.seed, kinds=kinds,
-                    say=lambda line: err.print(line, soft_wrap=True))
+    summary = api.probe(args.job, args.db, samples=args.samples, seed=args.seed, kinds=kinds,
+                        say=lambda line: err.print(line, soft_wrap=True))
     if args.json:
         print(json.dumps(summary, indent=2))
         return 0
@@ -288,35 +279,10 @@ def _probe(args, out: Console, err: Console) -> int:
     return 0
 
 
-def _gold_job(con, job: str) -> str:
-    """A job YAML's fingerprint in this database, or a name / fingerprint resolved."""
-    from stores.stats import UnknownJob, resolve_job
-
-    if job.endswith((".yaml", ".yml")) and Path(job).is_file():
-        spec = load_job(job)
-        found = {r[0] for r in con.execute("SELECT fingerprint FROM jobs").fetchall()}
-        for fingerprint in (spec.fingerprint, *spec.legacy_fingerprints()):
-            if fingerprint in found:
-                return fingerprint
-        raise UnknownJob(f"job {spec.name} ({spec.fingerprint}) is not in the database: run it first")
-    return resolve_job(con, job)
-
-
 def _probe_gold(args, out: Console) -> int:
-    from factory.probing.gold import gold
     from factory.probing.render import gold_line, gold_tables
-    from stores.snapshot import open_for_reading
 
-    db = args.db or (load_job(args.job).db if args.job.endswith((".yaml", ".yml")) and Path(args.job).is_file()
-                     else DEFAULT_DB)
-    con = open_for_reading(db)  # while a run writes db: its snapshot, and a line saying so
-    try:
-        summary = gold(con, _gold_job(con, args.job))
-    finally:
-        con.close()
-    if not summary["labels"]:
-        raise LookupError(f"job {args.job} has no human labels in {db}: label samples with factory browse, "
-                          "or factory label import FILE")
+    summary = api.gold(args.job, args.db)  # while a run writes the db: its snapshot, and a line saying so
     if args.json:
         print(json.dumps(summary, indent=2, default=str))
         return 0
@@ -327,12 +293,12 @@ def _probe_gold(args, out: Console) -> int:
 
 
 def _preview(args, out: Console, err: Console) -> int:
-    from factory.preview import preview, preview_text
+    from factory.preview import preview_text
 
     spec = load_job(args.job)  # JobError -> exit 2
     if args.n < 1:
-        raise JobError(f"--n: must be >= 1 (got {args.n})")
-    entries = preview(spec, args.n, run=args.run, address=args.address)
+        raise UsageError(f"--n: must be >= 1 (got {args.n})")
+    entries = api.preview(spec, args.n, run=args.run, address=args.address)
     if args.json:
         print(json.dumps(entries, indent=2, sort_keys=True, default=str))
     else:
@@ -341,9 +307,7 @@ def _preview(args, out: Console, err: Console) -> int:
 
 
 def _explain(args, out: Console, err: Console) -> int:
-    from factory.api import explain
-
-    story = explain(args.sample_id, args.db)
+    story = api.explain(args.sample_id, args.db)
     if args.json:
         print(json.dumps(story, indent=2, default=str))
     else:
@@ -354,95 +318,68 @@ def _explain(args, out: Console, err: Console) -> int:
 
 
 def _export(args, out: Console, err: Console) -> int:
-    from factory.api import export
-
-    if args.labels:
-        return _export_labels(args, err)
+    if args.labels:  # a bad --format, an existing labels file: LabelError, exit 2, nothing written
+        result = api.export_labels(args.db, args.job, out=args.out, format=args.format or "jsonl")
+        err.print(f"exported {result['rows']} labels as {result['format']} to {result['path']}")
+        return 0
     with _warnings_as_lines():
-        result = export(args.db, args.job, out=args.out, format=args.format or "parquet")
+        result = api.export(args.db, args.job, out=args.out, format=args.format or "parquet")
     err.print(f"exported {result['rows']} rows as {result['format']} to {result['path']}")
     return 0
 
 
-def _export_labels(args, err: Console) -> int:
-    from factory.labels import export_labels
-    from stores.labels import LabelError
-    from stores.snapshot import open_for_reading
-    from stores.stats import resolve_job
-
-    con = open_for_reading(args.db)
-    try:
-        job = None if args.job is None else resolve_job(con, args.job)
-        result = export_labels(con, job, args.out, args.format or "jsonl")
-    except LabelError as e:  # a bad --format, an existing labels file: nothing written
-        _error(str(e))
-        return 2
-    finally:
-        con.close()
-    err.print(f"exported {result['rows']} labels as {result['format']} to {result['path']}")
-    return 0
-
-
 def _label(args, out: Console, err: Console) -> int:
-    from factory.labels import import_labels
-    from stores.labels import LabelError
-
-    try:
-        n = import_labels(args.db, args.file, args.labeller)
-    except LabelError as e:  # a bad row, an unknown sample, no such file: nothing stored
-        _error(str(e))
-        return 2
+    n = api.import_labels(args.db, args.file, args.labeller)  # a bad row, an unknown sample: LabelError, exit 2
     err.print(f"stored {n} labels from {args.file} in {args.db}")
     return 0
 
 
 def _browse(args, out: Console, err: Console) -> int:
-    from factory.browse.serve import serve
-
     if not 0 < args.port < 65536:
-        _error(f"--port must be 1-65535 (got {args.port})")
-        return 2
-    return serve(args.db, args.job, port=args.port, labeller=args.labeller,
-                 say=lambda line: err.print(line, soft_wrap=True))
+        raise UsageError(f"--port must be 1-65535 (got {args.port})")
+    return api.browse(args.db, args.job, port=args.port, labeller=args.labeller,
+                      say=lambda line: err.print(line, soft_wrap=True))
 
 
 def _report(args, out: Console, err: Console) -> int:
-    from factory.api import report
-
-    path = report(args.db, args.job, out=args.out)
+    path = api.report(args.db, args.job, out=args.out)
     err.print(f"wrote {path}")
     return 0
 
 
 def _distill(args, out: Console, err: Console) -> int:
-    from factory.api import distill
     from factory.distill.progress import RichDistillProgress
     from factory.distill.spec import load_distill
 
     spec = load_distill(args.spec)  # JobError -> exit 2, nothing written
     db = args.db or spec.db
     with _warnings_as_lines():
-        summaries = distill(spec, db=db, progress=None if args.quiet else RichDistillProgress(err),
-                            address=args.address)
+        summaries = api.distill(spec, db=db, progress=None if args.quiet else RichDistillProgress(err),
+                                address=args.address)
     for s in summaries:
         err.print(f"{s.mixture}: {s.status}, {s.rows} rows, {s.metric} "
                   f"{'-' if s.value is None else f'{s.value:.3f}'} (run {s.run_id[:10]})", soft_wrap=True)
-    return _runs(argparse.Namespace(db=db, distill=spec.name, json=False), out, err)
+    _show_runs(api.runs(db, spec.name), db, spec.name, out, err)
+    return 0
 
 
 def _runs(args, out: Console, err: Console) -> int:
-    from factory.api import runs as finished_runs
-    from factory.distill.compare import (accuracy_comparisons, heldout_comparisons, heldout_table,
-                                         latest_per_mixture, runs_table, verdict)
-
-    runs = finished_runs(args.db, args.distill)
+    runs = api.runs(args.db, args.distill)
     if args.json:
         for r in runs:
             print(json.dumps(r, default=str))
-        return 0
+    else:
+        _show_runs(runs, args.db, args.distill, out, err)
+    return 0
+
+
+def _show_runs(runs: list[dict], db: str, distill: str | None, out: Console, err: Console) -> None:
+    from factory.distill.compare import (accuracy_comparisons, heldout_comparisons, heldout_table,
+                                         latest_per_mixture, runs_table, verdict)
+
     if not runs:
-        err.print(f"no finished runs{' of ' + args.distill if args.distill else ''} in {args.db}")
-        return 0
+        err.print(f"no finished runs{' of ' + distill if distill else ''} in {db}")
+        return
     for name, latest in latest_per_mixture(runs).items():
         out.print(runs_table(name, latest))
         if (held := heldout_table(name, latest)) is not None:  # stories: held-out loss, teacher likelihood
@@ -451,22 +388,19 @@ def _runs(args, out: Console, err: Console) -> int:
     latest = latest_per_mixture(runs)
     for line in heldout_comparisons(latest) + accuracy_comparisons(latest):  # distillations on the same items
         out.print(line, soft_wrap=True)
-    return 0
 
 
 def _recipes(args, out: Console, err: Console) -> int:
-    from factory.api import recipes
     from factory.render import recipes_table
 
-    out.print(recipes_table(recipes()))
+    out.print(recipes_table(api.recipes()))
     return 0
 
 
 def _jobs(args, out: Console, err: Console) -> int:
-    from factory.api import jobs
     from factory.render import query_table
 
-    found = jobs(args.db)
+    found = api.jobs(args.db)
     if args.json:
         for j in found:
             print(json.dumps(j, default=str))
@@ -477,9 +411,7 @@ def _jobs(args, out: Console, err: Console) -> int:
 
 
 def _init(args, out: Console, err: Console) -> int:
-    from factory.api import init
-
-    made = init(args.name, args.dir)
+    made = api.init(args.name, args.dir)
     err.print("wrote " + ", ".join(made["files"]) + f"\nrun it: factory run {made['job']}", soft_wrap=True)
     return 0
 
@@ -500,26 +432,23 @@ def main(argv: list[str] | None = None) -> int:
                 "probe": _probe, "label": _label, "browse": _browse, "preview": _preview}
     try:
         return handlers[args.command](args, out, err)
-    except INVALID_INPUT as e:  # an invalid job, plugin or template: nothing written
-        _error(str(e))
-        return 2
-    except BudgetExceeded as e:
-        _error(f"stopped: {e}; committed batches are kept: raise the cap and rerun to continue")
-        return 3
-    except (StoreError, MissingPackage, UnknownJob, FileNotFoundError, FileExistsError, ValueError, LookupError,
-            ConnectionError, RuntimeError) as e:
-        _error(str(e))
-        return 1
     except KeyboardInterrupt:
         err.print("interrupted: committed batches are kept; rerun the same command to resume")
         return 130
-    except Exception as e:  # a full disk outside the store's batch writes (a checkpoint at close, a migration)
-        if "No space left on device" not in str(e) and getattr(e, "errno", None) != errno.ENOSPC:
-            raise
-        named = re.search(r'"([^"]+)"', str(e)) or re.search(r"'([^']+)'", str(e))
-        where = named.group(1) if named else getattr(args, "db", None) or "the database"
-        _error(f"no space left on device writing {where}: free space and rerun to resume")
-        return 1
+    except Exception as e:
+        code = exit_code(e)
+        if code is None:  # a full disk outside the store's batch writes (a checkpoint at close, a migration)
+            if "No space left on device" not in str(e) and getattr(e, "errno", None) != errno.ENOSPC:
+                raise
+            named = re.search(r'"([^"]+)"', str(e)) or re.search(r"'([^']+)'", str(e))
+            where = named.group(1) if named else getattr(args, "db", None) or "the database"
+            _error(f"no space left on device writing {where}: free space and rerun to resume")
+            return 1
+        if isinstance(e, BudgetExceeded):
+            _error(f"stopped: {e}; committed batches are kept: raise the cap and rerun to continue")
+        else:
+            _error(str(e))
+        return code
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ from pydantic import BaseModel, ValidationError
 
 class JobError(ValueError):
     """An invalid job file; str() is one line naming the field and what is allowed."""
+    exit_code = 2  # bad input: nothing written (factory/cli.py's codes)
 
 
 def _fields_at(loc: tuple, model: type[BaseModel]) -> list[str]:

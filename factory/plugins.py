@@ -13,6 +13,7 @@ from pathlib import Path
 
 class PluginError(ValueError):
     """A plugin that cannot be found or imported: one line naming it and why."""
+    exit_code = 2  # bad input: nothing written (factory/cli.py's codes)
 
 
 def is_reference(name: str) -> bool:

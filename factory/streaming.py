@@ -35,6 +35,7 @@ from stores.store import Store
 
 class Stopped(RuntimeError):
     """Another batch failed: this one ends after its current step (what it cached stays)."""
+    exit_code = 1  # a runtime problem (factory/cli.py's codes)
 
 
 class WriteLocked(Connection):

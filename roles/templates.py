@@ -28,6 +28,7 @@ _ENV = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newlin
 
 class TemplateError(ValueError):
     """A template that cannot be used: one line naming the file, the line and what is wrong."""
+    exit_code = 2  # bad input: nothing written (factory/cli.py's codes)
 
 
 @dataclass(frozen=True)

@@ -11,11 +11,13 @@ import duckdb
 
 class StoreError(RuntimeError):
     """A one-line, user-facing store problem."""
+    exit_code = 1  # a runtime problem (factory/cli.py's codes)
 
 
 class DatabaseInUse(StoreError):
     """Another process has the file open read-write (a running job): pid is that process's,
     when DuckDB names it. stores/snapshot.py reads the running job's snapshot instead."""
+    exit_code = 1  # a runtime problem (factory/cli.py's codes)
 
     def __init__(self, message: str, pid: int | None):
         super().__init__(message)

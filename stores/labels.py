@@ -23,6 +23,7 @@ SCORE_RANGE = (1, 10)  # the rubric's scale; an axis score outside it is refused
 
 class LabelError(ValueError):
     """A label that cannot be stored as given (bad decision, score, unknown sample): one line."""
+    exit_code = 2  # bad input: nothing stored (factory/cli.py's codes)
 
 
 @dataclass

@@ -29,6 +29,12 @@ _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$",
 
 class QueryLimit(RuntimeError):
     """A query stopped at its time or memory limit; the message is one line naming it."""
+    exit_code = 1  # a runtime problem (factory/cli.py's codes)
+
+
+class InvalidLimit(ValueError):
+    """A --timeout or --memory-limit that is not one; the message names what is allowed."""
+    exit_code = 2  # bad input: the query is not run
 
 
 def default_memory_limit() -> str:
@@ -40,12 +46,12 @@ def default_memory_limit() -> str:
 
 
 def checked_memory_limit(text: str | None) -> str:
-    """A DuckDB size ("2GB", "512MiB"), or ValueError naming what is allowed."""
+    """A DuckDB size ("2GB", "512MiB"), or InvalidLimit naming what is allowed."""
     if text is None:
         return default_memory_limit()
     m = _SIZE.match(str(text))
     if not m or float(m[1]) <= 0:
-        raise ValueError(f"--memory-limit: a size such as 512MB or 2GiB (got {text!r})")
+        raise InvalidLimit(f"--memory-limit: a size such as 512MB or 2GiB (got {text!r})")
     return f"{m[1]}{m[2]}"
 
 
@@ -55,7 +61,7 @@ def checked_timeout(seconds) -> float:
     except (TypeError, ValueError):
         value = float("nan")
     if not value > 0 or value == float("inf"):
-        raise ValueError(f"--timeout: seconds > 0, such as 30 or 2.5 (got {seconds!r})")
+        raise InvalidLimit(f"--timeout: seconds > 0, such as 30 or 2.5 (got {seconds!r})")
     return value
 
 

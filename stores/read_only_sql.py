@@ -37,6 +37,7 @@ REFUSED = f"factory sql runs read-only statements only ({ALLOWED})"
 
 class RefusedStatement(ValueError):
     """A statement factory sql will not run; the message is one line saying why."""
+    exit_code = 2  # bad input: the statement is not run (factory/cli.py's codes)
 
 
 def _tokens(query: str) -> list[tuple[int, duckdb.token_type, str]]:
@@ -116,10 +117,10 @@ def run_read_only(db: str | Path, query: str, timeout: float = DEFAULT_TIMEOUT_S
     other than the database), StoreError (no such file, busy, damaged), QueryLimit (past
     `timeout` seconds or `memory_limit`, default a quarter of the machine; never a spill to
     disk: stores/query_limits.py) or the duckdb.Error of a read that fails (a typo, an
-    unknown table). ValueError for a timeout or memory limit that is not one. The statement
-    reads a private copy of db, or while a run writes db the run's snapshot, opened with the
-    same SETTINGS, so that a query of any length never keeps a writer out
-    (stores/snapshot.py, open_copy_for_reading)."""
+    unknown table). InvalidLimit (a ValueError) for a timeout or memory limit that is not
+    one. The statement reads a private copy of db, or while a run writes db the run's
+    snapshot, opened with the same SETTINGS, so that a query of any length never keeps a
+    writer out (stores/snapshot.py, open_copy_for_reading)."""
     timeout, memory_limit = checked_timeout(timeout), checked_memory_limit(memory_limit)
     # DuckDB applies these in order: the limits after the access settings (temp_directory
     # first is refused, "Modifying the temp_directory has been disabled"), and before

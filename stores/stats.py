@@ -14,7 +14,7 @@ from stores.summary_stats import summarized_stats
 from stores.tokens import MODEL_MADE, role_tokens
 
 class UnknownJob(LookupError):
-    pass
+    exit_code = 1  # a runtime problem (factory/cli.py's codes)
 
 
 def list_jobs(con) -> list[dict]:
@@ -53,6 +53,14 @@ def resolve_job(con, job: str | None) -> str:
     if not matches:
         raise UnknownJob(f"no job {job!r} in this database; jobs: {known}")
     raise UnknownJob(f"{job!r} matches several jobs, use the fingerprint: {known}")
+
+
+def existing_job(con, fingerprints: list[str]) -> str | None:
+    """The first of these fingerprints that names a job in this database."""
+    rows = con.execute("SELECT fingerprint FROM jobs WHERE fingerprint IN (SELECT unnest(?))",
+                       [fingerprints]).fetchall()
+    found = {r[0] for r in rows}
+    return next((f for f in fingerprints if f in found), None)
 
 
 # Per sample with two or more reviews, max - min of the overall scores (bound: the job).

@@ -58,6 +58,7 @@ class Scorer(Protocol):
 
 class ScoreUnsupported(RuntimeError):
     """A reference model's backend has no `score`; the message names the backend and what to use."""
+    exit_code = 1  # a runtime problem (factory/cli.py's codes)
 
 
 def score_unsupported(backend: str) -> str:
@@ -94,6 +95,7 @@ class ExpectedScorer(Protocol):
 
 class ExpectedUnsupported(RuntimeError):
     """A reviewer's backend has no `expected_scores`; the message names the backend and what to use."""
+    exit_code = 1  # a runtime problem (factory/cli.py's codes)
 
 
 def expected_unsupported(backend: str) -> str:
@@ -120,6 +122,7 @@ def expected_value(probabilities: dict) -> float:
 
 class MissingPackage(RuntimeError):
     """A backend or model needs a package that is not installed; the message names it."""
+    exit_code = 1  # a runtime problem (factory/cli.py's codes)
 
 
 @lru_cache(maxsize=32)

@@ -36,19 +36,23 @@ EXCERPT_CHARS = 200  # of the server's body, quoted in the error line
 
 class BackendUnavailable(ConnectionError):
     """The server could not be reached or kept failing; the message names the URL."""
+    exit_code = 1  # a runtime problem (factory/cli.py's codes)
 
 
 class MissingCredential(RuntimeError):
     """The job names an API-key variable that is not set; the message names the variable."""
+    exit_code = 1  # a runtime problem (factory/cli.py's codes)
 
 
 class Malformed(ValueError):
     """A 200 answer that is not a usable chat completion; the message says what is missing."""
+    exit_code = 1  # a runtime problem (factory/cli.py's codes)
 
 
 class NoPromptLogprobs(ValueError):
     """A well-formed completion that carries no log probabilities of the prompt's tokens: the
     server does not offer them (asking again will not change that)."""
+    exit_code = 1  # a runtime problem (factory/cli.py's codes)
 
 
 def identity_for(model: str, endpoint) -> ModelIdentity:

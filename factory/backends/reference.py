@@ -219,6 +219,7 @@ def identity_for(ref) -> ModelIdentity:
 
 class UnknownProblem(RuntimeError):
     """A request the reference teacher cannot answer (not a registered built-in problem)."""
+    exit_code = 1  # a runtime problem (factory/cli.py's codes)
 
 
 class ReferenceBackend:

@@ -33,6 +33,7 @@ SNIPPET_CHARS = decontaminate.SNIPPET_CHARS
 class AgainstError(JobError):
     """A curation.against_* entry that cannot be used (an unknown job, a corpus file missing,
     unreadable or without its field): one line, exit 2, raised before any work or write."""
+    exit_code = 2  # bad input: nothing written (factory/cli.py's codes)
 
 
 @dataclass

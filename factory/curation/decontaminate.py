@@ -19,7 +19,7 @@ BLOCK_ROWS = 1024    # samples per matmul: 1024 x 7,473 GSM8K rows is 31 MB of f
 
 
 class BenchmarkError(ValueError):
-    pass
+    exit_code = 1  # a runtime problem (factory/cli.py's codes)
 
 
 @dataclass(frozen=True)

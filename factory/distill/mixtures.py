@@ -18,6 +18,7 @@ from factory.spec import JobError
 
 class MixtureError(JobError):
     """A mixture that cannot be filled: says how many rows exist; nothing is trained."""
+    exit_code = 2  # bad input: nothing written (factory/cli.py's codes)
 
 
 @dataclass(frozen=True)

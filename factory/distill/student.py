@@ -25,6 +25,7 @@ SMOLLM2_CACHE = "smollm2-135m-fp32"
 class StudentError(JobError):
     """Bad input (exit 2, nothing written): one line naming what was expected, e.g. 'student.path: /x is not a model: expected a
     Hugging Face checkpoint directory with config.json and model weights (...)'."""
+    exit_code = 2  # bad input: nothing written (factory/cli.py's codes)
 
 
 @dataclass

@@ -38,6 +38,7 @@ META_FILE = "factory_tokenizer.json"
 
 class TokenizerError(JobError):
     """Bad input (exit 2, nothing written): a vocab_size the rows cannot support."""
+    exit_code = 2  # bad input: nothing written (factory/cli.py's codes)
 
 
 @dataclass

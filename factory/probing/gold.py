@@ -17,11 +17,32 @@ probe's cluster bootstrap, factory/probing/metrics.py). Per signal:
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 from factory.decide import decision_score
 from factory.probing.metrics import auc, cluster_interval
 
 VERDICT = "verdict"
+
+
+class NoLabels(LookupError):
+    """The job has no human label to compare with; one line naming the job and the database."""
+    exit_code = 1  # a runtime problem (cli.py's codes)
+
+
+def labelled_job(con, job: str) -> str:
+    """A job YAML's fingerprint in this database (its legacy ones too), or a name /
+    fingerprint resolved."""
+    from factory.spec import load_job
+    from stores.stats import UnknownJob, existing_job, resolve_job
+
+    if job.endswith((".yaml", ".yml")) and Path(job).is_file():
+        spec = load_job(job)
+        found = existing_job(con, [spec.fingerprint, *spec.legacy_fingerprints()])
+        if found is None:
+            raise UnknownJob(f"job {spec.name} ({spec.fingerprint}) is not in the database: run it first")
+        return found
+    return resolve_job(con, job)
 
 
 def spearman(x: list[float], y: list[float]) -> float | None:

@@ -54,6 +54,7 @@ DEFAULT_SAMPLES = 12
 
 class NothingToProbe(LookupError):
     """A job the probe cannot read: no accepted sample, or a recipe whose samples are not one text."""
+    exit_code = 1  # a runtime problem (factory/cli.py's codes)
 
 
 @dataclass

@@ -24,6 +24,7 @@ class Step(Protocol):
 
 class StepError(ValueError):
     """A recipe's pipeline that cannot run: one line naming the step and the field."""
+    exit_code = 1  # a runtime problem (factory/cli.py's codes)
 
 
 def check_steps(steps: list, recipe: str) -> None:
