@@ -36,6 +36,7 @@ STATE_FILE = "state.pt"
 
 class TrainError(ValueError):
     """One line: what is wrong with the rows or the run directory, and what to do."""
+    exit_code = 1  # a runtime problem (factory/cli.py's codes)
 
 
 @dataclass
