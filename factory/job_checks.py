@@ -90,6 +90,11 @@ def check_reviewers(spec: JobSpec, recipe) -> None:
     if quorum is not None and quorum > spec.reviewers:
         raise JobError(f"decision.min_reviews: {quorum} is more than reviewers ({spec.reviewers}): no sample could "
                        "reach it; set it to at most reviewers")
+    for key, default in (("replacement_reviews", 0), ("below_quorum", "drop")):
+        if quorum is None and getattr(spec.decision, key) != default:
+            raise JobError(f"decision.{key}: acts on samples below decision.min_reviews, which is not set")
+    if spec.decision.below_quorum == "adjudicator" and "adjudicator" not in spec.roles:
+        raise JobError(f"decision.below_quorum: adjudicator, but recipe {recipe.name} has no adjudicator role")
 
 
 def check_roles(spec: JobSpec, recipe) -> None:

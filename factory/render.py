@@ -64,6 +64,13 @@ def stats_tables(stats: dict) -> list[Table]:
         cur.add_row(f"signal {name}: samples / mean [min, max] / verdicts it decided",
                     f"{sig['samples']} / {_num(sig['mean'])} [{_num(sig['min'])}, {_num(sig['max'])}] / "
                     f"{sig['verdicts_decided']}")
+    quorum = (stats.get("signals") or {}).get("quorum")
+    if quorum and quorum["samples"]:  # the quorum signal: 1.0 where replacement reviews restored it
+        restored = round((quorum["mean"] or 0) * quorum["samples"])
+        cur.add_row("below decision.min_reviews: samples / restored by replacement reviews / dropped (stage quorum) "
+                    "/ to the adjudicator or with no valid review",
+                    f"{quorum['samples']} / {restored} / {quorum['verdicts_decided']} / "
+                    f"{quorum['samples'] - restored - quorum['verdicts_decided']}")
     cur.add_row("accepted view rows", str(stats["accepted_view_rows"]))
     cur.add_row("mean quality score", _num(stats["mean_quality_score"]))
     for k, a in stats["acceptance_by_template"].items():

@@ -131,8 +131,14 @@ class DecisionRule(Strict):
 
     min_reviews: int | None = Field(
         None, ge=1, le=16, description="the quorum: a sample with fewer valid (parsed) reviews than this is never "
-        "decided on them: it is dropped (stage 'quorum') with the count in its reason; at most `reviewers`. None "
-        "(default): one valid review suffices")
+        "decided on them: it is dropped (stage 'quorum') with the count in its reason, or see replacement_reviews "
+        "and below_quorum; at most `reviewers`. None (default): one valid review suffices")
+    replacement_reviews: int = Field(
+        0, ge=0, le=16, description="with min_reviews: a sample below the quorum gets up to this many more reviews, "
+        "each a new reviewer slot (so a new request seed), asked until the quorum is met or they are spent")
+    below_quorum: Literal["drop", "adjudicator"] = Field(
+        "drop", description="with min_reviews: a sample still below the quorum after its replacement reviews is "
+        "dropped (stage 'quorum') or decided by the Adjudicator (its verdict's reason says it was below quorum)")
 
     @model_validator(mode="after")
     def _ordered(self) -> "DecisionRule":
@@ -382,7 +388,8 @@ SIGNAL_DECISION_KEYS = ("min_likelihood", "likelihood_model", "truncated", "requ
 # them keeps the fingerprint it had before they existed (no legacy fingerprint needed, and
 # databases made by any earlier version continue their jobs).
 ABSENT_AT_DEFAULT_DECISION_KEYS = {"review_score": "sampled", "score": "reviewers", "min_seed_words": None,
-                                   "text_gates": "reject", "min_reviews": None}
+                                   "text_gates": "reject", "min_reviews": None, "replacement_reviews": 0,
+                                   "below_quorum": "drop"}
 
 LEGACY_OPTION_KEYS = ("textbook", "math")  # options lived under the recipe's name before `options:`
 

@@ -1,12 +1,15 @@
 """Decide: the decision rule on every reviewed sample; the Adjudicator on the ones it
 leaves open; a verdict row for each. The rule reads each review's `overall`: the sampled
 scores' overall, or with decision.review_score: expected the mean of the expected axes
-(steps/review.py put it there); the verdict's reason says which."""
+(steps/review.py put it there); the verdict's reason says which. A sample with fewer valid
+reviews than decision.min_reviews (after its replacement reviews) is never decided on them:
+it is dropped (stage 'quorum') or, with decision.below_quorum: adjudicator, the Adjudicator
+decides it and the verdict's reason starts "below quorum"."""
 from __future__ import annotations
 
 from dataclasses import replace
 
-from factory.decide import LIKELIHOOD_SCORES, decide, decision_score
+from factory.decide import LIKELIHOOD_SCORES, Decision, decide, decision_score
 from factory.steps.context import Context, add_drop, add_verdict
 from factory.steps.state import BatchState
 from roles import Drop
@@ -33,11 +36,18 @@ class Decide:
                 add_verdict(ctx, batch, sample, "drop", "no_valid_reviews", "every review was unparseable")
                 continue
             if rule.min_reviews is not None and len(reviews) < rule.min_reviews:
+                # Review spent every replacement on it (steps/review.py): reviewers + replacement_reviews asked
                 overall = [r.overall for r in reviews]
-                add_verdict(ctx, batch, sample, "drop", "quorum",
-                            f"{len(reviews)} valid review{'s' if len(reviews) != 1 else ''} of {ctx.spec.reviewers}, "
-                            f"fewer than decision.min_reviews {rule.min_reviews}: not decided on them",
-                            sum(overall) / len(overall), max(overall) - min(overall), len(reviews))
+                mean, spread = sum(overall) / len(overall), max(overall) - min(overall)
+                why = (f"{len(reviews)} valid review{'s' if len(reviews) != 1 else ''} of "
+                       f"{ctx.spec.reviewers + rule.replacement_reviews}, fewer than decision.min_reviews "
+                       f"{rule.min_reviews}")
+                if rule.below_quorum == "adjudicator":
+                    pending[i] = (sample, {**variables, "reviews": [r.as_dict() for r in reviews]},
+                                  Decision("adjudicate", mean, spread, f"below quorum: {why}"))
+                    continue
+                add_verdict(ctx, batch, sample, "drop", "quorum", f"{why}: not decided on them", mean, spread,
+                            len(reviews))
                 continue
             d = decide([r.overall for r in reviews], rule.accept_mean, rule.max_spread, rule.reject_mean)
             d = replace(d, reason=d.reason + basis(rule, reviews))
@@ -54,8 +64,11 @@ class Decide:
                 add_verdict(ctx, batch, sample, "drop", "adjudicator", f"unparseable verdict: {call.parsed.reason}",
                             d.mean, d.spread, n, call.lineage)
             else:
-                add_verdict(ctx, batch, sample, call.parsed.decision, "adjudicator",
-                            call.parsed.reason or f"({d.reason})", d.mean, d.spread, n, call.lineage)
+                reason = call.parsed.reason or f"({d.reason})"
+                if d.reason.startswith("below quorum"):  # the reviews alone could not decide it: say so
+                    reason = f"{d.reason}; the adjudicator: {call.parsed.reason or 'no reason given'}"
+                add_verdict(ctx, batch, sample, call.parsed.decision, "adjudicator", reason, d.mean, d.spread, n,
+                            call.lineage)
 
 
 def basis(rule, reviews: list) -> str:

@@ -24,7 +24,7 @@ from dataclasses import replace
 from factory.backends.base import EXPECTED_SCORE_BACKENDS, expected_value
 from factory.calls import library_versions
 from factory.keys import digest, request_seed
-from factory.steps.context import Call, Context, add_drop, signal_row
+from factory.steps.context import Call, Context, add_drop, add_signal, signal_row
 from factory.steps.state import BatchState
 from roles import Drop
 from roles.reviewer import integer_axes
@@ -41,12 +41,42 @@ class Review:
         if ctx.spec.reviewers == 0:  # reviewers: 0: Decide accepts on the gates
             return
         authors = {i: state.samples[i].get("model") for i in items if i in state.samples}
-        asked = [(i, r, v) for i, (_, v) in items.items() for r in range(ctx.spec.reviewers)]
+        state.reviews = {i: [] for i in items}
+        self.ask(ctx, state, [(i, r, v) for i, (_, v) in items.items() for r in range(ctx.spec.reviewers)], authors)
+        if ctx.spec.decision.min_reviews is not None:
+            self.replace_missing(ctx, state, authors)
+
+    def replace_missing(self, ctx: Context, state: BatchState, authors: dict) -> None:
+        """decision.min_reviews: each sample below the quorum gets replacement reviews, the
+        next reviewer slots (new request seeds), at most decision.replacement_reviews of them,
+        in rounds until the quorum is met or they are spent; and a `quorum` signal row (value
+        1.0 when the replacements restored the quorum, else 0.0), which `factory stats` counts."""
+        rule, items = ctx.spec.decision, state.to_review
+        short = {i: len(state.reviews[i]) for i in items if len(state.reviews[i]) < rule.min_reviews}
+        used = dict.fromkeys(short, 0)
+        while True:
+            asked = []
+            for i in short:
+                n = min(rule.min_reviews - len(state.reviews[i]), rule.replacement_reviews - used[i])
+                asked += [(i, ctx.spec.reviewers + used[i] + k, items[i][1]) for k in range(max(n, 0))]
+                used[i] += max(n, 0)
+            if not asked:  # every short sample met the quorum or spent its replacements: bounded
+                break
+            self.ask(ctx, state, asked, authors)
+        for i, first in short.items():
+            valid = len(state.reviews[i])
+            add_signal(ctx, state.batch, items[i][0], "quorum", float(valid >= rule.min_reviews),
+                       {"min_reviews": rule.min_reviews, "valid_reviews": first, "replacements": used[i],
+                        "valid_after_replacements": valid}, state.samples.get(i))
+
+    def ask(self, ctx: Context, state: BatchState, asked: list[tuple[int, int, dict]], authors: dict) -> None:
+        """One round of review calls (seed index, reviewer slot, variables): parsed reviews go
+        to state.reviews and review rows, unparseable ones to drop rows."""
+        items = state.to_review
         calls = ctx.call(self.role, asked, authors)
         expected_rows: list[dict] = []
         if ctx.spec.decision.review_score == "expected":
             calls, expected_rows = with_expected(ctx, self.role, asked, authors, calls)
-        state.reviews = {i: [] for i in items}
         for call in calls:
             sample = items[call.index][0]
             if isinstance(call.parsed, Drop):
