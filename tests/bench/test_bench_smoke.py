@@ -132,6 +132,15 @@ def test_training_throughput():
     assert all(r["step_seconds"]["plain"] > 0 for r in results["by_tokenizer"].values()), out
 
 
+def test_learning_curve():
+    out = run_bench("learning_curve.py", "--sizes", "16x1", "--steps", "2", "--every", "1", "--rows", "64", "--eval", "4")
+    result = last_json(out)
+    (curve,) = result["curves"]
+    assert result["eval_items"] == 4 and curve["size"] == "16x1" and curve["parameters"] > 0, out
+    assert [p["step"] for p in curve["points"]] == [1, 2], out
+    assert all(0 <= p["accuracy"] <= 1 and p["train_cpu_s"] >= 0 for p in curve["points"]), out
+
+
 def test_distributed_training():
     out = run_bench("distributed_training.py", "--steps", "2", "--batch", "2", "--max-length", "64", "--rows", "4")
     number_after(out, r"ratio 2 workers / 1 worker, loop steps/s:")
@@ -218,7 +227,7 @@ def test_demo_walltime():
 SMOKED = {"sandbox_throughput.py", "near_dedup.py", "near_dedup_ray.py", "semantic_dedup.py", "stats_1m.py", "browse_1m.py", "driver_rss.py", "curation_rss.py",
           "training_throughput.py", "generation_throughput.py", "openai_throughput.py", "vllm_throughput.py",
           "likelihood_cost.py", "paraphrase_contamination.py", "batched_generation.py", "prefix_sharing.py",
-          "distributed_training.py", "streaming_pipeline.py", "demo_walltime.py"}
+          "distributed_training.py", "streaming_pipeline.py", "demo_walltime.py", "learning_curve.py"}
 
 
 def test_every_bench_has_a_smoke_test():
