@@ -3,8 +3,9 @@ runs it, and must print its result line: a bench that rots (an API it calls move
 schema it fills grew a column) fails the suite instead of the next person who measures.
 
 Sizes are the smallest that still take each bench's whole code path (every contender,
-every warm-up, every printed table); ~75 s for all on 2 shared cores, most of it the three
-that load SmolLM2 (llama.cpp engines, a llama.cpp server, the tokenizer for training).
+every warm-up, every printed table). Each takes 15-300 s on 2 shared cores at load 12-18
+(a subprocess that imports torch, Ray or DuckDB and runs the bench), so all but the
+SMOKED check are marked `slow` (or `model`): the fast lane leaves them out.
 """
 from __future__ import annotations
 
@@ -46,6 +47,7 @@ def last_json(output: str) -> dict:
     return json.loads(lines[-1])
 
 
+@pytest.mark.slow
 def test_sandbox_throughput():
     out = run_bench("sandbox_throughput.py", "--programs", "4", "--workers", "2")
     number_after(out, r"ratio sandbox / bare:")
@@ -54,6 +56,7 @@ def test_sandbox_throughput():
     assert [r["correct"] for r in results.values()] == [4, 4], out
 
 
+@pytest.mark.slow
 def test_near_dedup():
     # 120 docs, 20 of them planted near-copies: a handful of true pairs, so recall means something.
     out = run_bench("near_dedup.py", "--docs", "120", "--repeats", "1")
@@ -65,6 +68,7 @@ def test_near_dedup():
     assert pairs > 0 and precision == 1.0, out  # factory checks every candidate's exact Jaccard
 
 
+@pytest.mark.slow
 def test_near_dedup_ray():
     # 600 docs on a 2-CPU local Ray: the Ray Data path must return the single-process pairs.
     out = run_bench("near_dedup_ray.py", "--docs", "600", "--workers", "2", "--repeats", "1")
@@ -72,6 +76,7 @@ def test_near_dedup_ray():
     assert "same pairs: True" in out, out
 
 
+@pytest.mark.slow
 def test_semantic_dedup():
     out = run_bench("semantic_dedup.py", "--rows", "1000", "--subset", "200", "--crossover", "500", "--big", "2000")
     number_after(out, r"ratio DuckDB / exact:")
@@ -84,6 +89,7 @@ def test_semantic_dedup():
     assert re.search(r"^partitioned 2,000 x 384 .* 20/20 planted found", out, re.M), out
 
 
+@pytest.mark.slow
 def test_stats_1m(tmp_path):
     out = run_bench("stats_1m.py", "--samples", "2000", "--other-samples", "500", "--repeats", "1",
                     "--db", str(tmp_path / "stats.duckdb"), "--batch-seeds", "8", "--batches", "2")
@@ -95,6 +101,7 @@ def test_stats_1m(tmp_path):
     assert alphas and abs(float(alphas[1]) - float(alphas[2])) < 1e-3, out
 
 
+@pytest.mark.slow
 def test_browse_1m(tmp_path):
     out = run_bench("browse_1m.py", "--samples", "2000", "--repeats", "1", "--db", str(tmp_path / "browse.duckdb"))
     number_after(out, r"ratio HTTP page / raw query \(first page\):")
@@ -102,6 +109,7 @@ def test_browse_1m(tmp_path):
     assert re.search(r"^first page\s+[0-9.]+\s+[0-9.]+\s+[0-9.]+\s+50$", out, re.M), out
 
 
+@pytest.mark.slow
 def test_curation_rss(tmp_path):
     # 600 samples (a 300-sample baseline): every phase of a real pass on pre-filled vectors.
     out = run_bench("curation_rss.py", "--samples", "600", "--baseline-samples", "300", "--db",
@@ -114,12 +122,14 @@ def test_curation_rss(tmp_path):
             summary["semantic_contaminated"]) == (12, 6, 6, 6), out
 
 
+@pytest.mark.slow
 def test_driver_rss():
     out = run_bench("driver_rss.py", "--seeds", "12", "--batch", "4")
     result = last_json(out)
     assert result["seeds"] == 12 and result["seeds_per_s"] > 0 and result["rss_peak_mb"] >= result["rss_start_mb"], out
 
 
+@pytest.mark.slow
 def test_training_throughput():
     out = run_bench("training_throughput.py", "--steps", "1", "--warmup-steps", "1", "--batch", "2",
                     "--max-length", "128", "--rows", "4")
@@ -132,6 +142,7 @@ def test_training_throughput():
     assert all(r["step_seconds"]["plain"] > 0 for r in results["by_tokenizer"].values()), out
 
 
+@pytest.mark.slow
 def test_learning_curve():
     out = run_bench("learning_curve.py", "--sizes", "16x1", "--steps", "2", "--every", "1", "--rows", "64", "--eval", "4")
     result = last_json(out)
@@ -141,6 +152,7 @@ def test_learning_curve():
     assert all(0 <= p["accuracy"] <= 1 and p["train_cpu_s"] >= 0 for p in curve["points"]), out
 
 
+@pytest.mark.slow
 def test_distributed_training():
     out = run_bench("distributed_training.py", "--steps", "2", "--batch", "2", "--max-length", "64", "--rows", "4")
     number_after(out, r"ratio 2 workers / 1 worker, loop steps/s:")
@@ -190,6 +202,7 @@ def test_likelihood_cost():
     assert results["scored_tokens"] > 0 and results["max_abs_difference"] < 1e-3, out
 
 
+@pytest.mark.slow
 def test_vllm_throughput_arguments():
     """The bench itself needs vllm (tests/vllm's venv); here only its arguments and its
     message when vllm is missing: the default suite never imports vllm."""
@@ -207,6 +220,7 @@ def test_paraphrase_contamination():
     assert re.search(r"^\| 0\.80 \| \d+/30", out, re.M), out
 
 
+@pytest.mark.slow
 def test_streaming_pipeline():
     out = run_bench("streaming_pipeline.py", "--seeds", "16", "--step-ms", "0.2", "--slots", "4", "--batch-size", "4",
                     "--in-flight", "1,3")

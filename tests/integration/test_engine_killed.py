@@ -9,6 +9,7 @@ import signal
 import threading
 import time
 
+import pytest
 import ray
 
 from factory import backends
@@ -33,6 +34,7 @@ class SlowEcho:
         return out
 
 
+@pytest.mark.slow  # a 2-actor Ray start, a kill -9 and a restart: 55 s at load 22
 def test_a_killed_engine_actor_loses_and_duplicates_nothing(monkeypatch, tmp_path):
     from factory.executors.ray_pool import RayExecutor
     from factory.spec import ModelRef

@@ -103,6 +103,7 @@ def held_run(tmp_path):
     return run, recorded
 
 
+@pytest.mark.slow  # a `factory run` on Ray per ending: 107 and 113 s at load 22
 @pytest.mark.parametrize("ending", ["kill -9", "normal exit"])
 def test_no_ray_process_outlives_the_driver(tmp_path, ending):
     run, recorded = held_run(tmp_path)
