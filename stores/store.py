@@ -18,6 +18,7 @@ import duckdb
 from stores.connection import StoreError, open_database
 from stores.insert import insert_rows
 from stores.migrations import migrate
+from stores.signals import cached_likelihoods, put_likelihoods
 from stores.summaries import add_batch
 from stores.tokens import role_tokens
 from stores.transaction import transaction
@@ -97,6 +98,15 @@ class Store:
     def put_completions(self, rows: list[dict]) -> None:
         with self._disk_full_named(), transaction(self.con):
             insert_rows(self.con, "completions", rows, "ON CONFLICT (request_key) DO NOTHING")
+
+    # likelihood cache (stores/signals.py: its own transaction, as the completions cache)
+    def cached_likelihoods(self, keys: list[str]) -> dict[str, tuple[float, int, float]]:
+        """score key -> (mean log-probability, tokens scored, seconds it took)."""
+        return cached_likelihoods(self.con, keys)
+
+    def put_likelihoods(self, rows: list[dict]) -> None:
+        """rows: score_key, model (identity dict), mean_logprob, n_tokens, seconds."""
+        put_likelihoods(self.con, rows)
 
     # exact dedup
     def samples_by_hash(self, job: str, hashes: list[str]) -> dict[str, str]:

@@ -17,7 +17,6 @@ import time
 def likelihood(ctx, texts: list[str]) -> list[float] | None:
     try:
         from factory.steps.likelihood import reference_model, score_key, scores_in
-        from stores.signals import cached_likelihoods, put_likelihoods
     except ImportError:  # a version without the likelihood signal
         return None
     from factory.backends import model_identity
@@ -27,7 +26,7 @@ def likelihood(ctx, texts: list[str]) -> list[float] | None:
         return None
     identity = model_identity(ref).as_dict()
     keys = [score_key(identity, t) for t in texts]
-    scores = cached_likelihoods(ctx.store.con, keys)
+    scores = ctx.store.cached_likelihoods(keys)
     missing = {k: t for k, t in zip(keys, texts) if k not in scores}
     if missing:
         started = time.perf_counter()
@@ -35,7 +34,7 @@ def likelihood(ctx, texts: list[str]) -> list[float] | None:
         each = round((time.perf_counter() - started) / len(missing), 4)
         rows = [{"score_key": k, "model": identity, "mean_logprob": float(lp), "n_tokens": int(n), "seconds": each}
                 for k, (lp, n) in zip(missing, results)]
-        put_likelihoods(ctx.store.con, rows)
+        ctx.store.put_likelihoods(rows)
         scores.update({r["score_key"]: (r["mean_logprob"], r["n_tokens"], each) for r in rows})
     return [scores[k][0] for k in keys]
 
@@ -46,14 +45,13 @@ def likelihood_tokens(ctx, texts: list[str]) -> list[int | None]:
     the text has no likelihood."""
     from factory.backends import model_identity
     from factory.steps.likelihood import reference_model, score_key
-    from stores.signals import cached_likelihoods
 
     ref = reference_model(ctx.spec)
     if ref is None:
         return [None] * len(texts)
     identity = model_identity(ref).as_dict()
     keys = [score_key(identity, t) for t in texts]
-    scores = cached_likelihoods(ctx.store.con, keys)
+    scores = ctx.store.cached_likelihoods(keys)
     return [scores[k][1] if k in scores else None for k in keys]
 
 

@@ -25,7 +25,6 @@ from factory.calls import library_versions
 from factory.keys import digest
 from factory.steps.context import Context, add_verdict, signal_row
 from factory.steps.state import BatchState
-from stores.signals import cached_likelihoods, put_likelihoods
 
 ROLE = "likelihood"  # the signals rows' role: not a recipe role, it makes no completion
 
@@ -74,15 +73,15 @@ class ScoreLikelihood:
         ref = reference_model(ctx.spec)
         identity = model_identity(ref).as_dict()
         keys = {i: score_key(identity, row["text"]) for i, row in state.samples.items()}
-        scores = cached_likelihoods(ctx.store.con, list(keys.values()))
+        scores = ctx.store.cached_likelihoods(list(keys.values()))
         missing = {keys[i]: row["text"] for i, row in state.samples.items() if keys[i] not in scores}
         if missing:
             started = time.perf_counter()
             results = ctx.caller.executor.score(ref, list(missing.values()))
             each = (time.perf_counter() - started) / len(missing)  # one call for all: its time, shared
             fresh = {key: (float(lp), int(n), round(each, 4)) for key, (lp, n) in zip(missing, results)}
-            put_likelihoods(ctx.store.con, [{"score_key": k, "model": identity, "mean_logprob": lp, "n_tokens": n,
-                                             "seconds": s} for k, (lp, n, s) in fresh.items()])
+            ctx.store.put_likelihoods([{"score_key": k, "model": identity, "mean_logprob": lp, "n_tokens": n,
+                                        "seconds": s} for k, (lp, n, s) in fresh.items()])
             scores.update(fresh)
         minimum, rows = ctx.spec.decision.min_likelihood, []
         for i in sorted(state.samples):
