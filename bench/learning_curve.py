@@ -6,11 +6,11 @@ CPU-seconds a tiny student with a 512-token trained tokenizer needs before it so
 
 (tests/bench/test_bench_smoke.py runs it with --sizes 16x1 --steps 2 --every 1 --rows 64 --eval 4.)
 
-Rows: the reference teacher's short solutions (factory/backends/reference.py) of the
-first --rows built-in problems of jobs/math-reference-60k.yaml (seed 1, 1-2 steps; duplicates kept), in the
-row format factory distill trains on. Each size trains through factory's train() (batch 32
-unpacked, lr 0.002, 50 warm-up steps, one torch thread, training seed 0) and at every
---every steps its model is graded in place on --eval fresh built-in problems (seed 999, no
+Rows: the reference teacher's short solutions (factory/backends/reference.py) of the first
+--rows built-in problems of jobs/math-reference-60k.yaml (seed 1, 1-2 steps; duplicates
+kept), in the row format factory distill trains on. Each size trains through factory's
+train() (unpacked batches of --batch rows, 32; lr --lr, 0.002; 50 warm-up steps; one torch
+thread; training seed 0) and at every --every steps its model is graded in place on --eval fresh built-in problems (seed 999, no
 13-gram shared with a training row: the tuning items of docs/experiments.md row b.3, not
 the reported ones), greedy, with the verifier. CPU seconds are this process's, training
 only (grading excluded): they do not depend on the load the way wall time does, and one
@@ -80,8 +80,8 @@ def curve(size: str, rows, items, args, cache: Path) -> dict:
         print(json.dumps({"size": size, **points[-1]}), flush=True)
         return None
 
-    config = TrainingSpec(epochs=1000, max_steps=args.steps, batch_size=32, learning_rate=0.002, warmup_steps=50,
-                          max_length=512, checkpoint_every=max(args.steps, 1), seed=0, threads=1)
+    config = TrainingSpec(epochs=1000, max_steps=args.steps, batch_size=args.batch, learning_rate=args.lr,
+                          warmup_steps=50, max_length=512, checkpoint_every=max(args.steps, 1), seed=0, threads=1)
     start_cpu = time.process_time()
     with tempfile.TemporaryDirectory() as run_dir:
         train(student, rows, config, Path(run_dir), on_step=on_step)
@@ -96,6 +96,8 @@ def main() -> None:
     p.add_argument("--rows", type=int, default=48_000, help="training problems (one epoch of 1,500 x 32)")
     p.add_argument("--eval", type=int, default=300, help="fresh graded problems")
     p.add_argument("--max-new-tokens", type=int, default=160)
+    p.add_argument("--lr", type=float, default=0.002)
+    p.add_argument("--batch", type=int, default=32)
     p.add_argument("--vocab-size", type=int, default=512)
     p.add_argument("--cache", default=str(Path.home() / ".cache" / "factory"))
     args = p.parse_args()
