@@ -29,22 +29,31 @@ def _pct(n: float, d: float) -> str:
     return f"{100 * n / d:.0f}%" if d else "–"
 
 
+def length_bins(rows: list[tuple[int, int, int]]) -> list[tuple[int, int, int, int]]:
+    """(fewest words, most words, samples, of them in the accepted view) per bin: at most
+    LENGTH_BINS bins of equal width over word_counts' rows (`factory browse` links each)."""
+    low, high = rows[0][0], rows[-1][0]
+    width = max(1, -(-(high - low + 1) // LENGTH_BINS))
+    bins = [[low + i * width, low + (i + 1) * width - 1, 0, 0] for i in range((high - low) // width + 1)]
+    for n, total, acc in rows:
+        bins[(n - low) // width][2] += total
+        bins[(n - low) // width][3] += acc
+    return [tuple(b) for b in bins]
+
+
+def length_label(lo: int, hi: int) -> str:
+    return str(lo) if lo == hi else f"{lo}–{hi}"
+
+
 def length_chart(con, job: str):
     """Words per sample (\\w+ runs, as the diversity stat counts them): all samples behind
     the ones in the accepted view. Grouped by exact count in SQL, binned here."""
     rows = word_counts(con, job)
     if not rows:
         return None
-    low, high = rows[0][0], rows[-1][0]
-    width = max(1, -(-(high - low + 1) // LENGTH_BINS))
-    bins = (high - low) // width + 1
-    everything, accepted = [0] * bins, [0] * bins
-    for n, total, acc in rows:
-        everything[(n - low) // width] += total
-        accepted[(n - low) // width] += acc
-    labels = [str(low + i * width) if width == 1 else f"{low + i * width}–{low + (i + 1) * width - 1}"
-              for i in range(bins)]
-    return histogram(labels, [("all samples", everything, MUTED), ("accepted view", accepted, BAR)],
+    bins = length_bins(rows)
+    return histogram([length_label(lo, hi) for lo, hi, _, _ in bins],
+                     [("all samples", [b[2] for b in bins], MUTED), ("accepted view", [b[3] for b in bins], BAR)],
                      x_title="words per sample")
 
 

@@ -38,9 +38,10 @@ def _short(label: str, limit: int) -> str:
 
 
 def histogram(labels: list[str], series: list[tuple[str, list[float], str]], *, x_title: str = "",
-              width: int = 560, height: int = 230) -> Markup:
+              width: int = 560, height: int = 230, hrefs: list[list[str | None]] | None = None) -> Markup:
     """Vertical bars, one band per label. Series are drawn over each other, first at the back:
-    meant for nested counts (accepted within all), so every series stays visible."""
+    meant for nested counts (accepted within all), so every series stays visible. hrefs (per
+    series, per bar; `factory browse` passes them, the report none): each bar a link."""
     left, right, top, bottom = 48, 10, 26, 44
     plot_w, plot_h = width - left - right, height - top - bottom
     n = max(len(labels), 1)
@@ -57,8 +58,10 @@ def histogram(labels: list[str], series: list[tuple[str, list[float], str]], *, 
             h = plot_h * value / top_value
             x, y = left + i * band + inset, top + plot_h - h
             tip = escape(f"{name} {labels[i]}: {_fmt(value)}")
-            out.append(f'<rect x="{x:.1f}" y="{y:.1f}" width="{max(band - 2 * inset, 1):.1f}" height="{h:.1f}" '
-                       f'fill="{colour}"><title>{tip}</title></rect>')
+            bar = (f'<rect x="{x:.1f}" y="{y:.1f}" width="{max(band - 2 * inset, 1):.1f}" height="{h:.1f}" '
+                   f'fill="{colour}"><title>{tip}</title></rect>')
+            href = hrefs[s][i] if hrefs else None
+            out.append(f'<a href="{escape(href)}" data-n="{value:g}">{bar}</a>' if href and value else bar)
     every = max(1, -(-n // 14))  # at most ~14 tick labels across 500 px of 11 px text
     for i, label in enumerate(labels):
         if i % every == 0:

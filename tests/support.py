@@ -22,6 +22,35 @@ REPO = Path(__file__).resolve().parents[1]
 # a step of 8 short rows takes ~20 ms on 2 cores.
 SMALL = StudentSpec(kind="tiny", tiny=TinyStudentSpec(hidden_size=32, layers=1, heads=2, intermediate_size=64))
 
+# `factory run` with the fake backend registered (it lives in this test's process only),
+# paused before its third batch until the test creates the release file: the run is still
+# going while the test reads, whatever the machine's speed, and two batches are committed;
+# <release>.held appears when it pauses (the snapshot no longer changes until the release).
+HELD_RUN = """
+import sys, time
+from pathlib import Path
+sys.path.insert(0, {tests!r})
+import fakes
+fakes.install()
+import factory.pipeline as pipeline
+from factory.cli import main
+
+release, batches, real = Path(sys.argv[3]), [], pipeline.run_batch
+
+def held(ctx, indices):
+    batches.append(indices)
+    if len(batches) == 3:
+        release.with_name(release.name + ".held").touch()
+    deadline = time.monotonic() + {deadline}
+    while len(batches) == 3 and not release.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return real(ctx, indices)
+
+pipeline.run_batch = held
+sys.exit(main(["run", sys.argv[1], "--db", sys.argv[2], "--quiet"]))
+"""
+
+
 MATH_ROLES = ("problem_writer", "generator", "long_solver", "short_solver", "reviewer", "adjudicator")
 
 

@@ -1,6 +1,6 @@
 """`factory browse`: a Starlette app over one database. Pages: the sample list (filters,
 sort, pages), a sample (everything `factory explain` knows, the labels, the label form),
-the funnel (linked to the samples behind each number).
+the funnel and the report's histograms (each number and bar linked to the samples behind it).
 
 Reads never hold the database: each request opens it read-only (or the running job's
 snapshot, stores/snapshot.py) and closes it, under a lock (one request reads at a time) and
@@ -13,7 +13,7 @@ import os
 import re
 import threading
 from contextlib import contextmanager
-from dataclasses import asdict
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode
 
@@ -24,15 +24,21 @@ from starlette.responses import HTMLResponse, RedirectResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from factory.browse import charts
+from factory.browse.cache import StateCache, state
 from factory.browse.guard import LOOPBACK, Guard, new_token, same_origin, token_ok
 from stores import browse as q
+from stores.browse_summary import summary
 from stores.connection import StoreError, copying_marker
 from stores.labels import LabelError, checked, put_labels, read_labels
 from stores.snapshot import open_for_reading
 
 HERE = Path(__file__).parent
 Filters = q.Filters
-FLOATS = ("min_score", "max_score", "min_likelihood", "max_likelihood", "min_axis", "max_axis")
+FLOATS = ("min_score", "max_score", "min_likelihood", "max_likelihood", "min_axis", "max_axis", "min_words",
+          "max_words", "quality_bin", "spread_bin")
+# filters the form has no field for (the funnel page's bars set them): kept as hidden fields
+CHART_FILTERS = ("axis_of", "min_words", "max_words", "quality_bin", "spread_bin")
 AXIS = re.compile(r"[A-Za-z0-9_]{1,64}")  # a rubric axis name: a JSON key the filter reads
 
 
@@ -43,7 +49,7 @@ class BadRequest(ValueError):
 def filters_of(params, default_job: str | None) -> Filters:
     """The list's filters from a query string; a value outside what is offered is a 400."""
     f = {"job": params.get("job", default_job) or None}
-    for key in ("verdict", "stage", "flag", "q", "axis"):
+    for key in ("verdict", "stage", "flag", "q", "axis", "axis_of"):
         f[key] = params.get(key) or None
     if f["axis"] and not AXIS.fullmatch(f["axis"]):
         raise BadRequest(f"axis must be a rubric axis name (letters, digits, _; got {f['axis']!r})")
@@ -61,6 +67,8 @@ def filters_of(params, default_job: str | None) -> Filters:
         raise BadRequest(f"verdict must be one of {', '.join(q.VERDICTS)}")
     if f["flag"] and f["flag"] not in q.FLAGS:
         raise BadRequest(f"flag must be one of {', '.join(q.FLAGS)}")
+    if f["axis_of"] and f["axis_of"] not in q.AXIS_OF:
+        raise BadRequest(f"axis_of must be one of {', '.join(q.AXIS_OF)}")
     return Filters(**f)
 
 
@@ -100,6 +108,16 @@ def make_app(db: str | Path, job: str | None = None, port: int = 8765, labeller:
                              undefined=jinja2.StrictUndefined)
     env.globals.update(query_string=query_string, token=token, labeller=labeller, verdicts=q.VERDICTS,
                        flags=q.FLAGS, sorts=list(q.SORTS))
+    cache = StateCache()
+
+    def cached(con, name, compute):
+        return cache.get((state(db, con), name), compute)
+
+    def narrowed(con, f: Filters):
+        """(the summary, f with the database's only job filled in when f names none): the same
+        rows, and the sort need not start with a constant job (stores/browse.py SORTS)."""
+        known = cached(con, "summary", lambda: summary(con))
+        return known, (f if f.job or not known.only_job() else replace(f, job=known.only_job()))
 
     @contextmanager
     def reading():
@@ -130,13 +148,30 @@ def make_app(db: str | Path, job: str | None = None, port: int = 8765, labeller:
     def sample_list(request: Request):
         f = filters_of(request.query_params, job)
         offset = _int(request.query_params, "offset")
+        after, before = request.query_params.get("after") or None, request.query_params.get("before") or None
         with reading() as con:
-            rows = q.page(con, f, labeller, offset, limit=q.PAGE)
-            jobs = q.jobs(con)
-            context = {"jobs": jobs, "stages": q.stages(con), "note": snapshot_note(con),
-                       "axes": q.rubric_axes(con, f.job or (jobs[0]["fingerprint"] if jobs else ""))}
-        return render("list.html", rows=rows[:q.PAGE], more=len(rows) > q.PAGE, offset=offset, page=q.PAGE, f=f,
-                      **context)
+            known, shown = narrowed(con, f)
+            try:
+                rows = q.page(con, shown, labeller, 0 if after or before else offset, limit=q.PAGE, after=after,
+                              before=before)
+            except LookupError as e:
+                raise BadRequest(str(e)) from None
+            axes = q.rubric_axes(con, shown.job or (known.jobs[0]["fingerprint"] if known.jobs else ""))
+            note = snapshot_note(con)
+        if before and not after:  # the extra row, when there is one, comes first: a previous page exists
+            prev, more, rows = len(rows) > q.PAGE, True, rows[-q.PAGE:]
+        else:
+            prev, more, rows = bool(after) or offset > 0, len(rows) > q.PAGE, rows[:q.PAGE]
+        # "of N": exact when only the job, verdict and stage filter (the summary counts those),
+        # else the bound those give ("of at most N"): no count(*) of the filtered rows per page
+        others = [k.name for k in fields(f) if k.name not in ("job", "verdict", "stage", "sort")
+                  and getattr(f, k.name) not in (None, "")]
+        total = known.upto(shown.job, f.verdict, f.stage)
+        chart_filters = [(k, getattr(f, k)) for k in CHART_FILTERS if getattr(f, k) is not None]
+        return render("list.html", rows=rows, more=more, prev=prev, offset=offset, page=q.PAGE, f=f,
+                      total=total, exact=not others, jobs=known.jobs, stages=known.stages, axes=axes, note=note,
+                      chart_filters=chart_filters,
+                      without_chart=query_string(replace(f, **{k: None for k in CHART_FILTERS})))
 
     def go(request: Request):
         """The sample at position pos of the list under these filters (the sample page's next / previous)."""
@@ -198,18 +233,18 @@ def make_app(db: str | Path, job: str | None = None, port: int = 8765, labeller:
         return RedirectResponse(f"/sample/{sid}?{query_string(f)}", 303)
 
     def funnel(request: Request):
-        from stores.stats import UnknownJob, funnel as job_funnel, resolve_job
+        from stores.stats import UnknownJob, resolve_job
 
         with reading() as con:
             try:
                 fingerprint = resolve_job(con, request.query_params.get("job") or job)
             except UnknownJob as e:
                 return render("error.html", 404, message=str(e))
-            numbers = job_funnel(con, fingerprint)
-            bins = q.score_bins(con, fingerprint)
+            numbers = cached(con, ("charts", fingerprint), lambda: charts.data(con, fingerprint))
             note = snapshot_note(con)
-        return render("funnel.html", job=fingerprint, funnel=numbers, bins=bins, f=Filters(job=fingerprint),
-                      note=note, top=max([n for _, n in bins] or [1]))
+        f = Filters(job=fingerprint)
+        return render("funnel.html", job=fingerprint, funnel=numbers["funnel"], f=f, note=note,
+                      charts=charts.charts(numbers, lambda **kw: "/?" + query_string(f, **kw)))
 
     async def errors(request: Request, exc: Exception):
         return render("error.html", 400, message=str(exc))

@@ -56,3 +56,17 @@ def ids(job_db):
     """The job's sample ids by seed index."""
     db, job = job_db
     return [r[0] for r in _query(db, "SELECT sample_id FROM samples WHERE job = ? ORDER BY seed_index", [job])]
+
+
+@pytest.fixture
+def client(job_db):
+    """The browse app on job_db through Starlette's TestClient at 127.0.0.1:8765 (the test
+    client's peer let in), labelling as "ann", redirects not followed."""
+    from starlette.testclient import TestClient
+
+    from factory.browse.app import make_app
+
+    db, _ = job_db
+    app = make_app(db, None, port=8765, labeller="ann", peers=("testclient",))
+    with TestClient(app, base_url="http://127.0.0.1:8765", follow_redirects=False) as c:
+        yield c

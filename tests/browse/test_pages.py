@@ -14,14 +14,6 @@ PORT = 8765
 BASE = f"http://127.0.0.1:{PORT}"
 
 
-@pytest.fixture
-def client(job_db):
-    db, job = job_db
-    app = make_app(db, None, port=PORT, labeller="ann", peers=("testclient",))
-    with TestClient(app, base_url=BASE, follow_redirects=False) as c:
-        yield c
-
-
 def token_of(html: str) -> str:
     return re.search(r'name="token" value="([^"]+)"', html).group(1)
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import duckdb
 import pytest
 import yaml
+from support import HELD_RUN as RUN
 from support import REPO, fake_job, until
 
 import factory
@@ -23,31 +24,6 @@ TESTS = Path(__file__).resolve().parents[1]
 DEADLINE_S = 120  # polls end here on a stuck run; a healthy one needs a few seconds
 ANNOUNCED = re.compile(r"^database (\S+) is being written by a running job \(PID (\d+)\); "
                        r"reading its snapshot from \d\d:\d\d:\d\d$")
-
-# `factory run` with the fake backend registered (it lives in this test's process only),
-# paused before its third batch until the test creates the release file: the run is still
-# going while the test reads, whatever the machine's speed, and two batches are committed.
-RUN = """
-import sys, time
-from pathlib import Path
-sys.path.insert(0, {tests!r})
-import fakes
-fakes.install()
-import factory.pipeline as pipeline
-from factory.cli import main
-
-release, batches, real = Path(sys.argv[3]), [], pipeline.run_batch
-
-def held(ctx, indices):
-    batches.append(indices)
-    deadline = time.monotonic() + {deadline}
-    while len(batches) == 3 and not release.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return real(ctx, indices)
-
-pipeline.run_batch = held
-sys.exit(main(["run", sys.argv[1], "--db", sys.argv[2], "--quiet"]))
-"""
 
 
 def cli(*args) -> subprocess.CompletedProcess:

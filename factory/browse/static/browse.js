@@ -40,8 +40,4 @@
     var page = document.body.dataset.page;
     if (page === "sample") { samplePage(e); } else if (page === "list") { listPage(e); }
   });
-
-  document.addEventListener("DOMContentLoaded", function () {
-    document.querySelectorAll(".bar").forEach(function (b) { b.style.width = (b.dataset.w * 3) + "px"; });
-  });
 })();
