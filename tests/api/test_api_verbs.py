@@ -153,6 +153,7 @@ def distilled(math_db, student_cache, tmp_path_factory):  # noqa: F811 - fixture
     return db, summaries
 
 
+@pytest.mark.slow  # `distilled` trains a student: 99 s at load 10-16 (tests/distill tests distill)
 def test_distill_returns_a_summary_per_run(distilled):
     db, summaries = distilled
     assert [(s.mixture, s.status, s.rows, s.metric) for s in summaries] == [("short", "trained", 8, "accuracy")]
@@ -161,6 +162,7 @@ def test_distill_returns_a_summary_per_run(distilled):
     assert (s.run_id, s.value, s.ci_low, s.ci_high) == row
 
 
+@pytest.mark.slow
 def test_distill_again_trains_nothing(distilled, tmp_path, student_cache, monkeypatch):  # noqa: F811
     db, summaries = distilled
     monkeypatch.setenv("FACTORY_CACHE", str(student_cache))
@@ -170,6 +172,7 @@ def test_distill_again_trains_nothing(distilled, tmp_path, student_cache, monkey
     assert [(s.run_id, s.status, s.value) for s in again] == [(summaries[0].run_id, "already done", summaries[0].value)]
 
 
+@pytest.mark.slow
 def test_runs_equals_the_cli_json_lines(distilled, capsys):
     db, summaries = distilled
     runs = api.runs(db, "api-d")

@@ -6,6 +6,8 @@ from __future__ import annotations
 import dataclasses
 from collections import deque
 
+import pytest
+
 from factory.backends import Completion, Request
 from factory.executors.engines import EngineCache
 from factory.executors.grouping import call_size
@@ -105,6 +107,7 @@ def generate_on_ray(monkeypatch, backend_class, requests, slots: int):
     return out
 
 
+@pytest.mark.slow  # a 2-actor Ray start: 52-55 s at load 10-16 (the local executor's test above is fast)
 def test_ray_engines_get_each_samples_reviewers_in_one_call(monkeypatch):
     requests = [req(p, k) for p in "abcde" for k in range(3)]
     out = generate_on_ray(monkeypatch, CallEcho, requests, slots=4)
@@ -123,6 +126,7 @@ class PidEcho(CallEcho):
         return [dataclasses.replace(c, text=f"{os.getpid()}:{c.text}") for c in super().generate(requests)]
 
 
+@pytest.mark.slow
 def test_ray_deals_a_batch_evenly_over_the_engines_when_slots_exceed_it(monkeypatch):
     """6 stories, 2 engines, 8 slots: dealt actor by actor, all 6 went to the first engine in
     one call and the second idled; now each engine gets an even share (3 in one call)."""

@@ -58,6 +58,7 @@ def colours(page, png: Path) -> int:
         return 1; }""", data)
 
 
+@pytest.mark.slow  # headless Chromium: 52 s + 12 s setup at load 10-16 (tests/browse/test_pages.py checks the pages over HTTP)
 def test_list_filter_open_label_three_by_keyboard(server, ids, tmp_path):
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: install it with `apt-get install -y chromium`")
