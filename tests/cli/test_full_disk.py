@@ -56,6 +56,7 @@ def small_disk(tmp_path):
         subprocess.run(["umount", str(where)], check=True)
 
 
+@pytest.mark.slow  # 400 seeds run twice on a tmpfs: 134 s at load 13 (tests/unit/test_transaction.py: ENOSPC in a write)
 def test_full_disk_is_one_line_and_a_rerun_resumes(tmp_path, small_disk, capsys):
     job = tmp_path / "job.yaml"
     job.write_text(yaml.safe_dump(fake_job(num_samples=N, execution={"executor": "local", "batch_size": 20})))
