@@ -49,6 +49,7 @@ def fake_run(job: Path, db: Path) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=DEADLINE_S)
 
 
+@pytest.mark.slow  # a run beside a long query: 52 s at load 10 (the copy's own tests below are fast)
 def test_a_run_starts_while_a_long_sql_runs(tmp_path):
     db, job, tmp = tmp_path / "busy.duckdb", tmp_path / "job.yaml", tmp_path / "tmp"
     tmp.mkdir()

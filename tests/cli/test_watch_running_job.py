@@ -39,6 +39,7 @@ def samples(db) -> int:
         con.close()
 
 
+@pytest.mark.slow  # a whole run watched: 89 s at load 10 (the snapshot's own tests below are fast)
 def test_stats_and_sql_read_the_snapshot_while_a_run_writes(tmp_path, caplog):
     db, release, job = tmp_path / "watched.duckdb", tmp_path / "release", tmp_path / "job.yaml"
     job.write_text(yaml.safe_dump(fake_job(num_samples=15, execution={"executor": "local", "batch_size": 3})))
