@@ -105,6 +105,8 @@ def test_stats_1m(tmp_path):
 def test_browse_1m(tmp_path):
     out = run_bench("browse_1m.py", "--samples", "2000", "--repeats", "1", "--db", str(tmp_path / "browse.duckdb"))
     number_after(out, r"ratio HTTP page / raw query \(first page\):")
+    number_after(out, r"ratio this / previous statements \(first page\):")
+    number_after(out, r"funnel page with the report's histograms:")
     number_after(out, r"slowest HTTP page:")
     assert re.search(r"^first page\s+[0-9.]+\s+[0-9.]+\s+[0-9.]+\s+50$", out, re.M), out
 
