@@ -16,6 +16,7 @@ import random
 from collections import Counter, defaultdict
 
 import numpy as np
+import pytest
 
 from factory.curation.near_dedup import near_duplicate_pairs, shingles
 
@@ -74,6 +75,7 @@ def truth_pairs(ids: list[str], texts: list[str], threshold: float = THRESHOLD) 
     return {(ids[i], ids[j]) for (i, j), jac in exact_jaccards(texts).items() if jac >= threshold}
 
 
+@pytest.mark.slow  # checks the recall test's exact index on ~580k pairs: 85 s at load 7
 def test_exact_index_agrees_with_brute_force_on_a_sample():
     ids, texts, planted = make_corpus()
     index = exact_jaccards(texts)
