@@ -102,3 +102,20 @@ def test_counts_follow_the_database(client, job_db, query):
                 "(SELECT sample_id FROM verdicts WHERE decision <> 'accept' ORDER BY sample_id LIMIT 1)")
     con.close()
     assert f"of {accepted + 1}<" in client.get("/", params={"verdict": "accept"}).text
+
+
+def test_quality_bars_list_their_samples(client, job_db, query):
+    """After curation (its quality_scores rows written here, one bin apart per seed, a score
+    of exactly 1 in the last bin): each quality bar, all and accepted, lists its samples."""
+    db, job = job_db
+    con = duckdb.connect(str(db))
+    con.execute("""INSERT INTO quality_scores (sample_id, job, score, components)
+                   SELECT sample_id, job, CASE WHEN seed_index = 0 THEN 1.0 ELSE (seed_index % 7) / 20 + 0.01 END,
+                          '{}' FROM samples""")
+    con.close()
+    html = client.get("/funnel").text
+    linked = bars(html, "chart-quality")
+    assert sum(n for h, n in linked if "accepted_view" not in h) == query(db, "SELECT count(*) FROM samples")[0][0]
+    assert any("quality_bin=19" in h for h, _ in linked)  # the score of 1.0
+    for href, n in linked:
+        assert rows(client, href) == n, href
