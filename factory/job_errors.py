@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ValidationError
 
+from factory.plugins import did_you_mean
+
 
 class JobError(ValueError):
     """An invalid job file; str() is one line naming the field and what is allowed."""
@@ -25,15 +27,19 @@ def _fields_at(loc: tuple, model: type[BaseModel]) -> list[str]:
 
 
 def one_line_error(path: str, err: ValidationError, spec: type[BaseModel]) -> str:
-    """The first validation error as one line: the field path, the rule, the value given."""
-    first = err.errors()[0]
+    """One validation error as one line: the field path, the rule, the value given. An unknown
+    field is named first, with the closest allowed one: a misspelt field also leaves the field
+    it meant missing, and "num_sample: unknown field; ...; did you mean num_samples?" says both."""
+    errors = err.errors()
+    first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     where = ".".join(str(p) for p in first["loc"]) or "(top level)"
     msg = first["msg"]
     got = first.get("input")
     shown = "" if isinstance(got, (dict, list)) or got is None else f" (got {got!r})"
     if first["type"] == "extra_forbidden":
-        msg, shown = f"unknown field; allowed here: {', '.join(_fields_at(first['loc'][:-1], spec))}", ""
-    more = len(err.errors()) - 1
+        allowed = _fields_at(first["loc"][:-1], spec)
+        msg, shown = f"unknown field; allowed here: {', '.join(allowed)}{did_you_mean(str(first['loc'][-1]), allowed)}", ""
+    more = len(errors) - 1
     tail = f"; and {more} more error(s)" if more else ""
     return f"{path}: {where}: {msg}{shown}{tail}"
 

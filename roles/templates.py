@@ -11,6 +11,7 @@ still changes the cache key.
 """
 from __future__ import annotations
 
+import difflib
 import hashlib
 import re
 from dataclasses import dataclass
@@ -189,8 +190,28 @@ def _load_template(ref: str, base_dir: str | None, templates_dir: str | None, re
     if not path.is_file():
         where = f"{templates_dir}/{relative} or " if templates_dir else ""
         where += f"{recipe_templates.rstrip('/')}/{relative} or " if recipe_templates else ""
-        raise TemplateError(f"template {ref!r}: no file {where}prompts/{relative}")
+        raise TemplateError(f"template {ref!r}: no file {where}prompts/{relative}{_closest_builtin(name, version)}")
     return _from_source(name, version, path.read_text(encoding="utf-8"), "built-in")
+
+
+def _closest_builtin(name: str, version: int) -> str:
+    """'; did you mean X@N?' for the closest built-in template name (difflib), or ''."""
+    shipped = [f"{m['stem']}@{m['version']}" for path in _builtin_files()
+               if (m := _VERSIONED_FILE.match(path[: -len(".jinja")]))]
+    close = difflib.get_close_matches(f"{name}@{version}", shipped, n=1, cutoff=0.6)
+    return f"; did you mean {close[0]}?" if close else ""
+
+
+def _builtin_files(folder=None, prefix: str = "") -> list[str]:
+    """Every .jinja under the prompts package, as paths relative to it."""
+    folder = folder or resources.files("prompts")
+    found = []
+    for entry in folder.iterdir():
+        if entry.is_dir():
+            found += _builtin_files(entry, f"{prefix}{entry.name}/")
+        elif entry.name.endswith(".jinja"):
+            found.append(prefix + entry.name)
+    return found
 
 
 def check_variables(template: PromptTemplate, provided: set[str], who: str) -> None:

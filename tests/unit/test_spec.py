@@ -1,4 +1,5 @@
 import pytest
+from pydantic import ValidationError
 
 from factory.spec import JobError, load_job, parse_job
 from support import REPO, fake_job
@@ -49,3 +50,23 @@ def test_yaml_syntax_error_is_one_line(tmp_path):
     with pytest.raises(JobError) as e:
         load_job(bad)
     assert "not valid YAML" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_a_misspelt_field_is_named_first_with_the_field_it_meant():
+    from factory.job_errors import one_line_error
+    from factory.spec import JobSpec
+
+    try:
+        JobSpec.model_validate({"name": "t", "recipe": "tinystories", "num_sample": 3})
+    except ValidationError as err:
+        line = one_line_error("j.yaml", err, JobSpec)
+    assert line.startswith("j.yaml: num_sample: unknown field; allowed here: name, recipe, num_samples"), line
+    assert "; did you mean num_samples?" in line and "Field required" not in line, line
+
+
+def test_a_misspelt_template_name_gets_the_closest_built_in_one():
+    from roles.templates import TemplateError, load_template
+
+    with pytest.raises(TemplateError, match=r"no file prompts/tinystories/generatr\.v2\.jinja; "
+                                            r"did you mean tinystories/generator@2\?"):
+        load_template("tinystories/generatr@2")
