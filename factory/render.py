@@ -99,11 +99,12 @@ def query_table(columns: list[str], rows: list[tuple]) -> Table:
 
 def recipes_table(recipes: list[dict]) -> Table:
     table = Table(title="recipes")
-    for col in ("recipe", "roles (default template)", "options", "from", "what it makes"):
+    for col in ("recipe", "roles (default template)", "options", "review axes", "from", "what it makes"):
         table.add_column(col)
     for r in recipes:
         roles = "\n".join(f"{name}: {template}" for name, template in r["roles"].items())
-        table.add_row(r["name"], roles, ", ".join(r["options"]) or "-", r["source"], r["description"])
+        axes = ", ".join(r["axes"]) if r.get("axes") else "-"
+        table.add_row(r["name"], roles, ", ".join(r["options"]) or "-", axes, r["source"], r["description"])
     return table
 
 

@@ -180,7 +180,22 @@ class Recipe(ABC):
     def describe(cls) -> dict:
         return {"name": cls.name, "description": cls.description, "source": cls.source,
                 "roles": {n: r.template for n, r in cls.roles.items()},
-                "options": list(cls.Options.model_fields)}
+                "options": list(cls.Options.model_fields), "axes": cls.review_axes()}
+
+    @classmethod
+    def review_axes(cls) -> list[str] | None:
+        """The score axes of the reviewer role with its default template (`factory recipes`
+        lists them), or None: no reviewer role, or one that needs a job to be built."""
+        role = cls.roles.get("reviewer")
+        if role is None:
+            return None
+        from roles.templates import load_template
+
+        try:
+            reviewer = role.make(load_template(role.template, recipe_templates=cls.templates_location()), None)
+        except Exception:  # noqa: BLE001 - a plugin's make may need the recipe object; listing goes on
+            return None
+        return list(getattr(reviewer, "axes", ())) or None
 
 
 class TextRecipe(Recipe):

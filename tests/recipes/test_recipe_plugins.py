@@ -76,8 +76,13 @@ def test_factory_recipes_lists_built_ins_and_entry_point_plugins(tmp_path, monke
     assert found["limerick"]["source"] == "entry point limerick_pkg:Limerick"
     assert found["preference"]["roles"]["prompt_writer"] == "preference/prompt_writer@1"
     assert found["math"]["options"] == ["source", "seed_file", "parent_job", "families", "max_steps", "programs"]
+    # each recipe's review axes (issue 24 item 5), a plugin's own rubric included
+    assert found["tinystories"]["axes"] == ["grammar", "creativity", "consistency", "plot"]
+    assert found["math"]["axes"] == ["clarity", "solvability"]
+    assert {"rhyme", "humour"} <= set(found["limerick"]["axes"])
     assert main(["recipes"]) == 0
-    assert "limerick" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "limerick" in out and "axes" in out and "rhyme" in out
 
 
 def test_entry_point_recipe_and_backend_run_and_its_rubric_reaches_stats(tmp_path, monkeypatch):
