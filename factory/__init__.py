@@ -11,8 +11,8 @@ importing this package imports no cycle.
 import sys
 import types
 
-VERBS = ("curate", "distill", "explain", "export", "init", "jobs", "probe", "recipes", "report", "run", "runs",
-         "sql", "stats")
+VERBS = ("browse", "curate", "distill", "explain", "export", "init", "jobs", "preview", "probe", "recipes", "report",
+         "run", "runs", "sql", "stats")
 
 
 class _VerbModule(types.ModuleType):
@@ -42,8 +42,9 @@ class _Package(types.ModuleType):
 
 sys.modules[__name__].__class__ = _Package
 
-from factory.api import (UncuratedWarning, curate, distill, explain, export, init, jobs, probe,  # noqa: E402
-                         recipes, report, run, runs, sql, stats)
+from factory.api import (UncuratedWarning, browse, curate, distill, explain, export, export_labels,  # noqa: E402
+                         gold, import_labels, init, jobs, preview, probe, recipes, report, run, runs, sql,
+                         sql_rows, stats)
 from factory.spec import JobError, JobSpec, load_job, parse_job  # noqa: E402
 
 for _verb in VERBS:  # the verb submodules imported so far (factory.recipes is): bound as callable modules
@@ -51,4 +52,7 @@ for _verb in VERBS:  # the verb submodules imported so far (factory.recipes is):
         setattr(sys.modules[__name__], _verb, sys.modules[f"{__name__}.{_verb}"])
 del _verb
 
-__all__ = ["JobError", "JobSpec", "UncuratedWarning", *VERBS, "load_job", "parse_job"]
+# Functions of factory.api that are not CLI verbs of their own name: `factory label import|export`,
+# `factory gold`, and sql_rows (sql's columns and rows, for callers that want a table).
+__all__ = ["JobError", "JobSpec", "UncuratedWarning", *VERBS, "export_labels", "gold", "import_labels", "load_job",
+           "parse_job", "sql_rows"]
