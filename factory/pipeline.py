@@ -144,7 +144,7 @@ def run_job(spec: JobSpec, db: str | Path | None = None, limit: int | None = Non
             # What factory stats / sql read while this run holds db, written before the engines
             # start (a Ray start takes seconds) and removed only once db is closed, after the
             # engines stop: a reader at any moment finds the snapshot or a free database.
-            snapshot = SnapshotWriter(store.con, db)
+            snapshot = SnapshotWriter.of(store)
             snapshot.refresh(force=True)  # watchers see the job before its first batch ends
             starting.unlink(missing_ok=True)
             ex = spec.execution

@@ -8,9 +8,9 @@ What stays as with one batch at a time, and why it holds here:
 - The driver is DuckDB's only writer and a batch's rows commit with its done-marks in one
   transaction, from this (the main) thread, in batch order: the done seeds of a killed run
   are a prefix of its batches, and a rerun starts at the first uncommitted one.
-- Each batch thread reads and writes through its own cursor (a DuckDB connection's last
-  result and open transaction belong to the connection: two threads on one read each
-  other's results). Every write transaction (completions cache, likelihood cache, a batch's
+- Each batch thread reads and writes through its own cursor (stores/batch_store.py: a DuckDB
+  connection's last result and open transaction belong to the connection: two threads on
+  one read each other's results). Every write transaction (completions cache, likelihood cache, a batch's
   rows, the snapshot copy) holds one lock, so no two overlap: two concurrent inserts of the
   same key would conflict under DuckDB's optimistic concurrency.
 - Exact dedup gives the same rows: a batch's look-up of earlier samples waits until every
@@ -29,47 +29,13 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
-from stores.connection import Connection
+from stores.batch_store import BatchStore, batch_store
 from stores.store import Store
 
 
 class Stopped(RuntimeError):
     """Another batch failed: this one ends after its current step (what it cached stays)."""
     exit_code = 1  # a runtime problem (factory/cli.py's codes)
-
-
-class WriteLocked(Connection):
-    """A batch thread's cursor whose transactions hold the store's write lock from begin()
-    to commit() or rollback() (stores/transaction.py is the one way the store writes)."""
-
-    def __init__(self, con, path, lock: threading.Lock):
-        super().__init__(con, path)
-        self._lock, self._held = lock, False
-
-    def begin(self):
-        self._lock.acquire()
-        self._held = True
-        try:
-            return self._checked(self._con.begin)
-        except BaseException:
-            self._unlock()
-            raise
-
-    def commit(self):
-        done = self._checked(self._con.commit)
-        self._unlock()  # a failed commit keeps it: transaction() rolls back next, and that unlocks
-        return done
-
-    def rollback(self):
-        try:
-            return self._checked(self._con.rollback)
-        finally:
-            self._unlock()
-
-    def _unlock(self) -> None:
-        if self._held:
-            self._held = False
-            self._lock.release()
 
 
 class DedupLedger:
@@ -101,37 +67,6 @@ class DedupLedger:
             self._cond.notify_all()
 
 
-class BatchStore(Store):
-    """The store as one batch thread sees it: the same database through the thread's own
-    cursor; samples_by_hash also sees earlier in-flight batches (DedupLedger)."""
-
-    def __init__(self, store: Store, lock: threading.Lock, ledger: DedupLedger, position: int,
-                 stop: threading.Event):
-        # Not Store.__init__: no new database connection, no migration.
-        self.__dict__.update(store.__dict__)
-        self.con = WriteLocked(store.con.cursor(), store.path, lock)  # made on the main thread
-        self.ledger, self.position, self.stop = ledger, position, stop
-        self.looked_up = False
-
-    def samples_by_hash(self, job: str, hashes: list[str]) -> dict[str, str]:
-        self.looked_up = True
-        earlier = self.ledger.earlier(self.position, self.stop)
-        if not hashes:
-            return {}
-        rows = self.con.execute(
-            """SELECT content_hash, seed_index, sample_id FROM samples
-               WHERE job = ? AND duplicate_of IS NULL AND content_hash IN (SELECT unnest(?))""",
-            [job, list(hashes)],
-        ).fetchall()
-        best: dict[str, tuple[int, str]] = {}
-        for key, index, sample in [*rows, *((h, *earlier[h]) for h in set(hashes) if h in earlier)]:
-            best[key] = min(best.get(key, (index, sample)), (index, sample))
-        return {key: sample for key, (_, sample) in best.items()}
-
-    def close(self) -> None:
-        self.con.close()  # the cursor only; the run's connection stays open
-
-
 class SerialProgress:
     """A progress reporter called from several threads, one call at a time."""
 
@@ -156,13 +91,22 @@ def run_in_flight(store: Store, batches: list[list[int]], in_flight: int, make_c
     commit(batch) writes it (under the write lock)."""
     lock, ledger, stop = threading.Lock(), DedupLedger(), threading.Event()
 
-    def one(position: int, indices: list[int], view: BatchStore):
+    def view_of(position: int) -> tuple[BatchStore, list[bool]]:
+        looked_up = [False]
+
+        def earlier() -> dict[str, tuple[int, str]]:
+            looked_up[0] = True
+            return ledger.earlier(position, stop)
+
+        return batch_store(store, lock, earlier), looked_up
+
+    def one(position: int, indices: list[int], view: BatchStore, looked_up: list[bool]):
         ctx = make_context(view)
         rows: list[dict] = []
 
         def between(state) -> None:
             rows[:] = state.batch.rows["samples"]
-            if view.looked_up:  # the step that asked for earlier samples has made this batch's
+            if looked_up[0]:  # the step that asked for earlier samples has made this batch's
                 ledger.publish(position, rows)
             if stop.is_set():
                 raise Stopped("another batch failed")
@@ -179,8 +123,8 @@ def run_in_flight(store: Store, batches: list[list[int]], in_flight: int, make_c
             started = 0
             while started < len(batches) or pending:
                 while started < len(batches) and len(pending) < in_flight:
-                    view = BatchStore(store, lock, ledger, started, stop)
-                    pending.append((pool.submit(one, started, batches[started], view), view))
+                    view, looked_up = view_of(started)  # its cursor is made on this thread
+                    pending.append((pool.submit(one, started, batches[started], view, looked_up), view))
                     started += 1
                 batch = pending.popleft()[0].result()  # the oldest: commits stay in batch order
                 with lock:

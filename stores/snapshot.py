@@ -85,6 +85,11 @@ class SnapshotWriter:
         self.seconds = 0.0  # spent refreshing, all refreshes together
         self.failed = False
 
+    @classmethod
+    def of(cls, store) -> "SnapshotWriter":
+        """The writer of a run's store (stores/store.py's Store), read through its connection."""
+        return cls(store.con, store.path)
+
     def refresh(self, force: bool = False) -> bool:
         """Copy the committed database to the snapshot unless the last copy was too recent
         (force: copy anyway). True when a copy was made. A failure (a full disk) is one
