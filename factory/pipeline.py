@@ -13,7 +13,7 @@ from factory.keys import digest
 from factory.recipes.base import Recipe
 from factory.spec import JobError, JobSpec
 from factory.steps import BatchState, Context, StepError, check_steps
-from factory.streaming import SerialProgress, run_in_flight
+from factory.streaming import SerialProgress, run_batches
 from stores import BatchRows, Store
 from stores.snapshot import SnapshotWriter, starting_marker
 
@@ -179,12 +179,7 @@ def run_job(spec: JobSpec, db: str | Path | None = None, limit: int | None = Non
 
             progress.start(total=target, done=result.seeds_done_before)
             try:
-                if ex.batches_in_flight > 1:
-                    run_in_flight(store, batches, ex.batches_in_flight, context, run_batch, commit)
-                else:
-                    ctx = context(store)
-                    for indices in batches:
-                        commit(run_batch(ctx, indices))
+                run_batches(store, batches, ex.batches_in_flight, context, run_batch, commit)
             finally:
                 progress.stop()
                 result.model_calls = sum(caller.model_calls for caller in callers)

@@ -1,4 +1,6 @@
-"""execution.batches_in_flight > 1: up to N batches run their steps at once, each on its own
+"""The batch loop of `factory run` (run_batches), its depth execution.batches_in_flight.
+
+At a depth over 1, up to N batches run their steps at once, each on its own
 driver thread with its own BatchState, so an engine has another batch's requests queued
 while one batch's rows are written, its programs run in the sandbox or its driver-side
 steps (dedup, rules, decide) run. With 1 batch in flight a batching engine idles for all
@@ -8,11 +10,12 @@ What stays as with one batch at a time, and why it holds here:
 - The driver is DuckDB's only writer and a batch's rows commit with its done-marks in one
   transaction, from this (the main) thread, in batch order: the done seeds of a killed run
   are a prefix of its batches, and a rerun starts at the first uncommitted one.
-- Each batch thread reads and writes through its own cursor (stores/batch_store.py: a DuckDB
-  connection's last result and open transaction belong to the connection: two threads on
-  one read each other's results). Every write transaction (completions cache, likelihood cache, a batch's
-  rows, the snapshot copy) holds one lock, so no two overlap: two concurrent inserts of the
-  same key would conflict under DuckDB's optimistic concurrency.
+- Each batch thread reads and writes through its own cursor (stores/batch_store.py: a
+  DuckDB connection's last result and open transaction belong to the connection: two
+  threads on one read each other's results). Every write transaction (completions cache,
+  likelihood cache, a batch's rows, the snapshot copy) holds one lock, so no two overlap:
+  two concurrent inserts of the same key would conflict under DuckDB's optimistic
+  concurrency.
 - Exact dedup gives the same rows: a batch's look-up of earlier samples waits until every
   earlier batch has passed its own look-up step (they run at about the same time, so it
   waits little), then sees the committed samples plus those earlier batches' kept samples
@@ -26,7 +29,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Callable
 
 from stores.batch_store import BatchStore, batch_store
@@ -83,13 +86,21 @@ class SerialProgress:
         return serial
 
 
-def run_in_flight(store: Store, batches: list[list[int]], in_flight: int, make_context: Callable,
-                  run_batch: Callable, commit: Callable) -> None:
-    """Run `batches` (lists of seed indices), up to `in_flight` at once, committing each in
-    order on this thread. make_context(store_view) -> a Context for one batch;
-    run_batch(ctx, indices, between) -> BatchRows, calling between(state) after each step;
-    commit(batch) writes it (under the write lock)."""
+def run_batches(store: Store, batches: list[list[int]], depth: int, make_context: Callable, run_batch: Callable,
+                commit: Callable) -> None:
+    """The batch loop of `factory run`: start `batches` (lists of seed indices) in order until
+    `depth` of them are started and not committed, then commit the oldest on this thread, so
+    commits keep batch order. make_context(store) -> a Context; run_batch(ctx, indices,
+    between) -> BatchRows, calling between(state) after each step when it is not None;
+    commit(batch) writes it (under the write lock).
+
+    depth (execution.batches_in_flight) is how a started batch runs: at 1 it runs as it is
+    started, here, through `store` and one Context for all; deeper, each on a batch thread
+    through a cursor of its own (stores/batch_store.py) and a Context of its own, its dedup
+    look-up seeing earlier batches (DedupLedger), ending after its current step when
+    another fails."""
     lock, ledger, stop = threading.Lock(), DedupLedger(), threading.Event()
+    here = make_context(store) if depth == 1 else None
 
     def view_of(position: int) -> tuple[BatchStore, list[bool]]:
         looked_up = [False]
@@ -117,18 +128,28 @@ def run_in_flight(store: Store, batches: list[list[int]], in_flight: int, make_c
             ledger.publish(position, rows)  # no look-up (or a failure): later batches need not wait on it
             view.close()
 
+    def start(position: int, indices: list[int]) -> tuple[Future, BatchStore | None]:
+        if here is not None:  # nothing else in flight: the batch runs now, on this thread
+            ran: Future = Future()
+            ran.set_result(run_batch(here, indices))
+            return ran, None
+        view, looked_up = view_of(position)  # its cursor is made on this thread
+        return pool.submit(one, position, indices, view, looked_up), view
+
+    def commit_oldest() -> None:
+        batch = pending.popleft()[0].result()  # the oldest: commits stay in batch order
+        with lock:
+            commit(batch)
+
     pending: deque = deque()
-    with ThreadPoolExecutor(in_flight, thread_name_prefix="factory-batch") as pool:
+    with ThreadPoolExecutor(depth, thread_name_prefix="factory-batch") as pool:
         try:
-            started = 0
-            while started < len(batches) or pending:
-                while started < len(batches) and len(pending) < in_flight:
-                    view, looked_up = view_of(started)  # its cursor is made on this thread
-                    pending.append((pool.submit(one, started, batches[started], view, looked_up), view))
-                    started += 1
-                batch = pending.popleft()[0].result()  # the oldest: commits stay in batch order
-                with lock:
-                    commit(batch)
+            for position, indices in enumerate(batches):
+                pending.append(start(position, indices))
+                if len(pending) == depth:
+                    commit_oldest()
+            while pending:
+                commit_oldest()
         except BaseException:
             stop.set()  # running batches end after their current step; queued ones never start
             for future, view in pending:
