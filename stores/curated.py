@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import warnings
 
+from stores.handle import takes_store
+
 
 class UncuratedWarning(UserWarning):
     """The accepted view of a job that has no curation run was read."""
@@ -20,6 +22,7 @@ def uncurated_message(ref: str) -> str:
             f"run `factory curate {ref}` first")
 
 
+@takes_store
 def warn_if_uncurated(con, job: str, ref: str) -> bool:
     """warnings.warn(UncuratedWarning) when the job (a fingerprint) was never curated; ref is
     how the caller named it (a name or a fingerprint), shown in the advice. True if warned."""

@@ -7,11 +7,13 @@ import json
 import numpy as np
 import pandas as pd
 
+from stores.handle import takes_store
 from stores.transaction import transaction
 
 DIMENSIONS = 384
 
 
+@takes_store
 def sample_signals(con, job: str) -> list[tuple]:
     """(sample_id, seed_index, text, duplicate_of, rule_checks, review_mean, adjudication, verified,
     likelihood)"""
@@ -24,6 +26,7 @@ def sample_signals(con, job: str) -> list[tuple]:
            FROM samples s WHERE s.job = ? ORDER BY s.seed_index""", [job]).fetchall()
 
 
+@takes_store
 def job_curation(con, job: str) -> tuple[str, dict | None]:
     """(recipe, the curation settings stored with the job or None)."""
     from stores.jobs import loadable_recipe
@@ -32,18 +35,21 @@ def job_curation(con, job: str) -> tuple[str, dict | None]:
     return loadable_recipe(con, recipe), None if stored is None else json.loads(stored)
 
 
+@takes_store
 def last_pass_config(con, job: str) -> dict | None:
     """The settings of the job's last curation pass (one row per job: each pass replaces it)."""
     row = con.execute("SELECT config FROM curation_runs WHERE job = ?", [job]).fetchone()
     return None if row is None else json.loads(row[0])
 
 
+@takes_store
 def contamination_flags(con, job: str) -> set[tuple[str, str, int]]:
     """The job's contamination flags as their keys: (sample_id, benchmark, ngram_size)."""
     rows = con.execute("SELECT sample_id, benchmark, ngram_size FROM contamination WHERE job = ?", [job]).fetchall()
     return {tuple(r) for r in rows}
 
 
+@takes_store
 def cached_embeddings(con, model: str, sample_ids: list[str]) -> dict[str, np.ndarray]:
     if not sample_ids:
         return {}
@@ -59,6 +65,7 @@ def cached_embeddings(con, model: str, sample_ids: list[str]) -> dict[str, np.nd
 READ_CHUNK = 50_000  # ids per query: 50k x 384 float32 is 77 MB read at a time
 
 
+@takes_store
 def embedding_matrix(con, model: str, sample_ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """(vectors, found): row k is sample_ids[k]'s cached embedding, zeros where found[k] is
     False. Read a chunk at a time into one float32 array: cached_embeddings' dict and the
@@ -79,6 +86,7 @@ def embedding_matrix(con, model: str, sample_ids: list[str]) -> tuple[np.ndarray
     return vectors, found
 
 
+@takes_store
 def accepted_samples(con, job: str) -> list[tuple[str, str, str]]:
     """(sample_id, text, content_hash) of a job's accepted view rows, in seed order: what
     another job's pass compares its samples with (curation.against_jobs)."""
@@ -97,6 +105,7 @@ def outside_duplicate_counts(con, job: str) -> dict:
     return {"samples": sum(n for _, n in rows), "by_source": dict(rows)}
 
 
+@takes_store
 def cached_benchmark_embeddings(con, file_sha256: str, field: str, model: str, rows: int) -> np.ndarray | None:
     """A benchmark file's row embeddings (row order) when the cache holds all `rows` of them."""
     columns = con.execute(
@@ -107,6 +116,7 @@ def cached_benchmark_embeddings(con, file_sha256: str, field: str, model: str, r
     return np.stack(columns["embedding"]).astype(np.float32).reshape(-1, DIMENSIONS)
 
 
+@takes_store
 def write_curation(con, job: str, model: str, new_embeddings: dict[str, np.ndarray], members: list[dict],
                    hits: list[dict], scores: list[dict], config: dict, summary: dict,
                    store_with_job: bool = False, benchmark_embeddings: list[tuple] = (),

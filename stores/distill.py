@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+from stores.handle import takes_store
 from stores.stats import scripted_teacher
 from stores.insert import insert_rows
 from stores.transaction import transaction
@@ -15,6 +16,7 @@ def _problems_from(use: str) -> str:
     return "accepted" if use == "accepted" else "samples"
 
 
+@takes_store
 def solution_candidates(con, job: str, use: str, require: str) -> list[dict]:
     """Long and short solutions of a math job's problems that gave a final answer; with
     require='correct' only those whose answer matches the problem's reference."""
@@ -31,6 +33,7 @@ def solution_candidates(con, job: str, use: str, require: str) -> list[dict]:
     return [dict(zip(cols, r)) for r in rows]
 
 
+@takes_store
 def reference_problems(con, job: str) -> list[dict]:
     """Problems of a job whose answer can be trusted: a ground truth, or a majority of
     programs that verified. The pool that held-out evaluation draws from."""
@@ -43,6 +46,7 @@ def reference_problems(con, job: str) -> list[dict]:
     return [{"sample_id": r[0], "question": r[1], "content_hash": r[2], "answer": r[3]} for r in rows]
 
 
+@takes_store
 def story_candidates(con, job: str, use: str) -> list[dict]:
     """A stories job's texts: the accepted view, or every sample not an exact duplicate."""
     rows = con.execute(f"""SELECT s.sample_id, s.text, s.content_hash FROM {_problems_from(use)} s
@@ -57,17 +61,20 @@ def _insert_together(con, tables: list[tuple[str, list[dict]]]) -> None:
             insert_rows(con, table, rows)
 
 
+@takes_store
 def record_mixture(con, mixture: dict, rows: list[dict]) -> None:
     """Idempotent: a mixture id is the hash of what it holds."""
     if not con.execute("SELECT 1 FROM mixtures WHERE mixture_id = ?", [mixture["mixture_id"]]).fetchone():
         _insert_together(con, [("mixtures", [mixture]), ("mixture_rows", rows)])
 
 
+@takes_store
 def finished_run(con, run_id: str) -> dict | None:
     rows = list_runs(con, run_id=run_id)
     return rows[0] if rows else None
 
 
+@takes_store
 def record_run(con, run: dict, evals: list[dict]) -> None:
     _insert_together(con, [("runs", [run]), ("run_evals", evals)])
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from stores.handle import takes_store
 
+
+@takes_store
 def job_recipe(con, job: str) -> str:
     """The job's recipe reference, loadable from here (loadable_recipe)."""
     return loadable_recipe(con, con.execute("SELECT recipe FROM jobs WHERE fingerprint = ?", [job]).fetchone()[0])
@@ -25,6 +28,7 @@ def loadable_recipe(con, recipe: str) -> str:
     return f"{found.resolve()}:{attr}" if found is not None else recipe
 
 
+@takes_store
 def job_spec(con, job: str) -> dict:
     return json.loads(con.execute("SELECT spec FROM jobs WHERE fingerprint = ?", [job]).fetchone()[0])
 
@@ -37,6 +41,7 @@ def decided_accepts(con, job: str) -> list[tuple[str, str]]:
                        [job]).fetchall()
 
 
+@takes_store
 def job_row(con, job: str) -> dict:
     """name, recipe, spec (parsed) and num_samples of one job."""
     name, recipe, spec, num_samples = con.execute(

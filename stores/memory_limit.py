@@ -13,6 +13,8 @@ import re
 from contextlib import contextmanager
 from decimal import Decimal
 
+from stores.handle import takes_store
+
 # current_setting('memory_limit') shows binary units, truncated to one decimal ('953.6 MiB');
 # SET also takes decimal ones (1GB = 10^9 bytes).
 _UNITS = {"bytes": 1, "b": 1, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40, "pib": 2**50,
@@ -37,6 +39,7 @@ def current_limit(con) -> str:
     return con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
 
 
+@takes_store
 @contextmanager
 def bounded_memory(con, bound: str):
     """Lowers memory_limit to `bound` (never raises it: a smaller limit set by the caller

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 
+from stores.handle import takes_store
 from stores.rows import dict_rows
 from stores.insert import insert_rows
 from stores.transaction import transaction
 
 
+@takes_store
 def accepted_for_probe(con, job: str) -> list[dict]:
     """The job's accepted samples (the decision's accepts, exact duplicates left out) with
     what re-reviewing them needs: the seed variables, the author model, math's reference
@@ -27,6 +29,7 @@ def accepted_for_probe(con, job: str) -> list[dict]:
     return rows
 
 
+@takes_store
 def write_probe(con, run: dict, items: list[dict]) -> None:
     """A run's row and its items, in one transaction: a probe is stored whole or not at all."""
     with transaction(con):

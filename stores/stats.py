@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 
 from stores.curation_stats import curation_stats, krippendorff_alpha
+from stores.handle import takes_store
 from stores.probe import probe_stats
 from stores.summary_stats import summarized_stats
 from stores.tokens import MODEL_MADE, role_tokens
@@ -17,6 +18,7 @@ class UnknownJob(LookupError):
     exit_code = 1  # a runtime problem (factory/cli.py's codes)
 
 
+@takes_store
 def list_jobs(con) -> list[dict]:
     """Every job with its counts, newest first within a name."""
     rows = con.execute(
@@ -29,6 +31,7 @@ def list_jobs(con) -> list[dict]:
              "seeds_done": r[5], "samples": r[6], "accepted": r[7]} for r in rows]
 
 
+@takes_store
 def resolve_job(con, job: str | None) -> str:
     """A fingerprint, a prefix of one, or a job name (the most recent job of that name)."""
     # Names and fingerprints only: list_jobs' counts scan samples and verdicts (54 ms at 1M).
@@ -55,6 +58,7 @@ def resolve_job(con, job: str | None) -> str:
     raise UnknownJob(f"{job!r} matches several jobs, use the fingerprint: {known}")
 
 
+@takes_store
 def existing_job(con, fingerprints: list[str]) -> str | None:
     """The first of these fingerprints that names a job in this database."""
     rows = con.execute("SELECT fingerprint FROM jobs WHERE fingerprint IN (SELECT unnest(?))",

@@ -16,9 +16,11 @@ from pathlib import Path
 import duckdb
 
 from stores.connection import StoreError, open_database
+from stores.handle import HoldsConnection
 from stores.insert import insert_rows
 from stores.migrations import migrate
-from stores.signals import cached_likelihoods, put_likelihoods
+from stores.signals import cached_expected_scores, cached_likelihoods, put_likelihoods
+from stores.stats import existing_job
 from stores.summaries import add_batch
 from stores.tokens import role_tokens
 from stores.transaction import transaction
@@ -37,7 +39,7 @@ class BatchRows:
         self.rows[table].append(row)
 
 
-class Store:
+class Store(HoldsConnection):
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.con = open_database(self.path)
@@ -69,10 +71,7 @@ class Store:
 
     def existing_job(self, fingerprints: list[str]) -> str | None:
         """The first of these fingerprints that names a job in this database."""
-        rows = self.con.execute("SELECT fingerprint FROM jobs WHERE fingerprint IN (SELECT unnest(?))",
-                                [fingerprints]).fetchall()
-        found = {r[0] for r in rows}
-        return next((f for f in fingerprints if f in found), None)
+        return existing_job(self.con, fingerprints)
 
     def done_indices(self, job: str) -> set[int]:
         rows = self.con.execute("SELECT seed_index FROM done_seeds WHERE job = ?", [job]).fetchall()
@@ -107,6 +106,12 @@ class Store:
     def put_likelihoods(self, rows: list[dict]) -> None:
         """rows: score_key, model (identity dict), mean_logprob, n_tokens, seconds."""
         put_likelihoods(self.con, rows)
+
+    # expected review scores (signals rows, stores/signals.py)
+    def cached_expected(self, role: str, keys: list[str]) -> dict[str, dict]:
+        """request key -> {axis: {value: probability}} from earlier expected-scores signals rows
+        (`role`: their role, steps/review.py)."""
+        return cached_expected_scores(self.con, role, keys)
 
     # exact dedup
     def samples_by_hash(self, job: str, hashes: list[str]) -> dict[str, str]:

@@ -36,11 +36,11 @@ def _stored(raw: dict, where: str) -> CurationSpec:
         raise ValueError(one_line_error(where, err, CurationSpec)) from None
 
 
-def _settings(con, job: str) -> tuple[str, CurationSpec]:
-    _, stored = job_curation(con, job)
+def _settings(store: Store, job: str) -> tuple[str, CurationSpec]:
+    _, stored = job_curation(store, job)
     if stored is not None:
         return "stored with the job", _stored(stored, f"jobs.curation of job {job}")
-    last = last_pass_config(con, job)
+    last = last_pass_config(store, job)
     if last is not None:
         return "last curation pass", _stored(last, f"curation_runs.config of job {job}")
     return "defaults", CurationSpec()
@@ -60,14 +60,14 @@ def curate_job(job: str | Path | dict | JobSpec, db: str | Path | None = None, a
             fingerprint, source, config = spec.fingerprint, "job file", spec.curation
         else:
             try:
-                fingerprint = resolve_job(store.con, str(job))
+                fingerprint = resolve_job(store, str(job))
             except UnknownJob as err:
                 if str(job).endswith((".yaml", ".yml")):
                     raise UnknownJob(f"{job}: no such job file, and {err}") from None
                 raise
-            source, config = _settings(store.con, fingerprint)
-        recipe, _ = job_curation(store.con, fingerprint)
-        summary = curate(store.con, fingerprint, recipe, config, store_with_job=spec is not None, address=address)
+            source, config = _settings(store, fingerprint)
+        recipe, _ = job_curation(store, fingerprint)
+        summary = curate(store, fingerprint, recipe, config, store_with_job=spec is not None, address=address)
     return {"job": fingerprint, "db": str(db), "settings": source, **summary}
 
 

@@ -73,7 +73,8 @@ MEMORY_LIMIT = "512MB"
 
 def curate(con, job: str, recipe: str, config: CurationSpec, store_with_job: bool = False,
            address: str | None = None) -> dict:
-    """store_with_job: `config` is the job YAML's; it becomes the job's stored settings.
+    """con: a stores.Store, or a connection (the stores functions it calls take either).
+    store_with_job: `config` is the job YAML's; it becomes the job's stored settings.
     address: a Ray cluster's; MinHash, embeddings and n-gram look-ups run there (on_ray.py),
     with the same result; None (the default): all in this process."""
     with bounded_memory(con, MEMORY_LIMIT):

@@ -78,10 +78,11 @@ def teacher_ref(job_spec: dict) -> ModelRef:
 
 class TeacherScorer:
     """score(texts) of a teacher model, through an executor (the grader's: one engine per
-    model, so a teacher that is also the reviewer loads once), cached in likelihood_cache."""
+    model, so a teacher that is also the reviewer loads once), cached in likelihood_cache.
+    store: a stores.Store (or a connection: the stores functions take either)."""
 
-    def __init__(self, ref: ModelRef, con, executor):
-        self.ref, self.con, self.executor = ref, con, executor
+    def __init__(self, ref: ModelRef, store, executor):
+        self.ref, self.store, self.executor = ref, store, executor
         self.identity = model_identity(ref).as_dict()  # hashes the model file: a missing one fails first
         self.scored = 0  # texts the model scored (cache misses)
 
@@ -91,7 +92,7 @@ class TeacherScorer:
         from stores.signals import cached_likelihoods, put_likelihoods
 
         keys = {t: score_key(self.identity, t) for t in dict.fromkeys(texts)}
-        cached = cached_likelihoods(self.con, list(keys.values()))
+        cached = cached_likelihoods(self.store, list(keys.values()))
         missing = [t for t, k in keys.items() if k not in cached]
         if missing:
             started = time.perf_counter()
@@ -99,7 +100,7 @@ class TeacherScorer:
             each = round((time.perf_counter() - started) / len(missing), 4)
             self.scored += len(missing)
             fresh = {keys[t]: (float(lp), int(n), each) for t, (lp, n) in zip(missing, results)}
-            put_likelihoods(self.con, [{"score_key": k, "model": self.identity, "mean_logprob": lp, "n_tokens": n,
+            put_likelihoods(self.store, [{"score_key": k, "model": self.identity, "mean_logprob": lp, "n_tokens": n,
                                         "seconds": s} for k, (lp, n, s) in fresh.items()])
             cached.update(fresh)
         return {t: cached[k][:2] for t, k in keys.items()}

@@ -1,5 +1,6 @@
 """From the store to a plan: the evaluation items, the candidate pool, and the mixtures
-drawn from it. Reads only; the caller records the mixtures."""
+drawn from it. Reads only; the caller records the mixtures. `con`: a stores.Store, or a
+connection (the stores functions take either)."""
 from __future__ import annotations
 
 from dataclasses import dataclass

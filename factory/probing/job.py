@@ -20,9 +20,10 @@ def database(spec: JobSpec | None, db) -> Path:
     return path
 
 
-def stored_spec(con, fingerprint: str) -> JobSpec:
-    """The spec stored with a job, checked again (its recipe found, its templates loaded)."""
-    row = job_row(con, fingerprint)
+def stored_spec(store, fingerprint: str) -> JobSpec:
+    """The spec stored with a job, checked again (its recipe found, its templates loaded).
+    store: a stores.Store."""
+    row = job_row(store, fingerprint)
     name = row["name"]
     data = {**row["spec"], "name": name, "num_samples": row["num_samples"], "recipe": row["recipe"]}
     data.pop("files", None)  # the user files' hashes (JobSpec.user_files): read again from the files
@@ -40,9 +41,9 @@ def resolve(store, job, spec: JobSpec | None) -> tuple[str, JobSpec]:
             raise UnknownJob(f"job {spec.name} ({spec.fingerprint}) is not in {store.path}: run it first")
         return found, spec
     try:
-        fingerprint = resolve_job(store.con, None if job is None else str(job))
+        fingerprint = resolve_job(store, None if job is None else str(job))
     except UnknownJob as err:
         if str(job).endswith((".yaml", ".yml")):
             raise UnknownJob(f"{job}: no such job file, and {err}") from None
         raise
-    return fingerprint, stored_spec(store.con, fingerprint)
+    return fingerprint, stored_spec(store, fingerprint)

@@ -258,7 +258,7 @@ def probe_job(job, db=None, samples: int = DEFAULT_SAMPLES, seed: int = 0, kinds
             raise NothingToProbe(f"job {spec.name} ({fingerprint}): recipe {recipe.name} has no one-text samples "
                                  "reviewed by a `reviewer` role; the probe reads text recipes and math")
         bound = bind_roles(spec, recipe)
-        accepted = accepted_for_probe(store.con, fingerprint)
+        accepted = accepted_for_probe(store, fingerprint)
         if not accepted:
             raise NothingToProbe(f"job {spec.name} ({fingerprint}) has no accepted samples in {path}: nothing to probe")
         if len(accepted) < FEW_SAMPLES:
@@ -311,7 +311,7 @@ def probe_job(job, db=None, samples: int = DEFAULT_SAMPLES, seed: int = 0, kinds
         }
         items = [{"run_id": run_id, "sample_id": t.sample["sample_id"], "kind": t.kind, "text": t.text,
                   "scores": t.scores, "lineage": t.lineage} for t in texts]
-        write_probe(store.con, {"run_id": run_id, "job": fingerprint, "config": config, "summary": summary}, items)
+        write_probe(store, {"run_id": run_id, "job": fingerprint, "config": config, "summary": summary}, items)
     return summary
 
 

@@ -17,7 +17,6 @@ SmolLM2 (docs/scores.md), so a job deciding on sampled scores does not pay it.
 """
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import replace
 
@@ -127,20 +126,6 @@ def review_rubric_axes(spec, recipe_cls) -> dict[str, list[int]] | None:
     return integer_axes(output) if output is not None else {}
 
 
-def cached_expected(con, keys: list[str]) -> dict[str, dict]:
-    """request key -> {axis: {value: probability}} from earlier expected_scores signals rows."""
-    if not keys:
-        return {}
-    rows = con.execute("""SELECT request_key, any_value(details) FROM signals
-                          WHERE role = ? AND request_key IN (SELECT unnest(?)) GROUP BY request_key""",
-                       [ROLE, list(keys)]).fetchall()
-    out = {}
-    for key, details in rows:
-        probabilities = json.loads(details)["probabilities"]
-        out[key] = {axis: {int(v): p for v, p in dist.items()} for axis, dist in probabilities.items()}
-    return out
-
-
 def with_expected(ctx: Context, role: str, items: list[tuple[int, int, dict]], exclude: dict | None,
                   calls: list[Call]) -> tuple[list[Call], list[tuple[Call, dict]]]:
     """The calls ctx.call(role, items, exclude) answered, each parsed review with its
@@ -163,7 +148,7 @@ def with_expected(ctx: Context, role: str, items: list[tuple[int, int, dict]], e
             raise RuntimeError(f"role {role}: the review request of seed {index} could not be rebuilt")
         todo[n] = request
     keys = sorted({r.key for r in todo.values()})
-    found = cached_expected(ctx.store.con, keys)
+    found = ctx.store.cached_expected(ROLE, keys)
     seconds: dict[str, float] = {}
     missing = {r.key: r for r in todo.values() if r.key not in found}
     if missing:
