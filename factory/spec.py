@@ -7,12 +7,13 @@ factory/job_checks.py.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SerializeAsAny, ValidationError, model_validator
 
 from factory.job_errors import JobError, one_line_error  # noqa: F401 - callers import them from here
 from factory.job_file import read_yaml  # noqa: F401 - callers import it from here
@@ -88,14 +89,13 @@ class RoleSpec(ModelRef):
 class DecisionRule(Strict):
     """accept if mean >= accept_mean and spread <= max_spread; reject if mean < reject_mean;
     otherwise ask the Adjudicator. Means are over reviewers of each review's overall score
-    (1-10 for TinyStories and math, the additive 0-5 for textbooks)."""
+    (1-10 for TinyStories and math, the additive 0-5 for textbooks). The fields every recipe
+    reads; a recipe adds the ones only it reads (Recipe.DecisionFields: TinyStories' gates),
+    and a job's rule is both (recipe_decision_rule)."""
 
     accept_mean: float = Field(7.0, ge=0, le=10)
     max_spread: float = Field(1.5, ge=0, le=10)
     reject_mean: float = Field(5.0, ge=0, le=10)
-    max_out_of_vocabulary: float | None = Field(
-        None, ge=0, le=1, description="TinyStories: reject (stage 'vocabulary') above this share of words outside the vocabulary"
-    )
     # Gates before review (issue 11). Each new field enters the fingerprint; at its default
     # it is left out of legacy_fingerprints, so databases made before continue their jobs.
     min_likelihood: float | None = Field(
@@ -106,16 +106,10 @@ class DecisionRule(Strict):
     truncated: Literal["reject", "keep"] = Field(
         "reject", description="a generation stopped at max_tokens: reject (stage 'truncated') or keep; the recipe "
         "declares the default")
-    require_seed_words: bool = Field(
-        False, description="TinyStories: reject (stage 'seed_words') a story missing any of its three seed words "
-        "(on by default for tinystories)")
     text_gates: Literal["reject", "signal"] = Field(
         "reject", description="TinyStories: the text gates (unfinished, prompt_echo, meta_narration, "
         "repeated_sentence, loop) reject, or only record their checks (signal); an unfinished story is kept "
         "under truncated: keep as well")
-    min_seed_words: int | None = Field(
-        None, ge=0, le=3, description="TinyStories: reject (stage 'seed_words') a story using fewer of its three "
-        "seed words than this; None: require_seed_words decides (all three, or none)")
     review_score: Literal["sampled", "expected"] = Field(
         "sampled", description="what a review's overall score is: sampled (the rubric's overall of the written "
         "scores) or expected (the mean over integer axes of each score's expectation under the reviewer model's "
@@ -228,7 +222,8 @@ class JobSpec(Strict):
     reviewers: int = Field(3, ge=0, le=16, description="reviewers per sample; 0: no model review, every sample "
                            "that passes the recipe's gates (math: the verifier) is accepted (stage 'gates')")
     roles: dict[str, RoleSpec] = Field(default_factory=dict, description="per role; the recipe fills what is left out")
-    decision: DecisionRule = DecisionRule()
+    # the shared rule, or its recipe's (recipe_decision_rule): dumped with the recipe's fields
+    decision: SerializeAsAny[DecisionRule] = DecisionRule()
     options: dict | None = Field(None, description="the recipe's options (its Options model checks them)")
     templates_dir: str | None = Field(None, description="a folder searched for name@version templates before the "
                                       "built-in prompts/ (relative to the job file)")
@@ -322,6 +317,13 @@ class JobSpec(Strict):
         for key, default in ABSENT_AT_DEFAULT_DECISION_KEYS.items():
             if data["decision"].get(key) == default:
                 data["decision"].pop(key)
+        # The recipe's own decision fields are absent at their default, but for the keys every
+        # job wrote while the shared rule had them: always there, as they were.
+        for key, default in own_decision_defaults(type(self.decision)).items():
+            if key not in FORMER_SHARED_DECISION_KEYS and data["decision"].get(key) == default:
+                data["decision"].pop(key)
+        for key, (value, _) in FORMER_SHARED_DECISION_KEYS.items():
+            data["decision"].setdefault(key, value)
         files = self._files if self._files is not None else self.user_files()
         if files:  # absent without user files: such jobs keep the fingerprints they had
             data["files"] = files
@@ -345,8 +347,12 @@ class JobSpec(Strict):
         # Before the gates and the likelihood signal (issue 11): their decision keys did not
         # exist; a job that leaves them at the recipe's defaults is the same job (it now
         # rejects more: truncated stories, missing seed words, loops).
-        defaults = {**DecisionRule().model_dump(mode="json"), **recipe_decision_defaults(self.recipe_class())}
-        for key in SIGNAL_DECISION_KEYS:
+        defaults = {**DecisionRule().model_dump(mode="json"),
+                    **{k: value for k, (value, _) in FORMER_SHARED_DECISION_KEYS.items()},
+                    **own_decision_defaults(type(self.decision)),
+                    **recipe_decision_defaults(self.recipe_class())}
+        gates = [k for k, (_, with_gates) in FORMER_SHARED_DECISION_KEYS.items() if with_gates]
+        for key in [*SIGNAL_DECISION_KEYS, *gates]:
             if data["decision"].get(key) == defaults.get(key):
                 data["decision"].pop(key)
         before_signals = _hash(data)
@@ -383,13 +389,21 @@ def _hash(data: dict) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-SIGNAL_DECISION_KEYS = ("min_likelihood", "likelihood_model", "truncated", "require_seed_words")
+SIGNAL_DECISION_KEYS = ("min_likelihood", "likelihood_model", "truncated")
 # Decision keys left out of the canonical spec at their default: a job that does not use
 # them keeps the fingerprint it had before they existed (no legacy fingerprint needed, and
-# databases made by any earlier version continue their jobs).
-ABSENT_AT_DEFAULT_DECISION_KEYS = {"review_score": "sampled", "score": "reviewers", "min_seed_words": None,
+# databases made by any earlier version continue their jobs). A recipe's own decision
+# fields are left out at their default likewise (canonical).
+ABSENT_AT_DEFAULT_DECISION_KEYS = {"review_score": "sampled", "score": "reviewers",
                                    "text_gates": "reject", "min_reviews": None, "replacement_reviews": 0,
                                    "below_quorum": "drop"}
+# Fingerprint history, read by no gate: keys the shared rule had for every recipe until
+# TinyStories declared them as its own (issue 26), each with (the value it had for a recipe
+# that does not declare it, whether it came with the gates of issue 11: legacy_fingerprints).
+# Every job's canonical spec still writes them, at that value where the recipe does not
+# declare the key, so no fingerprint changed; a job (a stored spec) giving one at that value
+# is read under any recipe, and at another value only under a recipe that declares it.
+FORMER_SHARED_DECISION_KEYS = {"max_out_of_vocabulary": (None, False), "require_seed_words": (False, True)}
 
 LEGACY_OPTION_KEYS = ("textbook", "math")  # options lived under the recipe's name before `options:`
 
@@ -424,6 +438,48 @@ def recipe_decision_defaults(recipe) -> dict:
     return {"truncated": getattr(recipe, "truncated", "reject"), **recipe.decision}
 
 
+@functools.cache
+def recipe_decision_rule(recipe) -> type[DecisionRule]:
+    """The decision rule of a recipe's jobs: the shared DecisionRule, plus the recipe's own
+    fields (Recipe.DecisionFields) where it declares any."""
+    own = getattr(recipe, "DecisionFields", None)
+    if own is None or not own.model_fields:
+        return DecisionRule
+    return type(f"{recipe.__name__}DecisionRule", (own, DecisionRule),  # the shared fields first
+                {"__module__": recipe.__module__, "__doc__": f"DecisionRule with {own.__name__}'s fields",
+                 # pickled as (its recipe, its values): the class is made here, no module names it
+                 "__reduce__": lambda rule: (_recipe_rule, (recipe, rule.model_dump()))})
+
+
+def _recipe_rule(recipe, values: dict) -> DecisionRule:
+    return recipe_decision_rule(recipe).model_validate(values)
+
+
+def own_decision_defaults(rule: type[DecisionRule]) -> dict:
+    """The defaults of the fields a recipe's rule adds to the shared one."""
+    return {k: f.default for k, f in rule.model_fields.items()
+            if k not in DecisionRule.model_fields and not f.is_required()}
+
+
+def _parse_decision(data: dict, recipe, source: str) -> DecisionRule | None:
+    """The job's `decision:` checked by its recipe's rule; None where it is no mapping (the
+    JobSpec's own check names what it is). A key the shared rule had for every recipe, at the
+    value it had there, is dropped where the recipe does not declare it (stored specs carry it)."""
+    given = data.get("decision", {})
+    if not isinstance(given, dict):
+        return None
+    rule = recipe_decision_rule(recipe)
+    given = {k: v for k, v in given.items() if not (k in FORMER_SHARED_DECISION_KEYS and k not in rule.model_fields
+                                                   and v == FORMER_SHARED_DECISION_KEYS[k][0])}
+    try:
+        return rule.model_validate(given)
+    except ValidationError as err:
+        message = one_line_error(source, err, rule)
+        whole = f"{source}: (top level): "  # a check of the whole rule (reject_mean <= accept_mean)
+        raise JobError(message.replace(whole, f"{source}: decision: ", 1) if message.startswith(whole)
+                       else message.replace(f"{source}: ", f"{source}: decision.", 1)) from None
+
+
 def parse_job(data: dict, source: str = "<job>", base_dir: str | None = None) -> JobSpec:
     """A job mapping -> a checked JobSpec: the recipe is found, its defaults filled in, its
     options validated, every role's template loaded and its variables checked. Every
@@ -453,8 +509,9 @@ def parse_job(data: dict, source: str = "<job>", base_dir: str | None = None) ->
         if data.get("options") is not None:
             raise JobError(f"{source}: {key}: give the recipe's options once, under `options:`")
         data["options"] = value if value is not None else {}
-    try:
-        spec = JobSpec.model_validate(data)
+    decision = _parse_decision(data, recipe, source)
+    try:  # the decision rule is the recipe's: checked on its own, above
+        spec = JobSpec.model_validate(data if decision is None else {**data, "decision": decision})
     except ValidationError as err:
         raise JobError(one_line_error(source, err, JobSpec)) from None
     try:

@@ -3,7 +3,9 @@
 - `Options`: a pydantic model of its options (the job's `options:` mapping);
 - `roles`: each role's class, default template and sampling, and the template variables
   the recipe provides to it (a user template that reads anything else fails at load);
-- `decision`: its decision-rule defaults; `score_range`: the range of its reviewers' overall;
+- `decision`: its decision-rule defaults; `DecisionFields`: a pydantic model of the decision
+  fields only it reads (TinyStories: its gates), accepted in its jobs' `decision:` beside the
+  shared rule's (factory/spec.py DecisionRule); `score_range`: the range of its reviewers' overall;
 - its seeds (`make_seed`, deterministic in job seed and index), its rule checks and the
   rule signals curation scores with, and `steps()`: the pipeline, a list of shared steps.
 
@@ -56,6 +58,10 @@ class Recipe(ABC):
     roles: dict[str, RoleDef] = {}
     # GRA-style: 3 reviewers, accept mean >= 7 and spread <= 1.5, reject mean < 5
     decision: dict = {"accept_mean": 7.0, "max_spread": 1.5, "reject_mean": 5.0}
+    # The recipe's own decision fields, with their defaults: its jobs' `decision:` is the
+    # shared rule plus these, and another recipe's job that gives one is an error. A field
+    # here is left out of the fingerprint at its default (adding one changes no job).
+    DecisionFields: type[BaseModel] = NoOptions
     score_range: tuple[float, float] = (1, 10)
     # The fewest reviewers per sample the recipe's steps can work with; 0: the recipe's gates
     # alone can decide (`reviewers: 0`). A recipe whose output IS the reviewers' ranking says 1.

@@ -8,10 +8,18 @@ Measured on SmolLM2-135M's stories (docs/scores.md): the mean token log-likeliho
 higher for a story with a middle sentence said 3 times than for its original in 18 of 21
 pairs (old demo) and 16 of 18 (tuning seed 1001), and for a story with a prompt line
 pasted before it in 6 of 18, so these are gates, not weights on the likelihood.
+
+The repeated n-gram share is here too: the text recipes (textbook, TinyStories) both gate on it.
 """
 from __future__ import annotations
 
 import re
+from collections import Counter
+
+# Degenerate loops of a small model repeat whole phrases; 5-grams catch them while
+# ordinary prose repeats under ~5% of its 5-grams.
+NGRAM = 5
+MAX_REPEATED_NGRAMS = 0.30
 
 # A sentence ends at . ! ? (or an ellipsis), possibly inside closing quotes or brackets.
 _TERMINAL = re.compile(r"[.!?…][\"'”’)\]]*\s*$")
@@ -39,6 +47,22 @@ _META = re.compile(
     r"|\bin (?:this|the) (?:story|narrative|tale)\b|\bthe (?:narrative|narrator|plot twist)\b"
     r"|\b(?:this|that) is a (?:story|tale)\b|^\W*(?:the story|story|title)\s*:",
     re.IGNORECASE | re.MULTILINE)
+
+
+def repeated_ngram_ratio(words: list[str], n: int = NGRAM) -> float:
+    grams = [tuple(words[i:i + n]) for i in range(len(words) - n + 1)]
+    if not grams:
+        return 0.0
+    counts = Counter(grams)
+    return round(sum(c - 1 for c in counts.values()) / len(grams), 4)
+
+
+def repetition_reject(ratio: float | None) -> tuple[str, str] | None:
+    """(stage, reason) when more than MAX_REPEATED_NGRAMS of the text's NGRAM-grams repeat;
+    None for a ratio absent from a row made before it existed."""
+    if ratio is not None and ratio > MAX_REPEATED_NGRAMS:
+        return "repetition", f"{ratio:.0%} of {NGRAM}-grams repeat (> {MAX_REPEATED_NGRAMS:.0%})"
+    return None
 
 
 def words(text: str) -> list[str]:

@@ -3,32 +3,19 @@ signals are length, repeated n-grams and format."""
 from __future__ import annotations
 
 import re
-from collections import Counter
 from functools import cached_property
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from factory.recipes.base import RoleDef, SeedDrop, TextRecipe, rng_for
 from factory.recipes.seed_files import jsonl_record, read_lines
+from factory.recipes.text_checks import NGRAM, repeated_ngram_ratio, repetition_reject
 from roles import Adjudicator, Generator, TextbookReviewer
 from roles.templates import data_file
-
-# Degenerate loops of a small model repeat whole phrases; 5-grams catch them while
-# ordinary prose repeats under ~5% of its 5-grams.
-NGRAM = 5
-MAX_REPEATED_NGRAMS = 0.30
 
 
 def _shipped(name: str) -> list[str]:
     return [line.strip() for line in data_file(f"textbook/{name}").splitlines() if line.strip()]
-
-
-def repeated_ngram_ratio(words: list[str], n: int = NGRAM) -> float:
-    grams = [tuple(words[i:i + n]) for i in range(len(words) - n + 1)]
-    if not grams:
-        return 0.0
-    counts = Counter(grams)
-    return round(sum(c - 1 for c in counts.values()) / len(grams), 4)
 
 
 SEED_VARIABLES = frozenset({"topic", "extract", "audience", "style"})
@@ -106,10 +93,7 @@ class Textbook(TextRecipe):
         }
 
     def rule_reject(self, checks: dict) -> tuple[str, str] | None:
-        ratio = checks[f"repeated_{NGRAM}gram_ratio"]
-        if ratio > MAX_REPEATED_NGRAMS:
-            return "repetition", f"{ratio:.0%} of {NGRAM}-grams repeat (> {MAX_REPEATED_NGRAMS:.0%})"
-        return None
+        return repetition_reject(checks[f"repeated_{NGRAM}gram_ratio"])
 
     @classmethod
     def rule_signals(cls, checks: dict | None) -> list[float]:

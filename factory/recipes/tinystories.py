@@ -2,9 +2,11 @@
 vocabulary plus a random subset of story features; deterministic in (job seed, index)."""
 from __future__ import annotations
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from factory.recipes import text_checks
 from factory.recipes.base import RoleDef, TextRecipe, rng_for
-from factory.recipes.textbook import MAX_REPEATED_NGRAMS, NGRAM, repeated_ngram_ratio
+from factory.recipes.text_checks import NGRAM, repeated_ngram_ratio, repetition_reject
 from factory.recipes.vocabulary import load_vocabulary, vocabulary_check, words_of
 from roles import Adjudicator, Generator, StoryReviewer
 
@@ -40,6 +42,20 @@ def rule_checks(seed: dict, text: str, prompt: str = "") -> dict:
 
 
 SEED_WORD_CHECKS = {"has_verb": "verb", "has_noun": "noun", "has_adjective": "adjective"}
+
+
+class StoryDecision(BaseModel):
+    """TinyStories' own decision fields (its gates), given under the job's `decision:`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    max_out_of_vocabulary: float | None = Field(
+        None, ge=0, le=1, description="reject (stage 'vocabulary') above this share of words outside the vocabulary")
+    # The seed-word gate is on by default: 0 of 20 accepted demo stories used all three.
+    require_seed_words: bool = Field(
+        True, description="reject (stage 'seed_words') a story missing any of its three seed words")
+    min_seed_words: int | None = Field(
+        None, ge=0, le=3, description="reject (stage 'seed_words') a story using fewer of its three seed words "
+        "than this; None: require_seed_words decides (all three, or none)")
 
 
 def seed_words_needed(rule) -> int:
@@ -78,9 +94,7 @@ class TinyStories(TextRecipe):
         "adjudicator": RoleDef(lambda t, r: Adjudicator(t), "tinystories/adjudicator@1",
                                SEED_VARIABLES | {"story", "reviews"}, {"temperature": 0.2, "max_tokens": 120}),
     }
-
-    # The seed-word gate is on by default: 0 of 20 accepted demo stories used all three.
-    decision = {**TextRecipe.decision, "require_seed_words": True}
+    DecisionFields = StoryDecision
 
     def make_seed(self, index: int) -> dict:
         return make_seed(self.spec.seed, index)
@@ -106,10 +120,7 @@ class TinyStories(TextRecipe):
         if used < needed:
             return "seed_words", (f"missing seed word(s): {', '.join(missing)}" if needed == len(SEED_WORD_CHECKS)
                                   else f"uses {used} of its 3 seed words (needs {needed}); missing: {', '.join(missing)}")
-        ratio = checks.get(f"repeated_{NGRAM}gram_ratio")
-        if ratio is not None and ratio > MAX_REPEATED_NGRAMS:
-            return "repetition", f"{ratio:.0%} of {NGRAM}-grams repeat (> {MAX_REPEATED_NGRAMS:.0%})"
-        return None
+        return repetition_reject(checks.get(f"repeated_{NGRAM}gram_ratio"))
 
     @classmethod
     def rule_signals(cls, checks: dict | None) -> list[float]:

@@ -9,6 +9,7 @@ import yaml
 from support import query
 
 from factory.cli import main
+from factory.recipes.tinystories import TinyStories
 from factory.spec import DecisionRule
 
 pytestmark = pytest.mark.model
@@ -20,7 +21,7 @@ def loose_decision() -> dict:
     # Accept whatever the one reviewer says; gates the decision rule offers are opened when
     # this version has them (the probe is under test here, not the gates).
     rule = {"accept_mean": 1.0, "max_spread": 10.0, "reject_mean": 1.0}
-    fields = DecisionRule.model_fields
+    fields = {**DecisionRule.model_fields, **getattr(TinyStories, "DecisionFields", DecisionRule).model_fields}
     if "require_seed_words" in fields:
         rule["require_seed_words"] = False
     if "truncated" in fields:

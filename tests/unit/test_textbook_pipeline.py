@@ -5,7 +5,8 @@ import duckdb
 
 from support import fake_job
 from factory.pipeline import run_job
-from factory.recipes.textbook import Textbook, repeated_ngram_ratio
+from factory.recipes.text_checks import repeated_ngram_ratio
+from factory.recipes.textbook import Textbook
 from factory.spec import parse_job
 
 ROLES = {r: {"backend": "fake", "model": "fake"} for r in ("generator", "reviewer", "adjudicator")}
