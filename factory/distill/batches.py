@@ -29,7 +29,7 @@ LENGTH_WINDOW_BATCHES = 50
 
 
 def make_batches(encoded: list[dict], batch_size: int, seed: int, epoch: int, packing: bool,
-                 max_length: int, pad_id: int, group_by_length: bool = False) -> list[dict]:
+                 max_length: int, pad_id: int, group_by_length: bool | str = False) -> list[dict]:
     """One epoch's batches (input_ids, attention_mask, labels tensors), in an order fixed by
     (seed, epoch). Unpacked: batch_size rows, right-padded to the longest. Packed: the rows
     in that order are concatenated and cut into blocks of exactly max_length tokens (the
@@ -39,6 +39,13 @@ def make_batches(encoded: list[dict], batch_size: int, seed: int, epoch: int, pa
     of LENGTH_WINDOW_BATCHES batches, cut into batches, and the batches shuffled again. On
     6,400 mix-long rows (20% long, 80% short reference solutions, the 512-token tokenizer)
     batches of 32 hold 1.03x the rows' tokens grouped and 2.98x plain (padding).
+    group_by_length "buckets": the shuffled rows are split by power-of-two length class and
+    each class cut into batches in that order; the classes' remainders (fewer than
+    batch_size each) are cut together last, so an epoch has as many batches as plain. On the
+    same rows: BUCKETS_PADDING below. Sorting made batches of near-identical problems (the
+    reference teacher's solutions' length follows their template), and a short-only student
+    learned about half as much in 1,500 steps (docs/experiments.md row b.5); buckets keep
+    every kind of problem in every class.
 
     Rows may carry per-token tensors besides input_ids and labels (KD's kd_ids, kd_logp
     [n, k] and kd_mask [n]): they are ordered, packed and zero-padded the same way."""
@@ -54,7 +61,9 @@ def make_batches(encoded: list[dict], batch_size: int, seed: int, epoch: int, pa
                      for s in range(0, len(ids), max_length)]
         width = lambda chunk: max_length  # noqa: E731
     else:
-        if group_by_length:
+        if group_by_length == "buckets":
+            order = _bucketed(order, encoded, batch_size)
+        elif group_by_length:
             window = batch_size * LENGTH_WINDOW_BATCHES
             order = [i for s in range(0, len(order), window)
                      for i in sorted(order[s:s + window], key=lambda i: -len(encoded[i]["input_ids"]))]
@@ -70,9 +79,24 @@ def make_batches(encoded: list[dict], batch_size: int, seed: int, epoch: int, pa
             "labels": torch.tensor([r["labels"] + [IGNORE] * (w - len(r["labels"])) for r in chunk]),
             **{k: torch.stack([_pad(r[k], w) for r in chunk]) for k in extra},
         })
-    if group_by_length and not packing:  # else every window would start with its longest batch
+    if group_by_length and not packing:  # else batches would come in length order (sorted: every window longest first)
         random.Random(f"{seed}:{epoch}:batches").shuffle(batches)
     return batches
+
+
+def _bucketed(order: list[int], encoded: list[dict], batch_size: int) -> list[int]:
+    """order regrouped so that consecutive batch_size slices fall within one length class
+    (n tokens -> class (n - 1).bit_length(): 17-32 and 33-64 are two classes), the
+    remainders of every class last."""
+    classes: dict[int, list[int]] = {}
+    for i in order:
+        classes.setdefault((len(encoded[i]["input_ids"]) - 1).bit_length(), []).append(i)
+    whole, rest = [], []
+    for _, rows in sorted(classes.items()):
+        cut = len(rows) - len(rows) % batch_size
+        whole += rows[:cut]
+        rest += rows[cut:]
+    return whole + rest
 
 
 def _pad(t: torch.Tensor, width: int) -> torch.Tensor:

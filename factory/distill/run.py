@@ -115,7 +115,7 @@ def _record_plan(store: Store, spec: DistillSpec, plan: Plan) -> None:
     selection = {"job": plan.job, "large_job": plan.large_job, "use": spec.source.use,
                  "require": spec.source.require, "seed": spec.training.seed}
     for m in plan.mixtures:
-        record_mixture(store.con, {
+        record_mixture(store, {
             "mixture_id": m.mixture_id, "distill": spec.name, "name": m.name, "data_fingerprint": plan.data_fingerprint,
             "parts": m.parts, "counts": m.counts, "rows": len(m.rows), "selection": selection,
         }, [{"mixture_id": m.mixture_id, "position": i, "part": part, "source_id": c.source_id,
@@ -133,11 +133,11 @@ def _evaluate(spec: DistillSpec, plan: Plan, db: Path, student):
     from factory.distill.heldout import TeacherScorer, story_losses, teacher_ref
 
     with Store(db) as store:  # the grader caches its reviews as completions, the teacher its scores
-        job = job_spec(store.con, plan.job)
+        job = job_spec(store, plan.job)
         reviewer = RoleSpec.model_validate(job["roles"]["reviewer"])
         grader = ContinuationGrader(reviewer, store, seed=spec.evaluation.seed)
         try:  # the teacher scores through the grader's engines: a teacher that also reviews loads once
-            teacher = TeacherScorer(teacher_ref(job), store.con, grader.executor)
+            teacher = TeacherScorer(teacher_ref(job), store, grader.executor)
             return "mean_review_score", evaluate_stories(
                 student, plan.items, spec.evaluation, grader, teacher=teacher,
                 losses_fn=lambda texts: story_losses(student, texts, spec.training.max_length))
@@ -145,11 +145,15 @@ def _evaluate(spec: DistillSpec, plan: Plan, db: Path, student):
             grader.close()
 
 
-def _train_and_evaluate(spec: DistillSpec, plan: Plan, db: Path, mixture, run_id: str, progress,
-                        teacher=None, seeding: dict | None = None, tokenizer=None) -> RunSummary:
+def train_and_evaluate(spec: DistillSpec, plan: Plan, db: Path, mixture, run_id: str, progress=None,
+                       teacher=None, seeding: dict | None = None, tokenizer=None, on_step=None):
+    """Train one run (resuming from its checkpoint) and evaluate it: (runs row, its evaluation
+    rows, summary), recorded by the caller. on_step(step, total, loss) is called after each
+    optimizer step besides progress.step (parallel_runs' workers stop there when orphaned)."""
     from factory.distill.student import load_student, load_trained
     from factory.distill.train import train
 
+    progress = progress or NullProgress()
     started = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     seeded = f" (seed {seeding['seed']})" if seeding else ""
     progress.stage(f"{mixture.name}{seeded}: training on {len(mixture.rows)} rows {dict(mixture.counts)}")
@@ -157,7 +161,7 @@ def _train_and_evaluate(spec: DistillSpec, plan: Plan, db: Path, mixture, run_id
     student = load_student(spec.student, cache_dir(), spec.training.lora, tokenizer)
     student.model.to(device)
     result = train(student, [(c.prompt, c.target) for _, c in mixture.rows], spec.training,
-                   Path(spec.output_dir) / run_id, on_step=progress.step, teacher=teacher)
+                   Path(spec.output_dir) / run_id, on_step=_both(progress.step, on_step), teacher=teacher)
     progress.stage(f"{mixture.name}: evaluating on {len(plan.items)} items")
     trained = load_trained(Path(result.checkpoint))
     trained.model.to(device)
@@ -181,9 +185,23 @@ def _train_and_evaluate(spec: DistillSpec, plan: Plan, db: Path, mixture, run_id
               "details": {k: v for k, v in r.items()
                           if k in ("tokens_after_correct", "votes", "details", "heldout", "teacher")}}
              for r in report.rows]
+    return run, evals, RunSummary(mixture.name, run_id, len(mixture.rows), "trained", metric, value, low, high,
+                                  seeding["seed"] if seeding else None)
+
+
+def _both(first, second):
+    if second is None:
+        return first
+
+    def on_step(step: int, total: int, loss: float):
+        first(step, total, loss)
+        return second(step, total, loss)
+    return on_step
+
+
+def _record(db: Path, run: dict, evals: list[dict]) -> None:
     with Store(db) as store:
-        record_run(store.con, run, evals)
-    return RunSummary(mixture.name, run_id, len(mixture.rows), "trained", metric, value, low, high)
+        record_run(store, run, evals)
 
 
 def run_distill(spec: DistillSpec, db: str | Path | None = None, progress=None,
@@ -209,13 +227,13 @@ def run_distill(spec: DistillSpec, db: str | Path | None = None, progress=None,
 
         check_workers(spec.training.workers, device_of(spec), address)
     with Store(db) as store:
-        plan = (plan_math if spec.task == "math" else plan_stories)(store.con, spec)
+        plan = (plan_math if spec.task == "math" else plan_stories)(store, spec)
         trained = _trained_tokenizer(spec, plan)  # a vocab_size the rows cannot fill: one line, nothing recorded
         sha = trained.sha256 if trained else None
         _record_plan(store, spec, plan)
         todo = [(seed, seeded, m, run_id_of(seeded, plan, m.mixture_id, seed, sha))
                 for seed, seeded in _seeded(spec) for m in plan.mixtures]
-        done = {run_id: finished_run(store.con, run_id) for *_, run_id in todo}
+        done = {run_id: finished_run(store, run_id) for *_, run_id in todo}
     seeds = f", {len(spec.seeds)} seeds each" if spec.seeds else ""
     progress.stage(f"{len(plan.mixtures)} mixtures of {len(plan.mixtures[0].rows)} rows{seeds}; {len(plan.items)} "
                    f"evaluation items ({plan.eval_removed} removed for sharing an n-gram with training rows)")
@@ -224,22 +242,35 @@ def run_distill(spec: DistillSpec, db: str | Path | None = None, progress=None,
         progress.stage(f"tokenizer: {m['vocab_size']} tokens trained on {m['texts']} distinct row texts "
                        f"({'reloaded from' if m['reloaded'] else 'saved to'} {trained.path}); "
                        f"{m['eval_unknown_chars']} evaluation characters outside it encode as <unk>")
-    summaries = []
     # One teacher for every mixture and seed: its weights load once, on the first cache miss.
     teacher = _teacher(spec, db, device_of(spec))
+    finished: dict[str, RunSummary] = {}
+
+    def record(run: dict, evals: list[dict], summary: RunSummary) -> None:
+        _record(db, run, evals)
+        finished[summary.run_id] = summary
+
+    tasks = []
+    for seed, seeded, mixture, run_id in todo:
+        old = done[run_id]
+        if old:
+            finished[run_id] = RunSummary(mixture.name, run_id, old["rows"], "already done", old["metric"],
+                                          old["value"], old["ci_low"], old["ci_high"], seed)
+            continue
+        seeding = None if seed is None else {
+            "seed": seed, "seeds": spec.seeds, "seed_group": seed_group_of(spec, plan, mixture.mixture_id, sha)}
+        tasks.append((seeded, plan, db, mixture, run_id, None, None, seeding, trained))
     try:
-        for seed, seeded, mixture, run_id in todo:
-            old = done[run_id]
-            if old:
-                summaries.append(RunSummary(mixture.name, run_id, old["rows"], "already done", old["metric"],
-                                            old["value"], old["ci_low"], old["ci_high"], seed))
-                continue
-            seeding = None if seed is None else {
-                "seed": seed, "seeds": spec.seeds, "seed_group": seed_group_of(spec, plan, mixture.mixture_id, sha)}
-            summary = _train_and_evaluate(seeded, plan, db, mixture, run_id, progress, teacher, seeding, trained)
-            summaries.append(RunSummary(**{**asdict(summary), "seed": seed}))
+        if spec.parallel_runs > 1 and len(tasks) > 1:
+            from factory.distill.parallel_runs import train_in_processes
+
+            progress.stage(f"training {len(tasks)} runs, {min(spec.parallel_runs, len(tasks))} at a time")
+            train_in_processes(train_and_evaluate, tasks, spec.parallel_runs, spec.training.threads, record, progress)
+        for task in tasks:  # one at a time (or what parallel_runs left: nothing, or it raised)
+            if task[4] not in finished:
+                record(*train_and_evaluate(*task[:5], progress, teacher, *task[7:]))
     finally:
         progress.done()
         if teacher is not None:
             teacher.close()
-    return summaries
+    return [finished[run_id] for *_, run_id in todo]

@@ -209,9 +209,11 @@ class TrainingSpec(Strict):
     warmup_steps: int = Field(0, ge=0)
     max_length: int = Field(256, ge=16, le=32768, description="tokens per row (prompt + answer); longer rows are cut")
     packing: bool = Field(False, description="concatenate rows into max_length blocks (loss masks kept)")
-    group_by_length: bool = Field(False, description="unpacked rows: batch rows of similar length together "
-                                  "(sorted within windows of 50 batches, batches then shuffled), so a mixture "
-                                  "of long and short rows is not padded to its long rows in every batch")
+    group_by_length: bool | Literal["buckets"] = Field(
+        False, description="unpacked rows, so that a mixture of long and short rows is not padded to its long rows "
+        "in every batch. buckets: each batch from one power-of-two length class (17-32 tokens, 33-64, ...), rows "
+        "random within it; true: sorted by length within windows of 50 batches (near-identical rows per batch: "
+        "it learned worse, docs/experiments.md row b.5). Batches are then shuffled")
     checkpoint_every: int = Field(25, ge=1, description="optimizer steps between checkpoints")
     seed: int = Field(0, ge=0, description="data order and dropout")
     lora: LoraSpec | None = Field(None, description="train LoRA adapters (peft) instead of every weight")
@@ -308,6 +310,9 @@ class DistillSpec(Strict):
         None, min_length=1, description="train every mixture once per seed (each replaces training.seed and "
         "student.init_seed: data order and initial weights); the rows and evaluation items stay the same, so "
         "the runs compare item by item")
+    parallel_runs: int = Field(1, ge=1, le=64, description="runs (mixtures x seeds) trained at once, one process "
+                               "each with training.threads torch threads: on a few cores, tiny students train "
+                               "faster side by side than on more threads each; math sft on CPU only")
 
     @model_validator(mode="after")
     def _consistent(self) -> "DistillSpec":
@@ -322,6 +327,11 @@ class DistillSpec(Strict):
                              "tokenizer); use tokenizer kind smollm2 or method sft")
         if self.seeds is not None and len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"seeds must be unique (got {self.seeds})")
+        if self.parallel_runs > 1 and (self.task != "math" or self.training.method != "sft"
+                                       or self.training.workers > 1 or self.student.device == "cuda"):
+            raise ValueError(f"parallel_runs: {self.parallel_runs} trains math sft runs on CPU in separate "
+                             "processes; stories, kd, gkd, training.workers > 1 and student.device cuda train one "
+                             "run at a time (parallel_runs: 1)")
         if isinstance(self.rows, int) and self.rows < 1:
             raise ValueError("rows must be >= 1 or 'max'")
         names = [m if isinstance(m, str) else m.name for m in self.mixtures or []]
@@ -370,7 +380,8 @@ class DistillSpec(Strict):
 
     @property
     def fingerprint(self) -> str:
-        out = self.model_dump(mode="json", exclude={"name", "db", "output_dir", "seeds", "training"})
+        # parallel_runs decides how fast, not what: out of the fingerprint like db and output_dir
+        out = self.model_dump(mode="json", exclude={"name", "db", "output_dir", "seeds", "training", "parallel_runs"})
         out["training"] = self.training.identity()
         out["student"] = self.student.identity()
         if self.seeds is not None:

@@ -155,6 +155,15 @@ def test_learning_curve():
 
 
 @pytest.mark.slow
+def test_parallel_runs():
+    out = run_bench("parallel_runs.py", "--problems", "40", "--steps", "2", "--seeds", "1", "--eval", "4")
+    number_after(out, r"ratio serial/parallel wall:")
+    result = last_json(out)
+    # the same runs either way (one torch thread each in parallel, the bench's --threads serially)
+    assert set(result["serial"]["runs"]) == set(result["parallel"]["runs"]) == {"short/1", "mix-long/1"}, out
+
+
+@pytest.mark.slow
 def test_distributed_training():
     out = run_bench("distributed_training.py", "--steps", "2", "--batch", "2", "--max-length", "64", "--rows", "4")
     number_after(out, r"ratio 2 workers / 1 worker, loop steps/s:")
@@ -243,7 +252,8 @@ def test_demo_walltime():
 SMOKED = {"sandbox_throughput.py", "near_dedup.py", "near_dedup_ray.py", "semantic_dedup.py", "stats_1m.py", "browse_1m.py", "driver_rss.py", "curation_rss.py",
           "training_throughput.py", "generation_throughput.py", "openai_throughput.py", "vllm_throughput.py",
           "likelihood_cost.py", "paraphrase_contamination.py", "batched_generation.py", "prefix_sharing.py",
-          "distributed_training.py", "streaming_pipeline.py", "demo_walltime.py", "learning_curve.py"}
+          "distributed_training.py", "streaming_pipeline.py", "demo_walltime.py", "learning_curve.py",
+          "parallel_runs.py"}
 
 
 def test_every_bench_has_a_smoke_test():

@@ -94,12 +94,36 @@ def test_grouped_batches_keep_every_row_and_pad_less():
     assert not all(torch.equal(x["input_ids"], y["input_ids"]) for x, y in zip(grouped, later))
 
 
+def test_length_buckets_keep_every_row_pad_little_and_mix_rows_within_a_class():
+    # the mix-long shape again, with lengths spread within each class: short rows 5-8 tokens
+    # (class 5-8), long ones 33-40 (class 33-64); rows of one class come in random order.
+    lengths = [33 + i % 8 if i % 5 == 0 else 5 + i % 4 for i in range(400)]
+    encoded = [{"input_ids": [i % 50 + 1] * n, "labels": [i % 50 + 1] * n} for i, n in enumerate(lengths)]
+    plain = make_batches(encoded, 8, seed=0, epoch=0, packing=False, max_length=64, pad_id=0)
+    buckets = make_batches(encoded, 8, seed=0, epoch=0, packing=False, max_length=64, pad_id=0,
+                           group_by_length="buckets")
+    assert len(buckets) == len(plain) == 50
+    assert _labels(buckets) == _labels(plain)  # every row once, nothing cut
+    cells = lambda batches: sum(b["input_ids"].numel() for b in batches)  # noqa: E731
+    assert cells(buckets) < 1.3 * sum(lengths) and cells(buckets) < cells(plain) / 2
+    rows = [[int(m.sum()) for m in b["attention_mask"]] for b in buckets]
+    assert all(max(r) <= 8 or min(r) >= 33 for r in rows)  # 80 long rows: 10 whole batches, no remainder
+    assert any(len(set(r)) > 1 for r in rows)  # within a class, lengths (so problems) are mixed, not sorted
+    widths = [b["input_ids"].shape[1] for b in buckets]
+    assert widths != sorted(widths) and widths != sorted(widths, reverse=True)  # batches shuffled
+    again = make_batches(encoded, 8, seed=0, epoch=0, packing=False, max_length=64, pad_id=0, group_by_length="buckets")
+    assert all(torch.equal(x["input_ids"], y["input_ids"]) for x, y in zip(buckets, again))
+
+
 def test_grouping_is_refused_with_packing_and_leaves_ids_alone_when_off():
     from factory.distill.spec import TrainingSpec
     with pytest.raises(ValueError, match="group_by_length is for unpacked rows"):
         TrainingSpec(packing=True, group_by_length=True)
     assert "group_by_length" not in TrainingSpec().identity()
     assert TrainingSpec(group_by_length=True).identity()["group_by_length"] is True
+    assert TrainingSpec(group_by_length="buckets").identity()["group_by_length"] == "buckets"
+    with pytest.raises(ValueError, match="group_by_length is for unpacked rows"):
+        TrainingSpec(packing=True, group_by_length="buckets")
 
 
 def _labels(batches) -> Counter:
