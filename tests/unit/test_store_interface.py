@@ -8,8 +8,8 @@ from pathlib import Path
 from support import REPO
 
 PACKAGES = ("factory", "roles")
-# Owned by another engineer, who is changing them now (moving the batch threads' store into
-# stores/batch_store.py); they come off this list once that work lands. Add nothing else.
+# Files let through: none. pipeline.py and streaming.py were, until their batch store moved to
+# stores/batch_store.py. A file added here needs a reason written beside it.
 ALLOWED: set[str] = set()
 
 
