@@ -4,7 +4,6 @@ evaluation rows), recorded by the parent only; what it cannot run in a process (
 KD/GKD, Ray Train workers) is one line, exit 2; a worker whose parent died stops."""
 from __future__ import annotations
 
-import json
 import os
 
 import pytest
@@ -17,8 +16,7 @@ from factory.distill.spec import load_distill
 from factory.pipeline import run_job
 from factory.spec import parse_job
 from .test_reference_teacher import math_job
-
-TINY = {"hidden_size": 32, "layers": 1, "heads": 2, "intermediate_size": 64, "max_positions": 256}
+from .test_trained_tokenizer import spec_file as tokenizer_spec_file
 
 
 @pytest.fixture(scope="module")
@@ -30,15 +28,11 @@ def ref_db(tmp_path_factory):
 
 
 def spec_file(tmp_path, db, **over):
-    spec = {"name": "par", "db": str(db), "source": {"job": "reference", "use": "all"},
-            "mixtures": ["short", "long"], "rows": 16, "seeds": [1, 2],
-            "student": {"kind": "tiny", "tiny": TINY, "tokenizer": {"kind": "trained", "vocab_size": 300}},
-            "training": {"epochs": 2, "batch_size": 4, "checkpoint_every": 2, "max_length": 256, "threads": 1},
-            "evaluation": {"source": "held_out", "problems": 6, "max_new_tokens": 24},
-            "output_dir": str(tmp_path / "runs"), **over}
-    path = tmp_path / "distill.yaml"
-    path.write_text(json.dumps(spec))  # JSON is YAML
-    return path
+    """test_trained_tokenizer's distillation (short and long, a trained tokenizer) with two
+    seeds and one torch thread, so that a run trains alike in any process."""
+    training = {"epochs": 2, "batch_size": 4, "checkpoint_every": 2, "max_length": 256, "threads": 1}
+    return tokenizer_spec_file(tmp_path, db, **{"name": "par", "rows": 16, "seeds": [1, 2], "training": training,
+                                                **over})
 
 
 class Stages:
