@@ -10,8 +10,10 @@ A worker whose parent died (kill -9 of `factory distill`) stops at its next opti
 instead of training on as an orphan that a rerun would race for the same checkpoints."""
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
+from multiprocessing import resource_tracker
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 
@@ -26,6 +28,21 @@ def _stop_if_orphaned(parent: int) -> Callable:
         if os.getppid() != parent:
             raise ParentGone(f"the parent process {parent} is gone: stopped at step {step} of {total}")
     return on_step
+
+
+@contextlib.contextmanager
+def _own_resource_tracker():
+    """Spawned pools start multiprocessing's resource tracker, a child that would otherwise
+    outlive the distillation for the rest of the caller's process (the sandbox tests find
+    it as a leftover child). Stopped here if this call started it: it tracks the pool's
+    semaphores only. _stop is private but present from Python 3.8 to 3.13."""
+    tracker = resource_tracker._resource_tracker
+    ours = getattr(tracker, "_fd", None) is None
+    try:
+        yield
+    finally:
+        if ours and getattr(tracker, "_fd", None) is not None and hasattr(tracker, "_stop"):
+            tracker._stop()
 
 
 def _work(train_one: Callable, task: tuple, parent: int, threads: int | None):
@@ -44,7 +61,7 @@ def train_in_processes(train_one: Callable, tasks: list[tuple], workers: int, th
     does not stop the others, and the first failure is raised once every run has ended."""
     failures = []
     spawn = multiprocessing.get_context("spawn")  # no fork of a process that holds DuckDB and torch state
-    with ProcessPoolExecutor(max_workers=workers, mp_context=spawn) as pool:
+    with _own_resource_tracker(), ProcessPoolExecutor(max_workers=workers, mp_context=spawn) as pool:
         pending = {pool.submit(_work, train_one, task, os.getpid(), threads): task for task in tasks}
         for future in as_completed(pending):
             try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 
+import psutil
 import pytest
 
 from support import query
@@ -65,6 +66,7 @@ def test_two_at_a_time_gives_the_runs_one_at_a_time_gives(tmp_path, ref_db, stud
     stages = Stages()
     parallel = run_distill(load_distill(spec_file(two, two / "r.duckdb", parallel_runs=2)), progress=stages)
     assert "training 4 runs, 2 at a time" in stages.lines
+    assert psutil.Process().children(recursive=True) == []  # workers and the resource tracker are gone
     # the same runs, in the same order, with the same results: one torch thread each, so bit for bit
     assert [(s.run_id, s.mixture, s.seed, s.status) for s in parallel] == \
            [(s.run_id, s.mixture, s.seed, s.status) for s in serial]
