@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 
 from stores.curated import warn_if_uncurated
+from stores.export_rows import sample_scores, score_names
 from stores.stats import job_stats
 
 FORMATS = ("parquet", "jsonl", "hf")
@@ -47,22 +48,10 @@ def score_columns(con, job: str, sample_ids: list[str]) -> tuple[dict[str, dict]
     signal's value (expected_scores.k: mean over k), decided_by: the verdict's stage}, and
     the column names in order: every sample gets every column (null where it has none), so
     the schema is the job's, not the rows'."""
-    axes = con.execute(
-        """SELECT r.sample_id, j.key, avg(TRY_CAST(j.value AS DOUBLE)) FROM reviews r, json_each(r.scores) j
-           WHERE r.job = ? AND r.sample_id IN (SELECT unnest(?)) AND json_type(j.value) IN ('UBIGINT', 'BIGINT',
-                 'DOUBLE', 'BOOLEAN') GROUP BY ALL""", [job, sample_ids]).fetchall()
-    signals = con.execute(
-        """SELECT sample_id, regexp_replace(signal, '[.][0-9]+$', ''), avg(value) FROM signals
-           WHERE job = ? AND sample_id IN (SELECT unnest(?)) GROUP BY ALL""", [job, sample_ids]).fetchall()
-    stages = con.execute("SELECT sample_id, stage FROM verdicts WHERE job = ? AND sample_id IN (SELECT unnest(?))",
-                         [job, sample_ids]).fetchall()
-    # the columns of the job's every review and signal, not only the exported rows'
-    job_axes = con.execute("""SELECT DISTINCT j.key FROM reviews r, json_each(r.scores) j WHERE r.job = ?
-                              AND json_type(j.value) IN ('UBIGINT', 'BIGINT', 'DOUBLE', 'BOOLEAN')""", [job]).fetchall()
-    job_signals = con.execute("SELECT DISTINCT regexp_replace(signal, '[.][0-9]+$', '') FROM signals WHERE job = ?",
-                              [job]).fetchall()
-    all_axes = sorted({f"review_{_column(a)}" for (a,) in job_axes} - {"review_mean"})
-    all_signals = sorted({f"signal_{_column(n)}" for (n,) in job_signals})
+    axes, signals, stages = sample_scores(con, job, sample_ids)
+    job_axes, job_signals = score_names(con, job)  # the job's every review and signal, not only these rows'
+    all_axes = sorted({f"review_{_column(a)}" for a in job_axes} - {"review_mean"})
+    all_signals = sorted({f"signal_{_column(n)}" for n in job_signals})
     columns = [*all_axes, *all_signals, "decided_by"]
     out = {sid: dict.fromkeys(columns) for sid in sample_ids}
     for sid, axis, mean in axes:

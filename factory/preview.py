@@ -51,24 +51,19 @@ def preview(spec, n: int = 3, run: bool = False, address: str | None = None) -> 
 
 
 def _run_into_temporary(spec, n: int, address: str | None, entries: list[dict]) -> None:
-    import duckdb
-
     from factory.explain import explain
     from factory.pipeline import run_job
+    from stores import open_database
+    from stores.preview import seed_drops, seed_samples
 
     with tempfile.TemporaryDirectory(prefix="factory-preview-") as folder:
         db = Path(folder) / "preview.duckdb"
         result = run_job(spec, db=db, limit=n, address=address)
-        con = duckdb.connect(str(db), read_only=True)
+        con = open_database(db, read_only=True)
         try:
             for entry in entries:
-                ids = [s for (s,) in con.execute("SELECT sample_id FROM samples WHERE job = ? AND seed_index = ?",
-                                                 [result.job, entry["seed_index"]]).fetchall()]
-                entry["samples"] = [explain(con, s) for s in ids]
-                entry["drops"] = [{"role": r, "reason": why} for r, why in con.execute(
-                    """SELECT d.role, d.reason FROM drops d JOIN seeds s USING (seed_id)
-                       WHERE d.job = ? AND s.seed_index = ? ORDER BY d.drop_id""",
-                    [result.job, entry["seed_index"]]).fetchall()]
+                entry["samples"] = [explain(con, s) for s in seed_samples(con, result.job, entry["seed_index"])]
+                entry["drops"] = seed_drops(con, result.job, entry["seed_index"])
         finally:
             con.close()
 

@@ -223,6 +223,13 @@ def page(con, f: Filters, labeller: str, offset: int = 0, limit: int = PAGE, aft
     return [rows[sid] for sid in ids]
 
 
+def verdict_score_bins(con, job: str) -> list[tuple[int, int]]:
+    """(whole-point bin of a verdict's mean review score, samples), lowest first; the funnel
+    page's chart, each bar listed by min_score..max_score."""
+    return con.execute("""SELECT floor(mean_score)::INTEGER AS b, count(*) FROM verdicts
+                          WHERE job = ? AND mean_score IS NOT NULL GROUP BY b ORDER BY b""", [job]).fetchall()
+
+
 def rubric_axes(con, job: str) -> list[str]:
     """The axes the job's reviewers scored (from one review: every review has the rubric's)."""
     row = con.execute("SELECT scores FROM reviews WHERE job = ? LIMIT 1", [job]).fetchone()

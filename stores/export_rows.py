@@ -52,3 +52,34 @@ def last_curation(con, job: str) -> dict | None:
     if row is None:
         return None
     return {"curated_at": str(row[0]), "config": json.loads(row[1]), "summary": json.loads(row[2])}
+
+
+# A review's axes that export as score columns: the numeric ones (a label such as age_group is not).
+_NUMERIC_AXIS = "json_type(j.value) IN ('UBIGINT', 'BIGINT', 'DOUBLE', 'BOOLEAN')"
+# A signal's name without its attempt suffix (expected_scores.3 -> expected_scores).
+_SIGNAL_NAME = "regexp_replace(signal, '[.][0-9]+$', '')"
+
+
+def sample_scores(con, job: str, sample_ids: list[str]) -> tuple[list[tuple], list[tuple], list[tuple]]:
+    """Of these samples: (sample_id, axis, mean of its reviews' numeric axis), (sample_id,
+    signal name, mean value over the name's attempts), (sample_id, the verdict's stage)."""
+    axes = con.execute(
+        f"""SELECT r.sample_id, j.key, avg(TRY_CAST(j.value AS DOUBLE)) FROM reviews r, json_each(r.scores) j
+            WHERE r.job = ? AND r.sample_id IN (SELECT unnest(?)) AND {_NUMERIC_AXIS} GROUP BY ALL""",
+        [job, sample_ids]).fetchall()
+    signals = con.execute(
+        f"""SELECT sample_id, {_SIGNAL_NAME}, avg(value) FROM signals
+            WHERE job = ? AND sample_id IN (SELECT unnest(?)) GROUP BY ALL""", [job, sample_ids]).fetchall()
+    stages = con.execute("SELECT sample_id, stage FROM verdicts WHERE job = ? AND sample_id IN (SELECT unnest(?))",
+                         [job, sample_ids]).fetchall()
+    return axes, signals, stages
+
+
+def score_names(con, job: str) -> tuple[list[str], list[str]]:
+    """The numeric review axes and the signal names of the job's every review and signal
+    (not only the exported rows'), unordered."""
+    axes = con.execute(
+        f"SELECT DISTINCT j.key FROM reviews r, json_each(r.scores) j WHERE r.job = ? AND {_NUMERIC_AXIS}",
+        [job]).fetchall()
+    signals = con.execute(f"SELECT DISTINCT {_SIGNAL_NAME} FROM signals WHERE job = ?", [job]).fetchall()
+    return [a for (a,) in axes], [n for (n,) in signals]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from factory.report import length_bins, length_label
 from factory.report_charts import BAR, MUTED, histogram
-from stores.browse import tables
+from stores.browse import tables, verdict_score_bins
 from stores.report import quality_bins, spread_bins, word_counts
 from stores.stats import job_stats
 
@@ -19,8 +19,7 @@ QUALITY_BINS = 20  # the report's: 0.05 wide
 
 def data(con, job: str) -> dict:
     stats = job_stats(con, job)
-    score_bins = con.execute("""SELECT floor(mean_score)::INTEGER AS b, count(*) FROM verdicts
-                                WHERE job = ? AND mean_score IS NOT NULL GROUP BY b ORDER BY b""", [job]).fetchall()
+    score_bins = verdict_score_bins(con, job)
     words = word_counts(con, job)
     return {"funnel": stats["funnel"], "scores": stats["scores"], "verdict_scores": score_bins,
             "lengths": length_bins(words) if words else [],
