@@ -19,6 +19,11 @@ PWNED = f"/tmp/pwned_{secrets.token_hex(8)}"
 STOPPED = {"denied", "error", "limit", "timeout"}
 
 
+def _stable_id(value):
+    """Test ids without PWNED's random part: pytest-xdist's workers must collect the same ids."""
+    return value.replace(PWNED, "/tmp/pwned_RANDOM") if isinstance(value, str) else None
+
+
 @pytest.fixture(autouse=True)
 def _leaves_nothing_behind(monkeypatch):
     monkeypatch.setenv("FACTORY_TEST_SECRET", SECRET)
@@ -211,7 +216,7 @@ def test_guarded_import_without_ast_check():
     ("sys._getframe()", "sys._getframe"),
     ("sys.addaudithook(lambda *a: None)", "sys.addaudithook"),
     ("try:\n    os.system('true')\nexcept BaseException:\n    pass\nreturn 1", "os.system"),
-])
+], ids=_stable_id)
 def test_audit_hook_without_python_guards(body, reason):
     res = check(fn(body, "import os, sys"), {"denied"}, layers=NO_PY)
     assert reason in res.reason, res.reason
@@ -240,7 +245,7 @@ def test_privileges_are_dropped():
     "return os.posix_spawn('/bin/true', ['true'], {})",
     "return os.system('touch " + PWNED + "')",
     "f = open('" + PWNED + "', 'w')\nf.write('x')\nf.close()",
-])
+], ids=_stable_id)
 def test_kernel_blocks_processes_and_writes(body):
     # RLIMIT_NPROC=0 as nobody, plus the seccomp filter and RLIMIT_FSIZE=0.
     res = _raw(body)
