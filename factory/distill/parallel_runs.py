@@ -45,18 +45,19 @@ def _own_resource_tracker():
             tracker._stop()
 
 
-def _work(train_one: Callable, task: tuple, parent: int, threads: int | None):
+def _work(train_one: Callable, task, parent: int, threads: int | None):
     import torch
 
     if threads:  # evaluation too: torch's default is every core, and N workers share them
         torch.set_num_threads(threads)
-    return train_one(*task, on_step=_stop_if_orphaned(parent))
+    return train_one(task, on_step=_stop_if_orphaned(parent))
 
 
-def train_in_processes(train_one: Callable, tasks: list[tuple], workers: int, threads: int | None,
+def train_in_processes(train_one: Callable, tasks: list, workers: int, threads: int | None,
                        record: Callable, progress) -> None:
     """train_one: a module-level function (it travels to the workers by name), run.py's
-    train_and_evaluate; tasks: its positional arguments, one tuple per run. Each finished
+    train_and_evaluate; tasks: its first argument, one run.py RunTask per run, started in
+    the order given (the caller puts the longest first). Each finished
     run is recorded (record(run, evals, summary)) as soon as it is back; a run that fails
     does not stop the others, and the first failure is raised once every run has ended."""
     failures = []

@@ -11,8 +11,9 @@ import pytest
 
 from support import query
 from factory.cli import main
+from factory.distill import parallel_runs
 from factory.distill.parallel_runs import ParentGone, _stop_if_orphaned
-from factory.distill.run import run_distill
+from factory.distill.run import RunTask, run_distill
 from factory.distill.spec import load_distill
 from factory.pipeline import run_job
 from factory.spec import parse_job
@@ -63,9 +64,17 @@ def test_two_at_a_time_gives_the_runs_one_at_a_time_gives(tmp_path, ref_db, stud
         d.mkdir()
         (d / "r.duckdb").write_bytes(ref_db.read_bytes())
     serial = run_distill(load_distill(spec_file(one, one / "r.duckdb")), progress=Stages())
-    stages = Stages()
+    stages, started = Stages(), []
+    real = parallel_runs.train_in_processes
+
+    def watched(train_one, tasks, *args):
+        started.extend(t.mixture.name for t in tasks)
+        return real(train_one, tasks, *args)
+
+    monkeypatch.setattr(parallel_runs, "train_in_processes", watched)
     parallel = run_distill(load_distill(spec_file(two, two / "r.duckdb", parallel_runs=2)), progress=stages)
     assert "training 4 runs, 2 at a time" in stages.lines
+    assert started == ["long", "long", "short", "short"]  # the longest runs start first
     assert psutil.Process().children(recursive=True) == []  # workers and the resource tracker are gone
     # the same runs, in the same order, with the same results: one torch thread each, so bit for bit
     assert [(s.run_id, s.mixture, s.seed, s.status) for s in parallel] == \
@@ -103,3 +112,18 @@ def test_a_worker_whose_parent_is_gone_stops_at_the_next_step():
     assert keep_going(1, 10, 0.5) is None
     with pytest.raises(ParentGone, match="stopped at step 3 of 10"):
         _stop_if_orphaned(os.getppid() + 1)(3, 10, 0.5)
+
+
+def test_a_run_is_expected_to_cost_its_steps_times_its_batch_times_its_mean_row():
+    from types import SimpleNamespace as NS
+
+    def task(lengths, **training):
+        rows = [(i, NS(prompt="p" * n, target="")) for i, n in enumerate(lengths)]
+        training = NS(**{"batch_size": 4, "grad_accumulation": 1, "max_steps": None, "epochs": 1, **training})
+        return RunTask(NS(training=training), None, None, NS(rows=rows), "r", None)
+
+    assert task([10] * 8).expected_characters() == 2 * 4 * 10  # one epoch: 2 steps of 4 rows of 10
+    assert task([10] * 8, epochs=3, max_steps=5).expected_characters() == 5 * 4 * 10  # max_steps binds
+    assert task([10] * 8, grad_accumulation=2).expected_characters() == 1 * 8 * 10
+    assert task([30] * 8).expected_characters() > task([10] * 8).expected_characters()
+    assert task([]).expected_characters() == 0
