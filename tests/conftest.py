@@ -5,6 +5,11 @@ import pytest
 
 # Ray 2.60 writes ~/.ray/auth_token unless told not to.
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+# Under pytest-xdist each worker gets a Ray temp dir of its own: a test's
+# ray.cluster_utils.Cluster writes <temp>/ray/ray_current_cluster, and `ray.init()` without
+# an address in the other worker joined that cluster and hung when it ended (seen with -n 2).
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("RAY_TMPDIR", f"/tmp/ray-xdist-{os.environ['PYTEST_XDIST_WORKER']}")
 
 import fakes  # noqa: E402 - tests/ is on sys.path (pyproject.toml: pythonpath)
 from support import MATH_ROLES, fake_job  # noqa: E402

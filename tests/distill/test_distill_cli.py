@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 
 from support import REPO, fake_job, query
 from factory.cli import main
@@ -59,11 +60,14 @@ def test_distill_trains_evaluates_and_records_runs(tmp_path, math_db, student_ca
     assert "Distillation runs" in html and "mix-long" in html and "no distillation run" not in html
 
 
+@pytest.mark.slow  # a `factory distill` killed and rerun in subprocesses
 def test_kill_during_training_resumes_and_never_half_writes_a_run(tmp_path, math_db, student_cache):
     db = tmp_path / "m.duckdb"
     db.write_bytes(math_db.read_bytes())
     spec = write_spec(tmp_path, db, name="k", mixtures=["short"],
-                      training={"epochs": 60, "batch_size": 4, "checkpoint_every": 3, "max_length": 128})
+                      # 15 epochs of ~5 steps: the kill comes at the first checkpoint (step 3), with ~70
+                      # steps still to train whatever the machine's speed (60 epochs cost the rerun ~50 s)
+                      training={"epochs": 15, "batch_size": 4, "checkpoint_every": 3, "max_length": 128})
     env = {**os.environ, "FACTORY_CACHE": str(student_cache), "RAY_AUTH_MODE": "disabled"}
     proc = subprocess.Popen([sys.executable, "-m", "factory.cli", "distill", spec, "--quiet"], cwd=REPO, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -19,6 +19,9 @@ from .test_distill_cli import write_spec
 from .test_kd import KD, _teacher, teacher_dir  # noqa: F401 - teacher_dir is a fixture
 from .test_train import FAST, ROWS
 
+# Ray Train workers on a local Ray (~100 s for the module under -n 2): out of the fast lane.
+pytestmark = pytest.mark.slow
+
 # 8 rows of 20-70 answer tokens, batch 4 (2 rows per worker): 2 steps an epoch, 8 steps,
 # checkpoints at 2, 4 and 6 (the newest two kept). The shares of a batch differ in labelled
 # tokens (69 vs 92, 107 vs 54 in epoch 0), so a mean of per-worker means is not the batch mean.

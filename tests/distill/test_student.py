@@ -64,6 +64,7 @@ def test_hf_path_errors_say_what_was_expected(tmp_path, student_cache):
     assert "no weights" in _hf_error(tmp_path, student_cache)
 
 
+@pytest.mark.model  # reads SmolLM2-135M out of its GGUF: ~23 s
 def test_smollm2_gguf_is_dequantized_to_fp32_and_cached(student_cache):
     """The real 135 M model: ~15 s to dequantize the Q4_1 GGUF once, ~1 s from the cache."""
     first = load_student(StudentSpec(kind="smollm2-gguf"), student_cache)
@@ -84,6 +85,7 @@ def test_smollm2_gguf_is_dequantized_to_fp32_and_cached(student_cache):
         assert torch.equal(again.model(ids).logits, logits)
 
 
+@pytest.mark.model  # SmolLM2-135M weights with LoRA: ~12 s
 def test_smollm2_gguf_student_trains_lora_adapters(student_cache, tmp_path):
     """The real 135 M student through train(): LoRA on q/v (a full fine-tune is ~20 s a step
     of 8 x 256 on 2 cores, DESIGN.md), two tiny steps, merged into the saved model."""

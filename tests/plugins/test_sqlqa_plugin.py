@@ -44,6 +44,7 @@ def everything_stored(db) -> str:
         con.close()
 
 
+@pytest.mark.model  # SmolLM2 through llama.cpp in Ray actors: ~48 s under -n 2
 def test_the_sqlqa_plugin_end_to_end_on_the_real_model_through_ray(sqlqa, tmp_path):
     from factory.api import export, stats
     from factory.pipeline import run_job

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import duckdb
+import pytest
 
 WORKER = Path(__file__).with_name("resume_worker.py")
 N = 15
@@ -40,6 +41,7 @@ def wait_for(proc: subprocess.Popen, event: str, times: int) -> None:
         seen += line.strip() == event
 
 
+@pytest.mark.slow  # jobs killed at random points and rerun in subprocesses: ~23 s
 def test_sigkill_at_random_points_then_rerun_gives_the_uninterrupted_rows(tmp_path):
     reference = tmp_path / "reference.duckdb"
     assert run(reference).communicate(timeout=120)[0].strip().endswith("finished")

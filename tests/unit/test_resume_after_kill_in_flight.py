@@ -5,6 +5,8 @@ import signal
 import subprocess
 import sys
 
+import pytest
+
 from test_resume_after_kill import CONTENT, WORKER, snapshot, wait_for
 
 N = 15  # 5 batches of 3
@@ -15,6 +17,7 @@ def run(db, in_flight: int) -> subprocess.Popen:
                             stdout=subprocess.PIPE, text=True)
 
 
+@pytest.mark.slow  # jobs killed and rerun in subprocesses: ~15 s
 def test_sigkill_with_batches_in_flight_then_rerun_gives_the_uninterrupted_rows(tmp_path):
     reference = tmp_path / "reference.duckdb"
     assert run(reference, 1).communicate(timeout=120)[0].strip().endswith("finished")
