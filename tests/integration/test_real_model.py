@@ -16,9 +16,7 @@ from support import wait_for_committed_batches
 
 from factory.backends.llamacpp import file_sha256, model_path
 
-# xdist_group: `-n 2 --dist loadgroup` keeps the module on one worker, so reference_db
-# (a real job, ~50 s) is made once, not once per worker that runs one of its tests.
-pytestmark = [pytest.mark.model, pytest.mark.xdist_group("real_model")]
+pytestmark = pytest.mark.model
 
 FACTORY = [sys.executable, "-m", "factory.cli"]
 # Small enough for CI (~30 s a run on 2 cores), big enough to need three batches.
