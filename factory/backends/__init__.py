@@ -56,7 +56,10 @@ def registered(name: str, base_dir: str | None = None) -> Registered:
     else:
         plugins = entry_point_names(GROUP)
         if name not in plugins:
-            raise PluginError(f"unknown backend {name!r}: known backends are {', '.join(sorted({*_REGISTRY, *plugins}))};"
+            # names only: a module:Class or file.py:Class reference a job loaded earlier in this
+            # process is cached in _REGISTRY, but it is not a backend's name
+            known = sorted({n for n in _REGISTRY if not is_reference(n)} | set(plugins))
+            raise PluginError(f"unknown backend {name!r}: known backends are {', '.join(known)};"
                               f" plugins are found in the entry point group {GROUP}, or name one as module:Class or "
                               f"path/file.py:Class")
         entry = _from_class(load_entry_point(GROUP, name, "backend"))
