@@ -24,7 +24,13 @@ def test_invalid_job_exits_2_with_one_line_and_creates_no_database(tmp_path, cap
     assert not db.exists()
 
 
-def test_unknown_backend_lists_the_registered_ones(tmp_path, capsys):
+def test_unknown_backend_lists_the_registered_ones(tmp_path, capsys, monkeypatch):
+    from factory import backends
+
+    # the built-ins and the test's fake only: another test in this worker process (-n 2) may
+    # have registered a backend of its own without taking it back
+    monkeypatch.setattr(backends, "_REGISTRY", {k: v for k, v in backends._REGISTRY.items()
+                                                if k in ("fake", "llamacpp", "openai", "reference", "vllm")})
     job = fake_job()
     job["roles"]["reviewer"]["backend"] = "nope"
     path = tmp_path / "job.yaml"
