@@ -158,9 +158,9 @@ class RunTask:
 
     def expected_characters(self) -> int:
         """What the run will train on, in characters of prompt and target: its steps times its
-        batch times its rows' mean length. parallel_runs starts the longest runs first: the
-        demo's mix-long runs take ~240 s and its short ones ~130 s, and started last a long run
-        leaves one core idle for two minutes (12 min 34 s, 2026-12-03, idle box)."""
+        batch times its rows' mean length. parallel_runs starts the longest runs first, so a
+        long run started last does not leave a core idle; on the demo's 3 long + 3 short runs
+        either order ends at about the same time (docs/experiments.md row b.5)."""
         rows, training = self.mixture.rows, self.spec.training
         if not rows:
             return 0
