@@ -8,14 +8,11 @@ import time
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import metadata
-from typing import TYPE_CHECKING
 
 from factory.backends.base import Completion, Request
+from factory.job_spec import ModelRef, RoleSpec
 from factory.keys import digest, request_key
 from roles import Drop, Role
-
-if TYPE_CHECKING:  # annotations only; the job spec (factory/spec.py) sits above the calls
-    from factory.spec import ModelRef, RoleSpec
 
 
 SAVE_EVERY_S = 1.0

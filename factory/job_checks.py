@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from factory.job_errors import JobError
 
 if TYPE_CHECKING:
-    from factory.spec import JobSpec
+    from factory.job_spec import JobSpec
 
 
 def check_likelihood(spec: JobSpec) -> None:

@@ -11,7 +11,7 @@ from factory.calls import BoundRole, Budget, Caller
 from factory.executors import make_executor
 from factory.keys import digest
 from factory.recipes.base import Recipe
-from factory.spec import JobError, JobSpec
+from factory.spec import JobError, JobSpec, known_fingerprints, recipe_of, with_recipe_known
 from factory.steps import BatchState, Context, StepError, check_steps
 from factory.streaming import SerialProgress, run_batches
 from stores import BatchRows, Store
@@ -78,7 +78,9 @@ def make_budget(spec: JobSpec, store: Store, job: str) -> Budget:
 
 
 def make_recipe(spec: JobSpec, db: str | Path | None = None) -> Recipe:
-    recipe = spec.recipe_class()(spec)
+    if not spec.recipe_known:  # a spec built in Python, not read by parse_job, learns its recipe here
+        with_recipe_known(spec)
+    recipe = recipe_of(spec)(spec)
     recipe.database = Path(db or spec.db)  # a recipe may read earlier jobs of the run's database
     recipe.capacity()  # a missing seed file fails here, before the database exists
     try:
@@ -91,7 +93,7 @@ def make_recipe(spec: JobSpec, db: str | Path | None = None) -> Recipe:
 def job_id(store: Store, spec: JobSpec) -> str:
     """The job's fingerprint, or the one it had in a database made before the fingerprint
     changed (that job continues)."""
-    return store.existing_job([spec.fingerprint, *spec.legacy_fingerprints()]) or spec.fingerprint
+    return store.existing_job(known_fingerprints(spec)) or spec.fingerprint
 
 
 def run_batch(ctx: Context, indices: list[int], between=None) -> BatchRows:

@@ -36,6 +36,16 @@ def _clear_fake_calls():
     yield
 
 
+@pytest.fixture(autouse=True)
+def _backend_registry_restored(monkeypatch):
+    # A backend a test registers (or a plugin one it looks up, which the registry caches)
+    # goes away after it: under -n 2 --dist loadscope one worker runs modules in an order no
+    # one chose, and a leftover name once changed another test's "known backends" line.
+    from factory import backends
+
+    monkeypatch.setattr(backends, "_REGISTRY", dict(backends._REGISTRY))
+
+
 @pytest.fixture(scope="session")
 def student_cache(tmp_path_factory):
     """A cache dir shared by the session: the SmolLM2 tokenizer is read out of the GGUF once

@@ -7,7 +7,7 @@ built-ins: `register()` from Python, an entry point in the group `factory.backen
 `identity(ref) -> ModelIdentity`, a constructor `(ref, threads)` and `generate(requests)`;
 class attributes `remote` and `batching` (both False by default); an optional classmethod
 `check(role_name, spec, recipe)` refuses, at load, a role the backend cannot serve (raises
-ValueError with one line; factory/spec.py check_roles calls it). The executors send the
+ValueError with one line; factory/job_checks.py check_roles calls it). The executors send the
 resolved entry to engine actors with each call, so whatever the driver can find, a Ray
 actor can run. The error for an unknown name lists what exists.
 """

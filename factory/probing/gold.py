@@ -33,12 +33,12 @@ class NoLabels(LookupError):
 def labelled_job(con, job: str) -> str:
     """A job YAML's fingerprint in this database (its legacy ones too), or a name /
     fingerprint resolved."""
-    from factory.spec import load_job
+    from factory.spec import known_fingerprints, load_job
     from stores.stats import UnknownJob, existing_job, resolve_job
 
     if job.endswith((".yaml", ".yml")) and Path(job).is_file():
         spec = load_job(job)
-        found = existing_job(con, [spec.fingerprint, *spec.legacy_fingerprints()])
+        found = existing_job(con, known_fingerprints(spec))
         if found is None:
             raise UnknownJob(f"job {spec.name} ({spec.fingerprint}) is not in the database: run it first")
         return found

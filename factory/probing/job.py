@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from factory.spec import JobError, JobSpec, parse_job
+from factory.spec import JobError, JobSpec, known_fingerprints, parse_job
 from stores import StoreError
 from stores.jobs import job_row
 from stores.stats import UnknownJob, resolve_job
@@ -36,7 +36,7 @@ def stored_spec(store, fingerprint: str) -> JobSpec:
 def resolve(store, job, spec: JobSpec | None) -> tuple[str, JobSpec]:
     """(the job's fingerprint in this database, its spec). store: a stores.Store."""
     if spec is not None:
-        found = store.existing_job([spec.fingerprint, *spec.legacy_fingerprints()])
+        found = store.existing_job(known_fingerprints(spec))
         if found is None:
             raise UnknownJob(f"job {spec.name} ({spec.fingerprint}) is not in {store.path}: run it first")
         return found, spec

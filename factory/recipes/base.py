@@ -5,7 +5,7 @@
   the recipe provides to it (a user template that reads anything else fails at load);
 - `decision`: its decision-rule defaults; `DecisionFields`: a pydantic model of the decision
   fields only it reads (TinyStories: its gates), accepted in its jobs' `decision:` beside the
-  shared rule's (factory/spec.py DecisionRule); `score_range`: the range of its reviewers' overall;
+  shared rule's (factory/job_spec.py DecisionRule); `score_range`: the range of its reviewers' overall;
 - its seeds (`make_seed`, deterministic in job seed and index), its rule checks and the
   rule signals curation scores with, and `steps()`: the pipeline, a list of shared steps.
 

@@ -14,7 +14,7 @@ import fakes
 from support import fake_job, query
 from factory.cli import main
 from factory.pipeline import run_job
-from factory.spec import JobError, parse_job
+from factory.spec import JobError, parse_job, recipe_of
 from stores.stats import UnknownJob, job_stats
 
 ROLES = ("problem_writer", "generator", "long_solver", "short_solver", "reviewer", "adjudicator", "suggester",
@@ -52,7 +52,7 @@ def make_parents(db, **roles) -> tuple[str, list[tuple[str, str]]]:
     problems' three programs are scripted to return the ground truth, so those two are
     verified (and accepted) and the other two are not."""
     spec = math_job(db, "parents", num_samples=4, programs=3)
-    recipe = spec.recipe_class()(spec)
+    recipe = recipe_of(spec)(spec)
     truths = [recipe.make_seed(i)["ground_truth"] for i in range(2)]
     fakes.script(*[f"def simple_math_problem():\n    return {t}\n" for t in truths for _ in range(3)])
     parent = run_job(spec, db=db)

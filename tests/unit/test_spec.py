@@ -70,3 +70,20 @@ def test_a_misspelt_template_name_gets_the_closest_built_in_one():
     with pytest.raises(TemplateError, match=r"no file prompts/tinystories/generatr\.v2\.jinja; "
                                             r"did you mean tinystories/generator@2\?"):
         load_template("tinystories/generatr@2")
+
+
+def test_a_spec_built_in_python_learns_its_recipe_before_its_fingerprints_are_read():
+    # factory/job_spec.py (the core) never looks a recipe up: parse_job tells the spec its
+    # recipe's templates and decision defaults; a spec built as a model learns them from
+    # factory/spec.py's with_recipe_known, and until then says how to read the job.
+    from factory.job_spec import JobSpec
+    from factory.spec import known_fingerprints
+
+    parsed = load_job(REPO / "jobs/math-embedded.yaml")
+    built = JobSpec.model_validate(parsed.model_dump())
+    assert parsed.recipe_known and not built.recipe_known and built.recipe_templates is None
+    with pytest.raises(RuntimeError, match="read the job with factory.spec.parse_job"):
+        built.legacy_fingerprints()
+    assert known_fingerprints(built) == [parsed.fingerprint, *parsed.legacy_fingerprints()]
+    assert built.recipe_known and built.recipe_templates == parsed.recipe_templates
+    assert len(known_fingerprints(built)) > 1  # the math job has fingerprints from before its options moved
