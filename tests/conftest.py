@@ -77,3 +77,21 @@ def math_db(tmp_path_factory):
                               roles={r: {"backend": "fake", "model": "fake"} for r in MATH_ROLES}))
     run_job(spec, db=db)
     return db
+
+
+def pytest_collection_modifyitems(config, items):
+    # Modules with the most `slow`/`model` tests first, the rest in file order. With
+    # `--dist loadscope --no-loadscope-reorder` (README's command) each xdist worker takes
+    # whole modules in this order, so the long ones (Ray Train's ~65 s fixture, the real-model
+    # kill-and-rerun, the bench smoke) start at once and the ~1,000 fast tests fill the end;
+    # xdist's own reorder (most tests first) had put the 3-test Ray Train module last, on one
+    # worker while the other sat idle. Every worker computes the same order.
+    def module(item) -> str:  # loadscope's unit: the file part of the test id
+        return item.nodeid.split("::", 1)[0]
+
+    heavy, first_seen = {}, {}
+    for index, item in enumerate(items):
+        marked = any(item.get_closest_marker(name) for name in ("slow", "model"))
+        heavy[module(item)] = heavy.get(module(item), 0) + marked
+        first_seen.setdefault(module(item), index)
+    items.sort(key=lambda item: (-heavy[module(item)], first_seen[module(item)]))
