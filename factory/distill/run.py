@@ -68,9 +68,11 @@ def run_id_of(spec: DistillSpec, plan: Plan, mixture_id: str, seed: int | None =
 
 def seed_group_of(spec: DistillSpec, plan: Plan, mixture_id: str, tokenizer: str | None = None) -> str:
     """What the runs of one mixture across `seeds` share (their id without the seed):
-    `factory runs` aggregates the runs of a group."""
+    `factory runs` aggregates the runs of a group. Not the `seeds` list itself: growing it
+    from [1, 2, 3] to [1, 2, 3, 4] adds a seed to the same group (the first 3 are "already
+    done"); with the list in the digest, row a.4 of docs/experiments.md saw only the new seed."""
     extra = [{"tokenizer": tokenizer}] if tokenizer else []
-    return digest("seed-group", mixture_id, spec.with_seed(0).run_settings(), plan.eval_set, spec.seeds, *extra)
+    return digest("seed-group", mixture_id, spec.with_seed(0).run_settings(), plan.eval_set, *extra)
 
 
 def _trained_tokenizer(spec: DistillSpec, plan: Plan):
